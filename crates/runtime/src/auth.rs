@@ -1,0 +1,121 @@
+//! The second layer of authorization. The bus policy file already decides who may call a
+//! state-changing method; the daemon checks again, from the caller's credentials as the bus
+//! daemon reports them, so that a loosened or missing policy file does not open the till.
+
+use std::collections::BTreeSet;
+
+use zbus::{Connection, fdo, message::Header, names::BusName};
+
+/// Who is calling, as the bus daemon vouches for it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Caller {
+    pub uid: u32,
+    pub gids: BTreeSet<u32>,
+    pub pid: Option<u32>,
+}
+
+/// Look up the caller of the message with header `hdr`.
+pub async fn caller(hdr: &Header<'_>, conn: &Connection) -> fdo::Result<Caller> {
+    let sender = hdr
+        .sender()
+        .ok_or_else(|| fdo::Error::AccessDenied("message has no sender".into()))?;
+    let dbus = fdo::DBusProxy::new(conn).await?;
+    let creds = dbus
+        .get_connection_credentials(BusName::Unique(sender.to_owned()))
+        .await?;
+    let uid = creds
+        .unix_user_id()
+        .ok_or_else(|| fdo::Error::AccessDenied("the bus did not tell the caller's uid".into()))?;
+    let mut gids: BTreeSet<u32> = creds
+        .unix_group_ids()
+        .map(|g| g.iter().copied().collect())
+        .unwrap_or_default();
+    if gids.is_empty() {
+        // Older buses do not report groups: fall back to the user database.
+        gids = groups_of_uid(uid);
+    }
+    Ok(Caller { uid, gids, pid: creds.process_id() })
+}
+
+fn groups_of_uid(uid: u32) -> BTreeSet<u32> {
+    use nix::unistd::{Uid, User, getgrouplist};
+    let Ok(Some(user)) = User::from_uid(Uid::from_raw(uid)) else {
+        return BTreeSet::new();
+    };
+    let Ok(name) = std::ffi::CString::new(user.name) else {
+        return BTreeSet::new();
+    };
+    getgrouplist(&name, user.gid)
+        .map(|gs| gs.into_iter().map(|g| g.as_raw()).collect())
+        .unwrap_or_default()
+}
+
+/// Who may change state: root, the daemon's own user, and members of named groups.
+#[derive(Debug, Clone)]
+pub struct Policy {
+    uids: BTreeSet<u32>,
+    gids: BTreeSet<u32>,
+    /// Group names as configured, for error messages.
+    names: Vec<String>,
+}
+
+impl Policy {
+    /// Resolve group names now; a name that does not exist is logged and grants nothing.
+    pub fn new(groups: &[String]) -> Self {
+        let mut gids = BTreeSet::new();
+        for name in groups {
+            match nix::unistd::Group::from_name(name) {
+                Ok(Some(g)) => {
+                    gids.insert(g.gid.as_raw());
+                }
+                _ => tracing::warn!("group {name:?} does not exist; its members cannot be let in"),
+            }
+        }
+        let mut uids = BTreeSet::from([0]);
+        uids.insert(nix::unistd::getuid().as_raw());
+        Policy { uids, gids, names: groups.to_vec() }
+    }
+
+    /// Also let in these numeric uids (tests; service users of sibling daemons).
+    pub fn with_uids(mut self, uids: impl IntoIterator<Item = u32>) -> Self {
+        self.uids.extend(uids);
+        self
+    }
+
+    /// Is `caller` allowed?
+    pub fn allows(&self, caller: &Caller) -> bool {
+        self.uids.contains(&caller.uid) || caller.gids.iter().any(|g| self.gids.contains(g))
+    }
+
+    /// Check the caller of `hdr`, returning the D-Bus `AccessDenied` error the caller sees.
+    pub async fn check(&self, hdr: &Header<'_>, conn: &Connection, what: &str) -> fdo::Result<Caller> {
+        let c = caller(hdr, conn).await?;
+        if self.allows(&c) {
+            Ok(c)
+        } else {
+            tracing::warn!(uid = c.uid, pid = ?c.pid, "refused {what}");
+            Err(fdo::Error::AccessDenied(format!(
+                "uid {} may not {what}: only root, the service user and members of {} may",
+                c.uid,
+                if self.names.is_empty() { "no group".to_owned() } else { self.names.join(", ") }
+            )))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn root_and_group_members_are_let_in_others_are_not() {
+        let mut p = Policy::new(&[]);
+        p.gids.insert(4242);
+        let root = Caller { uid: 0, gids: BTreeSet::new(), pid: None };
+        let member = Caller { uid: 5000, gids: BTreeSet::from([100, 4242]), pid: None };
+        let stranger = Caller { uid: 65534, gids: BTreeSet::from([65534]), pid: None };
+        assert!(p.allows(&root));
+        assert!(p.allows(&member));
+        assert!(!p.allows(&stranger));
+    }
+}
