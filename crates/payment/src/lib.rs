@@ -1,0 +1,23 @@
+//! `smartpos-payment` pays a sale with the payment code (付款码) a customer shows.
+//!
+//! Flow: a sale is created and journaled ([`journal`]); the first scanned code is classified
+//! ([`classify`]), checked against the merchant's channel matrix, the local risk rules and
+//! the policy table ([`config`], [`risk`]), routed to an acquirer path and sent through a
+//! [`connector`] with a fresh merchant order number. "Waiting for the customer" is polled at
+//! the acquirer's pace; an unknown outcome is queried, then cancelled or reversed — never
+//! retried as a new payment. The [`resolver`] finishes whatever a crash left open. Every
+//! failure is named by [`explain`] in one of DESIGN.md's ten cause groups.
+
+pub mod classify;
+pub mod clock;
+pub mod explain;
+pub mod failpoint;
+pub mod journal;
+pub mod model;
+
+pub use classify::{CodeClass, Scheme, classify};
+pub use explain::{Cause, Explanation};
+pub use model::{
+    Currency, FundingChannel, FundingUsed, Refund, RefundState, SaleOptions, SaleState,
+    Transaction, TxEvent, TxId,
+};
