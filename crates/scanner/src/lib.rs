@@ -5,7 +5,9 @@
 //! Data flows one way: [`FrameSource`] → [`Frame`] → luma → decoder → codes, and
 //! [`KeySource`] → key events → wedge assembler → codes.
 
+pub mod decode;
 pub mod frame;
+pub mod imagefile;
 
 pub use frame::{Frame, FrameError, LumaImage, PixelFormat};
 

@@ -1,0 +1,173 @@
+//! The cascade core: rqrr (a Rust port of quirc), run only on what zxing-cpp missed.
+//!
+//! rqrr cannot be told to stop: it has panicked on a real photo (a degenerate perspective
+//! fit in `detect_grids`) and spent over a minute in `detect_grids` on a monitor photo. So
+//! it runs on one worker thread of its own, inside `catch_unwind`, and the caller waits
+//! only until its deadline. While a stuck job still runs, no new job is started: a hung
+//! rqrr costs one thread, never a pile of them.
+
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, channel};
+use std::thread;
+use std::time::Instant;
+
+use super::ops::Mapping;
+use super::{Code, Core, Symbology};
+use crate::LumaImage;
+
+/// What one rqrr attempt came to.
+#[derive(Debug)]
+pub(crate) enum Attempt {
+    Codes(Vec<Code>),
+    /// The deadline passed; the job goes on in the background and its result is dropped.
+    TimedOut,
+    /// An earlier job is still running past its deadline, so this one was not started.
+    Busy,
+    /// rqrr panicked on this image; the worker survives.
+    Panicked,
+}
+
+struct Job {
+    id: u64,
+    img: LumaImage,
+    map: Mapping,
+}
+
+struct Done {
+    id: u64,
+    codes: Option<Vec<Code>>,
+}
+
+struct Worker {
+    jobs: Sender<Job>,
+    done: Receiver<Done>,
+    busy: Arc<AtomicBool>,
+}
+
+/// Owner of the rqrr worker thread.
+#[derive(Default)]
+pub(crate) struct QuircStage {
+    worker: Option<Worker>,
+    next_id: u64,
+}
+
+impl std::fmt::Debug for QuircStage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("QuircStage")
+            .field("running", &self.worker.is_some())
+            .field("busy", &self.is_busy())
+            .finish()
+    }
+}
+
+impl QuircStage {
+    /// True while a job (possibly one that overran) is still inside rqrr.
+    pub(crate) fn is_busy(&self) -> bool {
+        self.worker.as_ref().is_some_and(|w| w.busy.load(Ordering::Acquire))
+    }
+
+    /// Run rqrr on `img` and wait for it until `deadline`.
+    pub(crate) fn run(&mut self, img: LumaImage, map: Mapping, deadline: Instant) -> Attempt {
+        if self.is_busy() {
+            return Attempt::Busy;
+        }
+        if Instant::now() >= deadline {
+            return Attempt::TimedOut;
+        }
+        let worker = match self.worker.take() {
+            Some(w) => w,
+            None => match spawn() {
+                Some(w) => w,
+                // No thread to be had: treat it like a job that never finished.
+                None => return Attempt::TimedOut,
+            },
+        };
+        // Results of jobs that overran earlier are stale; the worker is idle, so they are
+        // all queued by now.
+        while worker.done.try_recv().is_ok() {}
+        self.next_id += 1;
+        let id = self.next_id;
+        worker.busy.store(true, Ordering::Release);
+        if worker.jobs.send(Job { id, img, map }).is_err() {
+            // The thread is gone; a fresh one is spawned next time.
+            return Attempt::Panicked;
+        }
+        let outcome = loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match worker.done.recv_timeout(left) {
+                Ok(done) if done.id == id => {
+                    break match done.codes {
+                        Some(codes) => Attempt::Codes(codes),
+                        None => Attempt::Panicked,
+                    };
+                }
+                Ok(_) => continue,
+                Err(RecvTimeoutError::Timeout) => {
+                    tracing::debug!(job = id, "rqrr overran its deadline; result will be dropped");
+                    break Attempt::TimedOut;
+                }
+                Err(RecvTimeoutError::Disconnected) => return Attempt::Panicked,
+            }
+        };
+        self.worker = Some(worker);
+        outcome
+    }
+}
+
+fn spawn() -> Option<Worker> {
+    let (jobs, job_rx) = channel::<Job>();
+    let (done_tx, done) = channel::<Done>();
+    let busy = Arc::new(AtomicBool::new(false));
+    let flag = busy.clone();
+    let spawned = thread::Builder::new().name("rqrr".into()).spawn(move || {
+        for job in job_rx {
+            let codes = catch_unwind(AssertUnwindSafe(|| scan(&job.img, job.map))).ok();
+            if codes.is_none() {
+                tracing::warn!(
+                    width = job.img.width,
+                    height = job.img.height,
+                    "rqrr panicked on a frame; treated as no read"
+                );
+            }
+            // Send before clearing `busy`, so an idle worker never has a result in flight.
+            let gone = done_tx.send(Done { id: job.id, codes }).is_err();
+            flag.store(false, Ordering::Release);
+            if gone {
+                break;
+            }
+        }
+    });
+    match spawned {
+        Ok(_) => Some(Worker { jobs, done, busy }),
+        Err(e) => {
+            tracing::error!(error = %e, "cannot start the rqrr worker thread");
+            None
+        }
+    }
+}
+
+/// Plain rqrr on one image: its own adaptive threshold, grid detection, decode of each grid.
+fn scan(img: &LumaImage, map: Mapping) -> Vec<Code> {
+    let (w, h) = (img.width as usize, img.height as usize);
+    if w == 0 || h == 0 {
+        return Vec::new();
+    }
+    let mut prepared = rqrr::PreparedImage::prepare_from_greyscale(w, h, |x, y| img.data[y * w + x]);
+    prepared
+        .detect_grids()
+        .iter()
+        .filter_map(|grid| {
+            let (_meta, text) = grid.decode().ok()?;
+            let corners = grid.bounds.map(|p| map.map([p.x as f32, p.y as f32]));
+            Some(Code { text, symbology: Symbology::Qr, corners, core: Core::Rqrr })
+        })
+        .collect()
+}
+
+/// rqrr alone, in the calling thread and without any guard: for the benchmark's
+/// "rqrr alone" column and for tests that compare against it.
+pub fn scan_unguarded(img: &LumaImage) -> Vec<Code> {
+    scan(img, Mapping::IDENTITY)
+}

@@ -1,0 +1,66 @@
+//! The primary decoder core: zxing-cpp (C++, bundled and built by the `zxing-cpp` crate).
+//!
+//! Options mirror the zxing-cpp Python binding's defaults (try rotate, downscale and invert,
+//! local-average binariser), restricted to the symbologies a payment code comes in.
+
+use zxingcpp::{BarcodeFormat, BarcodeReader, Binarizer, ImageFormat, ImageView, TextMode};
+
+use super::ops::Mapping;
+use super::{Code, Symbology};
+use crate::LumaImage;
+
+/// Which zxing-cpp pass to run; the stream decoder alternates them between frames.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Pass {
+    /// The Python binding's defaults.
+    Default,
+    /// A global-histogram binariser: catches low-contrast codes that the local-average
+    /// threshold breaks up.
+    GlobalHistogram,
+}
+
+fn reader(pass: Pass, code128: bool) -> BarcodeReader {
+    let formats: &[BarcodeFormat] =
+        if code128 { &[BarcodeFormat::QRCode, BarcodeFormat::Code128] } else { &[BarcodeFormat::QRCode] };
+    let binarizer = match pass {
+        Pass::Default => Binarizer::LocalAverage,
+        Pass::GlobalHistogram => Binarizer::GlobalHistogram,
+    };
+    BarcodeReader::new()
+        .formats(formats)
+        .try_harder(true)
+        .try_rotate(true)
+        .try_invert(true)
+        .try_downscale(true)
+        .binarizer(binarizer)
+        .text_mode(TextMode::Plain)
+}
+
+/// Decode every QR (and Code128 when asked) in `img`; corners go through `map` back to
+/// the caller's pixels. A zxing-cpp error (it reports only bad arguments) reads as nothing.
+pub(crate) fn read(img: &LumaImage, map: Mapping, pass: Pass, code128: bool) -> Vec<Code> {
+    if img.width == 0 || img.height == 0 {
+        return Vec::new();
+    }
+    let Ok(view) = ImageView::from_slice(&img.data, img.width, img.height, ImageFormat::Lum) else {
+        return Vec::new();
+    };
+    let Ok(found) = reader(pass, code128).from(view) else {
+        return Vec::new();
+    };
+    found
+        .iter()
+        .filter(|b| b.is_valid())
+        .filter_map(|b| {
+            let symbology = match b.format() {
+                BarcodeFormat::QRCode => Symbology::Qr,
+                BarcodeFormat::Code128 => Symbology::Code128,
+                _ => return None,
+            };
+            let p = b.position();
+            let corners = [p.top_left, p.top_right, p.bottom_right, p.bottom_left]
+                .map(|c| map.map([c.x as f32, c.y as f32]));
+            Some(Code { text: b.text(), symbology, corners, core: super::Core::Zxing })
+        })
+        .collect()
+}
