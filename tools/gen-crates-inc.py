@@ -90,8 +90,13 @@ def main() -> int:
     current = args.out.read_text() if args.out.is_file() else None
     if args.check:
         if current != text:
-            print(f"gen-crates-inc: {args.out} does not match {args.lock}; run tools/gen-crates-inc.py and commit it",
-                  file=sys.stderr)
+            have = set(current.splitlines()) if current else set()
+            want = set(text.splitlines())
+            added = sorted(l.split("/", 3)[3].split(";")[0] for l in want - have if "crate://" in l)
+            dropped = sorted(l.split("/", 3)[3].split(";")[0] for l in have - want if "crate://" in l)
+            print(f"gen-crates-inc: {args.out.name} does not match Cargo.lock "
+                  f"(new: {', '.join(added) or '-'}; gone: {', '.join(dropped) or '-'}); "
+                  "run tools/gen-crates-inc.py and commit it", file=sys.stderr)
             return 1
         return 0
     if current != text:

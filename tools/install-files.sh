@@ -3,6 +3,7 @@
 #
 #   tools/install-files.sh DESTDIR PREFIX [TARGET_DIR|-]
 #   tools/install-files.sh --list PREFIX          # print "mode source destination" lines
+#   tools/install-files.sh --binaries             # print the names of the shipped binaries
 #
 # DESTDIR     staging root ("" or / for a live install); created if missing.
 # PREFIX      usually /usr. Units name their binaries as /usr/bin/...; with another
@@ -25,8 +26,15 @@ usage() {
     exit 64
 }
 
+# Binaries we ship when the build produced them. A daemon that is not built yet is
+# reported, not an error: the stack grows one daemon at a time.
+BINARIES="smartpos-scannerd smartpos-paymentd smartpos-netd smartpos-otad posctl"
+
 LIST=0
-if [ "${1:-}" = "--list" ]; then
+if [ "${1:-}" = "--binaries" ]; then
+    echo "$BINARIES"
+    exit 0
+elif [ "${1:-}" = "--list" ]; then
     LIST=1
     [ $# -eq 2 ] || usage
     DESTDIR=""
@@ -59,10 +67,6 @@ DBUSPOLICYDIR=${DBUSPOLICYDIR:-$PREFIX/share/dbus-1/system.d}
 DBUSIFACEDIR=${DBUSIFACEDIR:-$PREFIX/share/dbus-1/interfaces}
 POLKITRULESDIR=${POLKITRULESDIR:-$PREFIX/share/polkit-1/rules.d}
 DOCDIR=${DOCDIR:-$PREFIX/share/doc/smartpos}
-
-# Binaries we ship when the build produced them. A daemon that is not built yet is
-# reported, not an error: the stack grows one daemon at a time.
-BINARIES="smartpos-scannerd smartpos-paymentd smartpos-netd smartpos-otad posctl"
 
 # manifest: one "mode source destination" line per file, sources relative to $SRC
 # (binaries: absolute). Globs that match nothing are skipped.

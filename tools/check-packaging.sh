@@ -1,0 +1,350 @@
+#!/usr/bin/env bash
+# Check everything that ships besides the binaries: systemd units, sysusers/tmpfiles,
+# udev rules, the D-Bus policy install, the install list and the Yocto layer.
+#
+#   tools/check-packaging.sh          # quiet; prints one summary line, exit 1 on failure
+#   VERBOSE=1 tools/check-packaging.sh
+#
+# Installs what it needs first (Debian packages if a tool is missing, oelint-adv in
+# .venv/oelint). Every check runs against a throwaway root made by
+# tools/install-files.sh, so what is checked is what a package would contain.
+set -uo pipefail
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+cd "$ROOT"
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/check-packaging.XXXXXX")
+trap 'rm -rf "$WORK"' EXIT
+
+PASSED=0
+FAILED=0
+SKIPPED=0
+VERBOSE=${VERBOSE:-0}
+
+# Exposure ceilings for `systemd-analyze security --offline=yes` (systemd 252 scale,
+# 0.0-10.0; below 1.0 is "SAFE"). Units not listed must be SAFE. The network daemons
+# sit at 1.0-1.1 ("OK"): the score charges 0.5 for any network access, 0.3 for INET
+# sockets and 0.1 for the implicit char-rtc ACL of ProtectClock=, which a TLS client
+# cannot avoid; docs/PACKAGING.md lists every remaining item. A ceiling only goes down.
+declare -A MAX_EXPOSURE=(
+    [smartpos-paymentd]=1.0
+    [smartpos-otad]=1.0
+    [smartpos-netd]=1.1
+)
+SAFE_CEILING=0.9
+
+say() { [ "$VERBOSE" = 1 ] && echo "$@"; return 0; }
+
+# run NAME CMD...: a check passes when CMD exits 0 *and* prints nothing on stderr
+# (systemd-analyze verify only warns about a misspelt setting, with exit code 0).
+# run_rc NAME CMD...: for tools that report progress on stderr; the exit code decides.
+run() {
+    _run 1 "$@"
+}
+run_rc() {
+    _run 0 "$@"
+}
+_run() {
+    local strict=$1 name=$2
+    shift 2
+    local out=$WORK/out.$PASSED.$FAILED err=$WORK/err.$PASSED.$FAILED
+    if "$@" >"$out" 2>"$err" && { [ "$strict" = 0 ] || [ ! -s "$err" ]; }; then
+        PASSED=$((PASSED + 1))
+        say "ok   $name"
+    else
+        FAILED=$((FAILED + 1))
+        echo "FAIL $name"
+        sed 's/^/     /' "$out" "$err" | head -40
+    fi
+}
+
+skip() {
+    SKIPPED=$((SKIPPED + 1))
+    say "skip $1"
+}
+
+# --- tools -------------------------------------------------------------------------
+need_apt=()
+command -v systemd-analyze >/dev/null || need_apt+=(systemd)
+command -v systemd-sysusers >/dev/null || need_apt+=(systemd)
+command -v dbus-daemon >/dev/null || need_apt+=(dbus)
+command -v python3 >/dev/null || need_apt+=(python3 python3-venv)
+if [ ${#need_apt[@]} -gt 0 ]; then
+    if ! { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}"; } \
+        >"$WORK/apt.log" 2>&1; then
+        echo "check-packaging: cannot install ${need_apt[*]}:"
+        tail -5 "$WORK/apt.log"
+        exit 1
+    fi
+fi
+
+OELINT=$ROOT/.venv/oelint/bin/oelint-adv
+OELINT_VERSION=9.11.2
+if ! "$OELINT" --version 2>/dev/null | grep -qx "oelint-adv $OELINT_VERSION"; then
+    if ! { python3 -m venv "$ROOT/.venv/oelint" &&
+        "$ROOT/.venv/oelint/bin/pip" install -q "oelint-adv==$OELINT_VERSION"; } >"$WORK/pip.log" 2>&1; then
+        echo "check-packaging: cannot install oelint-adv into .venv/oelint:"
+        tail -5 "$WORK/pip.log"
+        exit 1
+    fi
+fi
+
+# --- the staging root ----------------------------------------------------------------
+# Stub executables stand in for the daemons: verify checks that ExecStart= exists.
+DEST=$WORK/root
+mkdir -p "$WORK/bin"
+UNITS=()
+for f in systemd-units/*.service; do
+    UNITS+=("$(basename "$f" .service)")
+done
+for b in $(tools/install-files.sh --binaries); do
+    printf '#!/bin/sh\nexit 0\n' >"$WORK/bin/$b"
+    chmod 0755 "$WORK/bin/$b"
+done
+run "install-files.sh stages every shipped file" tools/install-files.sh "$DEST" /usr "$WORK/bin"
+
+check_manifest() {
+    local missing=0 mode src dest list
+    list=$(tools/install-files.sh --list /usr) || return 1
+    while read -r mode src dest; do
+        case "$src" in /*) continue ;; esac
+        [ -f "$DEST$dest" ] || { echo "not installed: $dest"; missing=1; }
+    done <<<"$list"
+    for f in packaging/sysusers.d/* packaging/tmpfiles.d/* packaging/udev/* packaging/sysctl.d/* \
+        packaging/polkit/* systemd-units/* dbus/*.conf; do
+        [ -e "$f" ] || continue
+        case "$list" in
+            *" $f "*) ;;
+            *) echo "not in the install list: $f"; missing=1 ;;
+        esac
+    done
+    return $missing
+}
+run "install list covers packaging/ and systemd-units/" check_manifest
+
+# --- systemd units -------------------------------------------------------------------
+# verify resolves dependencies (dbus.service, network-online.target) inside --root:
+# give it the host's stock units.
+mkdir -p "$DEST/usr/lib/systemd/system"
+cp -an /lib/systemd/system/. "$DEST/usr/lib/systemd/system/" 2>/dev/null
+for u in "${UNITS[@]}"; do
+    run "$u: systemd-analyze verify" systemd-analyze verify --man=no --root="$DEST" "$u.service"
+done
+
+exposure_ok() {
+    local unit=$1 ceiling=$2 line score
+    line=$(cd "$WORK" && systemd-analyze security --offline=yes "$ROOT/systemd-units/$unit.service" 2>&1 | tail -1)
+    score=$(sed -n 's/.*exposure level for .*: \([0-9.]*\) .*/\1/p' <<<"$line")
+    [ -n "$score" ] || { echo "no score in: $line"; return 1; }
+    echo "$unit ${line##*: }" >>"$WORK/exposure"
+    awk -v s="$score" -v c="$ceiling" 'BEGIN { exit !(s <= c) }' ||
+        { echo "$unit exposure $score is above $ceiling"; return 1; }
+}
+for u in "${UNITS[@]}"; do
+    ceiling=${MAX_EXPOSURE[$u]:-$SAFE_CEILING}
+    run "$u: systemd-analyze security <= $ceiling" exposure_ok "$u" "$ceiling"
+done
+
+unit_contract() {
+    local f=systemd-units/$1.service bad=0 k
+    for k in '^Type=notify$' '^NotifyAccess=main$' '^WatchdogSec=' '^Restart=on-failure$' \
+        '^BusName=org\.smartpos\.' '^RestartPreventExitStatus=78$' '^User=smartpos-' \
+        '^ExecStart=/usr/bin/'"$1"'$' '^WantedBy=multi-user.target$'; do
+        grep -Eq "$k" "$f" || { echo "$f: no line matching $k"; bad=1; }
+    done
+    return $bad
+}
+for u in "${UNITS[@]}"; do
+    run "$u: notify, watchdog, restart policy, bus name" unit_contract "$u"
+done
+
+# Keep paymentd/otad's IPv4 allow list equal to "unicast minus private, CGNAT,
+# loopback, link-local, multicast and reserved" (the comment in the unit says so).
+allow_list_ok() {
+    python3 - "$1" <<'EOF'
+import ipaddress, sys
+unit = open(sys.argv[1]).read().splitlines()
+got = []
+for l in unit:
+    if l.startswith("IPAddressAllow="):
+        got += [n for n in l.split("=", 1)[1].split() if n != "localhost"]
+v4 = sorted(n for n in map(ipaddress.ip_network, got) if n.version == 4)
+v6 = sorted(n for n in map(ipaddress.ip_network, got) if n.version == 6)
+excluded = ["0.0.0.0/8", "10.0.0.0/8", "100.64.0.0/10", "127.0.0.0/8", "169.254.0.0/16",
+            "172.16.0.0/12", "192.168.0.0/16", "224.0.0.0/4", "240.0.0.0/4"]
+want = [ipaddress.ip_network("0.0.0.0/0")]
+for x in map(ipaddress.ip_network, excluded):
+    nxt = []
+    for n in want:
+        if x.subnet_of(n):
+            nxt += list(n.address_exclude(x))
+        elif not n.subnet_of(x):
+            nxt.append(n)
+    want = nxt
+want = sorted(ipaddress.collapse_addresses(want))
+if v4 != want:
+    sys.exit(f"{sys.argv[1]}: IPv4 allow list differs from the public unicast ranges: "
+             f"extra {sorted(set(v4) - set(want))}, missing {sorted(set(want) - set(v4))}")
+if v6 != [ipaddress.ip_network("2000::/3")]:
+    sys.exit(f"{sys.argv[1]}: IPv6 allow list should be exactly 2000::/3, got {v6}")
+if "IPAddressDeny=any" not in unit:
+    sys.exit(f"{sys.argv[1]}: IPAddressDeny=any missing: the allow list would restrict nothing")
+EOF
+}
+for u in "${UNITS[@]}"; do
+    if grep -q '^IPAddressAllow=.*/' "systemd-units/$u.service"; then
+        run "$u: IP allow list is exactly the public Internet" allow_list_ok "systemd-units/$u.service"
+    fi
+done
+
+# --- sysusers / tmpfiles ---------------------------------------------------------------
+mkdir -p "$DEST/etc"
+run_rc "systemd-sysusers --root creates the accounts" systemd-sysusers --root="$DEST"
+
+accounts_ok() {
+    local bad=0 u g
+    for u in "${UNITS[@]}"; do
+        for k in User Group; do
+            g=$(sed -n "s/^$k=//p" "systemd-units/$u.service")
+            if [ "$k" = User ]; then
+                grep -q "^$g:" "$DEST/etc/passwd" || { echo "$u: $k=$g not created by sysusers.d"; bad=1; }
+            else
+                grep -q "^$g:" "$DEST/etc/group" || { echo "$u: $k=$g not created by sysusers.d"; bad=1; }
+            fi
+        done
+        for g in $(sed -n 's/^SupplementaryGroups=//p' "systemd-units/$u.service"); do
+            local user
+            user=$(sed -n 's/^User=//p' "systemd-units/$u.service")
+            grep -Eq "^$g:[^:]*:[0-9]+:(.*,)?$user(,|$)" "$DEST/etc/group" ||
+                { echo "$u: $user is not a member of $g"; bad=1; }
+        done
+    done
+    for g in smartpos-vendor smartpos-tech; do
+        grep -q "^$g:" "$DEST/etc/group" || { echo "group $g (D-Bus policy) missing"; bad=1; }
+    done
+    # System accounts, no login shell.
+    awk -F: '$1 ~ /^smartpos-/ && ($3 >= 1000 || $7 !~ /nologin/) { print "not a system account: " $0; bad = 1 }
+             END { exit bad }' "$DEST/etc/passwd" || bad=1
+    return $bad
+}
+run "every unit's User/Group/SupplementaryGroups exists" accounts_ok
+
+run "systemd-tmpfiles --root --create" systemd-tmpfiles --root="$DEST" --create \
+    "$DEST/usr/lib/tmpfiles.d/smartpos.conf"
+
+tmpfiles_ok() {
+    local bad=0 path mode owner group got want
+    while read -r path mode owner group; do
+        # Numeric ids: stat would resolve names through the host's passwd, not the root's.
+        want="${mode#0} $(id_in passwd "$owner") $(id_in group "$group")"
+        got=$(stat -c '%a %u %g' "$DEST$path" 2>/dev/null || echo missing)
+        [ "$got" = "$want" ] || { echo "$path: got '$got', want '$want' (mode uid gid)"; bad=1; }
+    done < <(awk '$1 == "d" { print $2, $3, $4, $5 }' packaging/tmpfiles.d/smartpos.conf)
+    return $bad
+}
+id_in() {
+    if [ "$2" = root ]; then echo 0; return; fi
+    awk -F: -v n="$2" '$1 == n { print $3 }' "$DEST/etc/$1"
+}
+run "tmpfiles made the state and config directories with owner and mode" tmpfiles_ok
+
+# --- udev ------------------------------------------------------------------------------
+run "udev rules parse; groups exist" tools/lint-udev-rules.py \
+    --sysusers packaging/sysusers.d/smartpos.conf packaging/udev/*.rules
+if command -v udevadm >/dev/null && udevadm verify --help >/dev/null 2>&1; then
+    run "udevadm verify" udevadm verify --resolve-names=never packaging/udev/*.rules
+else
+    skip "udevadm verify (needs systemd >= 254)"
+fi
+
+# --- D-Bus policy (written by the bus owner; checked here against the units) ----------
+policy_ok() {
+    local unit=$1 name user f
+    name=$(sed -n 's/^BusName=//p' "systemd-units/$unit.service")
+    user=$(sed -n 's/^User=//p' "systemd-units/$unit.service")
+    f=dbus/$name.conf
+    python3 - "$f" "$name" "$user" <<'EOF'
+import sys, xml.etree.ElementTree as ET
+f, name, user = sys.argv[1:]
+root = ET.parse(f).getroot()
+if root.tag != "busconfig":
+    sys.exit(f"{f}: root element is <{root.tag}>, not <busconfig>")
+owners = [p.get("user") for p in root.iter("policy") for a in p.iter("allow") if a.get("own") == name]
+if user not in owners:
+    sys.exit(f"{f}: user {user} (User= of the unit) may not own {name}; owners: {owners}")
+EOF
+    # Every user and group the policy names must exist on the target.
+    python3 - "$f" "$DEST/etc/passwd" "$DEST/etc/group" <<'EOF'
+import sys, xml.etree.ElementTree as ET
+f, passwd, group = sys.argv[1:]
+users = {l.split(":")[0] for l in open(passwd)} | {"root"}
+groups = {l.split(":")[0] for l in open(group)} | {"root"}
+policies = list(ET.parse(f).getroot().iter("policy"))
+bad = [f"user {p.get('user')}" for p in policies if p.get("user") not in (None, "*") and p.get("user") not in users]
+bad += [f"group {p.get('group')}" for p in policies if p.get("group") not in (None, "*") and p.get("group") not in groups]
+if bad:
+    sys.exit(f"{f}: names accounts that packaging/sysusers.d does not create: {', '.join(bad)}")
+EOF
+}
+dbus_loads() {
+    # A private dbus-daemon refuses to start on a malformed policy file.
+    cat >"$WORK/bus.conf" <<EOF
+<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
+ "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
+<busconfig>
+  <type>system</type>
+  <listen>unix:path=$WORK/bus.socket</listen>
+  <auth>EXTERNAL</auth>
+  <policy context="default"><deny own="*"/><deny send_type="method_call"/></policy>
+  <includedir>$DEST/usr/share/dbus-1/system.d</includedir>
+</busconfig>
+EOF
+    local pid
+    dbus-daemon --config-file="$WORK/bus.conf" --fork --print-pid >"$WORK/bus.pid" 2>"$WORK/bus.err" || {
+        cat "$WORK/bus.err"
+        return 1
+    }
+    pid=$(cat "$WORK/bus.pid")
+    kill "$pid"
+    # Unknown users in a policy are normal here (they exist only on the target).
+    grep -v 'Unknown \(username\|group\)' "$WORK/bus.err" >&2 || true
+}
+have_policy=0
+for u in "${UNITS[@]}"; do
+    name=$(sed -n 's/^BusName=//p' "systemd-units/$u.service")
+    if [ -f "dbus/$name.conf" ]; then
+        have_policy=1
+        run "$u: dbus/$name.conf lets User= own $name; its accounts exist" policy_ok "$u"
+    else
+        skip "$u: dbus/$name.conf not written yet"
+    fi
+done
+if [ $have_policy = 1 ]; then
+    run "dbus-daemon loads the installed policies" dbus_loads
+fi
+
+# --- Yocto layer -----------------------------------------------------------------------
+run "smartpos-crates.inc matches Cargo.lock" python3 tools/gen-crates-inc.py --check
+
+mapfile -t RECIPES < <(find yocto-layer -name '*.bb' -o -name '*.bbappend' | sort)
+# .oelint.cfg in the repository root holds release, suppressions and constants.
+run "oelint-adv on yocto-layer (${#RECIPES[@]} recipes)" "$OELINT" --quiet -- "${RECIPES[@]}"
+
+srcrev_ok() {
+    local rev
+    rev=$(sed -n 's/^SRCREV = "\([0-9a-f]*\)"/\1/p' yocto-layer/recipes-smartpos/smartpos/smartpos_git.bb)
+    [ -n "$rev" ] || { echo "no SRCREV in smartpos_git.bb"; return 1; }
+    # A shallow CI clone may not have it; only a full clone can say it is wrong.
+    if [ "$(git rev-parse --is-shallow-repository 2>/dev/null)" = true ]; then return 0; fi
+    git cat-file -e "$rev^{commit}" 2>/dev/null || { echo "SRCREV $rev is not a commit of this repository"; return 1; }
+}
+run "recipe SRCREV is a commit of this repository" srcrev_ok
+
+# --- our own scripts ---------------------------------------------------------------------
+run "shell scripts parse" bash -n tools/check-packaging.sh
+run "install-files.sh is POSIX sh" sh -n tools/install-files.sh
+
+if [ "$VERBOSE" = 1 ] && [ -f "$WORK/exposure" ]; then
+    sed 's/^/     /' "$WORK/exposure"
+fi
+echo "check-packaging: $PASSED passed, $FAILED failed, $SKIPPED skipped"
+[ "$FAILED" = 0 ]
