@@ -8,6 +8,10 @@
 pub mod decode;
 pub mod frame;
 pub mod imagefile;
+// capture, replay, HID, health
+pub mod health;
+pub mod hid;
+pub mod keymap;
 
 pub use frame::{Frame, FrameError, LumaImage, PixelFormat};
 
@@ -47,7 +51,8 @@ pub struct KeyEvent {
     pub code: u16,
     /// 0 = release, 1 = press, 2 = autorepeat.
     pub value: i32,
-    /// Time since an arbitrary origin, from the event's own timestamp.
+    /// The event's own timestamp, on its source's clock ([`KeySource::now`]): CLOCK_REALTIME
+    /// since the Unix epoch for evdev devices, the recording's clock for a recording.
     pub time: Duration,
 }
 
@@ -57,4 +62,9 @@ pub trait KeySource: Send {
     fn name(&self) -> &str;
     /// Wait at most `timeout` for the next key event.
     fn next_key(&mut self, timeout: Duration) -> Result<KeyEvent, SourceError>;
+    /// The current time on the clock of [`KeyEvent::time`], so that an inter-key timeout can
+    /// be judged while no key comes. Defaults to CLOCK_REALTIME, which evdev stamps events with.
+    fn now(&self) -> Duration {
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default()
+    }
 }

@@ -1,0 +1,377 @@
+//! Real keyboard-wedge scanners through evdev: matched by id or name, grabbed, hotplugged.
+//!
+//! `/dev/input` is rescanned every `rescan_interval` (2 s by default). That is simpler than
+//! inotify or udev and works where there is no udev at all (the VM test, minimal images);
+//! a scanner plugged in is usable within one interval. A device that fails a read (unplugged)
+//! is dropped at once, with whatever partial code it had typed.
+//!
+//! Each device has its own [`WedgeAssembler`], so two scanners typing at the same moment never
+//! mix their characters.
+
+use std::collections::HashMap;
+use std::io;
+use std::os::fd::AsFd;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use evdev::{EventType, KeyCode};
+use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+
+use super::wedge::{WedgeAssembler, WedgeCode, WedgeConfig};
+use super::CodeSource;
+use crate::{KeyEvent, SourceError};
+
+/// Which input devices are scanners. Every field that is set must match; a matcher with no
+/// field set matches nothing, so that a blank config never grabs the cashier's keyboard.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
+pub struct HidMatch {
+    pub vendor: Option<u16>,
+    pub product: Option<u16>,
+    /// Case-insensitive substring of the device name (`N:` in evemu, `name` in sysfs).
+    pub name_contains: Option<String>,
+}
+
+impl HidMatch {
+    pub fn matches(&self, vendor: u16, product: u16, name: &str) -> bool {
+        if self.vendor.is_none() && self.product.is_none() && self.name_contains.is_none() {
+            return false;
+        }
+        self.vendor.is_none_or(|v| v == vendor)
+            && self.product.is_none_or(|p| p == product)
+            && self
+                .name_contains
+                .as_ref()
+                .is_none_or(|n| name.to_lowercase().contains(&n.to_lowercase()))
+    }
+}
+
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
+pub struct HidConfig {
+    pub matchers: Vec<HidMatch>,
+    /// Take the device exclusively (EVIOCGRAB) so its keys do not also reach the console or
+    /// the vendor app's text fields.
+    pub grab: bool,
+    #[serde(with = "secs_f64")]
+    pub rescan_interval: Duration,
+    pub wedge: WedgeConfig,
+    pub input_dir: PathBuf,
+}
+
+impl Default for HidConfig {
+    fn default() -> Self {
+        HidConfig {
+            matchers: Vec::new(),
+            grab: true,
+            rescan_interval: Duration::from_secs(2),
+            wedge: WedgeConfig::default(),
+            input_dir: PathBuf::from("/dev/input"),
+        }
+    }
+}
+
+mod secs_f64 {
+    use std::time::Duration;
+
+    pub fn serialize<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_f64(d.as_secs_f64())
+    }
+
+    pub fn deserialize<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        let secs: f64 = serde::Deserialize::deserialize(d)?;
+        Duration::try_from_secs_f64(secs).map_err(serde::de::Error::custom)
+    }
+}
+
+/// One open scanner, for `posctl scanner status`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct HidDeviceInfo {
+    pub path: PathBuf,
+    pub name: String,
+    pub vendor: u16,
+    pub product: u16,
+    pub grabbed: bool,
+}
+
+struct OpenScanner {
+    info: HidDeviceInfo,
+    device: evdev::Device,
+    assembler: WedgeAssembler,
+}
+
+/// A node's identity, so that a non-matching device is not reopened every scan while a new
+/// device that reuses its `eventN` name is.
+type NodeId = (u64, i64, i64);
+
+fn node_id(path: &Path) -> Option<NodeId> {
+    let m = std::fs::metadata(path).ok()?;
+    Some((m.rdev(), m.ctime(), m.ctime_nsec()))
+}
+
+/// All matching scanners on the system, as one [`CodeSource`].
+pub struct HidScanners {
+    config: HidConfig,
+    open: Vec<OpenScanner>,
+    skipped: HashMap<PathBuf, NodeId>,
+    next_scan: Instant,
+    pending: std::collections::VecDeque<WedgeCode>,
+}
+
+impl std::fmt::Debug for HidScanners {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HidScanners").field("devices", &self.devices()).finish()
+    }
+}
+
+/// The key clock of evdev events: they carry CLOCK_REALTIME stamps.
+fn realtime_now() -> Duration {
+    SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default()
+}
+
+impl HidScanners {
+    /// Starts with no device open; the first `next_code` scans `/dev/input`.
+    pub fn new(config: HidConfig) -> Self {
+        if config.matchers.iter().all(|m| *m == HidMatch::default()) {
+            tracing::warn!("no HID scanner matcher configured: no keyboard-wedge scanner will be used");
+        }
+        HidScanners {
+            config,
+            open: Vec::new(),
+            skipped: HashMap::new(),
+            next_scan: Instant::now(),
+            pending: Default::default(),
+        }
+    }
+
+    /// The scanners open now.
+    pub fn devices(&self) -> Vec<HidDeviceInfo> {
+        self.open.iter().map(|s| s.info.clone()).collect()
+    }
+
+    /// Look for new and removed devices now, instead of waiting for the next interval.
+    pub fn rescan(&mut self) {
+        self.next_scan = Instant::now() + self.config.rescan_interval;
+        self.open.retain(|s| {
+            let present = s.info.path.exists();
+            if !present {
+                tracing::info!(path = %s.info.path.display(), name = %s.info.name, "scanner removed");
+            }
+            present
+        });
+        let entries = match std::fs::read_dir(&self.config.input_dir) {
+            Ok(e) => e,
+            Err(e) => {
+                tracing::warn!(dir = %self.config.input_dir.display(), error = %e,
+                    "cannot list input devices; is /dev/input mounted and readable?");
+                return;
+            }
+        };
+        let mut paths: Vec<PathBuf> = entries
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with("event")))
+            .collect();
+        paths.sort();
+        self.skipped.retain(|p, _| paths.contains(p));
+        for path in paths {
+            if self.open.iter().any(|s| s.info.path == path) {
+                continue;
+            }
+            let Some(id) = node_id(&path) else { continue };
+            if self.skipped.get(&path) == Some(&id) {
+                continue;
+            }
+            match self.try_open(&path) {
+                Ok(Some(s)) => self.open.push(s),
+                Ok(None) => {
+                    self.skipped.insert(path, id);
+                }
+                Err(e) => {
+                    tracing::warn!(path = %path.display(), error = %e,
+                        "cannot open input device; the daemon needs read access to /dev/input (group input)");
+                    self.skipped.insert(path, id);
+                }
+            }
+        }
+    }
+
+    fn try_open(&self, path: &Path) -> io::Result<Option<OpenScanner>> {
+        let mut device = evdev::Device::open(path)?;
+        let name = device.name().unwrap_or("").to_string();
+        let id = device.input_id();
+        let (vendor, product) = (id.vendor(), id.product());
+        let has_enter = device.supported_keys().is_some_and(|k| k.contains(KeyCode::KEY_ENTER));
+        if !has_enter || !self.config.matchers.iter().any(|m| m.matches(vendor, product, &name)) {
+            return Ok(None);
+        }
+        device.set_nonblocking(true)?;
+        let grabbed = if self.config.grab {
+            match device.grab() {
+                Ok(()) => true,
+                Err(e) => {
+                    tracing::warn!(path = %path.display(), %name, error = %e,
+                        "cannot grab the scanner; another program holds it, its keys may reach other apps");
+                    false
+                }
+            }
+        } else {
+            false
+        };
+        tracing::info!(path = %path.display(), %name, vendor = format_args!("{vendor:04x}"),
+            product = format_args!("{product:04x}"), grabbed, "scanner opened");
+        let source = format!("{} ({name})", path.display());
+        let info = HidDeviceInfo { path: path.to_path_buf(), name, vendor, product, grabbed };
+        Ok(Some(OpenScanner { info, device, assembler: WedgeAssembler::new(self.config.wedge.clone(), source) }))
+    }
+
+    /// Read whatever the devices marked ready have, feeding their assemblers.
+    fn read_ready(&mut self, ready: &[bool]) {
+        let mut gone = Vec::new();
+        for (i, s) in self.open.iter_mut().enumerate() {
+            if !ready.get(i).copied().unwrap_or(false) {
+                continue;
+            }
+            match s.device.fetch_events() {
+                Ok(events) => {
+                    for ev in events {
+                        if ev.event_type() != EventType::KEY {
+                            continue;
+                        }
+                        let time = ev.timestamp().duration_since(UNIX_EPOCH).unwrap_or_default();
+                        let key = KeyEvent { code: ev.code(), value: ev.value(), time };
+                        if let Some(code) = s.assembler.feed(key) {
+                            self.pending.push_back(code);
+                        }
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock || e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    tracing::info!(path = %s.info.path.display(), name = %s.info.name, error = %e,
+                        "scanner stopped answering (unplugged?); dropping it");
+                    gone.push(i);
+                }
+            }
+        }
+        for i in gone.into_iter().rev() {
+            self.open.remove(i);
+        }
+    }
+
+    fn poll_idle(&mut self) {
+        let now = realtime_now();
+        for s in &mut self.open {
+            if let Some(code) = s.assembler.poll_idle(now) {
+                self.pending.push_back(code);
+            }
+        }
+    }
+}
+
+impl CodeSource for HidScanners {
+    fn name(&self) -> &str {
+        "hid"
+    }
+
+    fn next_code(&mut self, timeout: Duration) -> Result<WedgeCode, SourceError> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(code) = self.pending.pop_front() {
+                return Ok(code);
+            }
+            let now = Instant::now();
+            if now >= self.next_scan {
+                self.rescan();
+            }
+            if now >= deadline {
+                return Err(SourceError::Timeout(timeout));
+            }
+            let mut wait = (deadline - now).min(self.next_scan.saturating_duration_since(now));
+            let key_now = realtime_now();
+            for s in &self.open {
+                if let Some(d) = s.assembler.deadline() {
+                    wait = wait.min(d.saturating_sub(key_now) + Duration::from_millis(1));
+                }
+            }
+            let ready: Vec<bool> = {
+                let mut fds: Vec<PollFd<'_>> =
+                    self.open.iter().map(|s| PollFd::new(s.device.as_fd(), PollFlags::POLLIN)).collect();
+                let ms = PollTimeout::try_from(wait.min(Duration::from_secs(60))).unwrap_or(PollTimeout::MAX);
+                match poll(&mut fds, ms) {
+                    Ok(_) => fds.iter().map(|f| f.any().unwrap_or(false)).collect(),
+                    Err(nix::errno::Errno::EINTR) => continue,
+                    Err(e) => return Err(SourceError::Other(format!("poll on input devices failed: {e}"))),
+                }
+            };
+            self.read_ready(&ready);
+            self.poll_idle();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_scanner_is_matched_by_vendor_and_product() {
+        let m = HidMatch { vendor: Some(0x1eab), product: Some(0x1a03), name_contains: None };
+        assert!(m.matches(0x1eab, 0x1a03, "Newland"));
+        assert!(!m.matches(0x1eab, 0x0001, "Newland"));
+    }
+
+    #[test]
+    fn a_scanner_is_matched_by_name_whatever_the_case() {
+        let m = HidMatch { name_contains: Some("barcode".into()), ..HidMatch::default() };
+        assert!(m.matches(1, 2, "Honeywell USB BarCode Scanner"));
+        assert!(!m.matches(1, 2, "AT Translated Set 2 keyboard"));
+    }
+
+    #[test]
+    fn an_empty_matcher_never_takes_the_cashiers_keyboard() {
+        assert!(!HidMatch::default().matches(0x1eab, 0x1a03, "anything"));
+    }
+
+    #[test]
+    fn with_no_input_directory_there_are_no_devices_and_waiting_times_out() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = HidConfig {
+            matchers: vec![HidMatch { name_contains: Some("scanner".into()), ..Default::default() }],
+            input_dir: dir.path().join("missing"),
+            ..HidConfig::default()
+        };
+        let mut hid = HidScanners::new(cfg);
+        let t0 = Instant::now();
+        assert!(matches!(hid.next_code(Duration::from_millis(30)), Err(SourceError::Timeout(_))));
+        assert!(t0.elapsed() >= Duration::from_millis(30));
+        assert!(hid.devices().is_empty());
+    }
+
+    #[test]
+    fn non_device_files_in_the_input_directory_are_skipped() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("event7"), b"not a device").unwrap();
+        let cfg = HidConfig {
+            matchers: vec![HidMatch { name_contains: Some("scanner".into()), ..Default::default() }],
+            input_dir: dir.path().to_path_buf(),
+            ..HidConfig::default()
+        };
+        let mut hid = HidScanners::new(cfg);
+        hid.rescan();
+        assert!(hid.devices().is_empty());
+        assert_eq!(hid.skipped.len(), 1, "remembered, so it is not reopened every scan");
+    }
+
+    #[test]
+    fn the_config_reads_from_toml_with_defaults() {
+        let cfg: HidConfig = toml::from_str(
+            "rescan_interval = 0.5\n[[matchers]]\nvendor = 7851\n[wedge]\ninter_key_timeout = 80\n",
+        )
+        .unwrap();
+        assert_eq!(cfg.rescan_interval, Duration::from_millis(500));
+        assert_eq!(cfg.matchers[0].vendor, Some(0x1eab));
+        assert_eq!(cfg.wedge.inter_key_timeout, Duration::from_millis(80));
+        assert_eq!(cfg.wedge.min_len_on_timeout, 6);
+        assert!(cfg.grab);
+    }
+}
