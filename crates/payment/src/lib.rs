@@ -10,10 +10,12 @@
 
 pub mod classify;
 pub mod clock;
+pub mod config;
 pub mod explain;
 pub mod failpoint;
 pub mod journal;
 pub mod model;
+pub mod risk;
 
 pub use classify::{CodeClass, Scheme, classify};
 pub use explain::{Cause, Explanation};
