@@ -12,6 +12,8 @@ pub mod imagefile;
 pub mod health;
 pub mod hid;
 pub mod keymap;
+pub mod replay;
+pub mod snapshot;
 
 pub use frame::{Frame, FrameError, LumaImage, PixelFormat};
 
