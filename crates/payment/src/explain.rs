@@ -610,6 +610,15 @@ const WECHAT: &[Row] = &[
         INTEGRATION_EN,
     ),
     ("ORDERNOTEXIST", Cause::Guidance, STATE_ZH, STATE_EN),
+    // `trade_state` values of orderquery, explained like err_codes.
+    ("CLOSED", Cause::Guidance, STATE_ZH, STATE_EN),
+    ("REVOKED", Cause::Guidance, STATE_ZH, STATE_EN),
+    (
+        "PAYERROR",
+        Cause::UserError,
+        "支付失败,请顾客刷新付款码重试或换一种付款方式",
+        "payment failed: ask the customer to refresh the code, or pay another way",
+    ),
     (
         "REVERSE_EXPIRE",
         Cause::Guidance,

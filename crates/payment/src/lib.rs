@@ -11,6 +11,7 @@
 pub mod classify;
 pub mod clock;
 pub mod config;
+pub mod connector;
 pub mod explain;
 pub mod failpoint;
 pub mod journal;
