@@ -9,6 +9,7 @@ pub mod decode;
 pub mod frame;
 pub mod imagefile;
 // capture, replay, HID, health
+pub mod capture;
 pub mod health;
 pub mod hid;
 pub mod keymap;
