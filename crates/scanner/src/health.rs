@@ -81,7 +81,8 @@ impl FrameStats {
                     sum += v;
                     sum_sq += v * v;
                     if x > 0 && y > 0 && x + 1 < wu && y + 1 < hu {
-                        let lap = px(x - 1, y) + px(x + 1, y) + px(x, y - 1) + px(x, y + 1) - 4.0 * v;
+                        let lap =
+                            px(x - 1, y) + px(x + 1, y) + px(x, y - 1) + px(x, y + 1) - 4.0 * v;
                         ln += 1;
                         lsum += lap;
                         lsum_sq += lap * lap;
@@ -89,7 +90,13 @@ impl FrameStats {
                 }
             }
         }
-        let var = |n: u64, s: f64, sq: f64| if n == 0 { 0.0 } else { (sq / n as f64 - (s / n as f64).powi(2)).max(0.0) };
+        let var = |n: u64, s: f64, sq: f64| {
+            if n == 0 {
+                0.0
+            } else {
+                (sq / n as f64 - (s / n as f64).powi(2)).max(0.0)
+            }
+        };
         let percentile = |p: f64| -> u8 {
             let target = (n as f64 * p).ceil().max(1.0) as u64;
             let mut acc = 0;
@@ -110,7 +117,11 @@ impl FrameStats {
             sharpness: var(ln, lsum, lsum_sq) as f32,
             low: if n == 0 { 0 } else { percentile(0.02) },
             high: if n == 0 { 0 } else { percentile(0.98) },
-            clipped: if n == 0 { 0.0 } else { clipped as f32 / n as f32 },
+            clipped: if n == 0 {
+                0.0
+            } else {
+                clipped as f32 / n as f32
+            },
         }
     }
 }
@@ -147,7 +158,9 @@ impl Verdict {
             Verdict::NoFrames => {
                 "No picture from the camera: reseat its cable; if it stays dark, restart the terminal, then replace the camera."
             }
-            Verdict::TooDark => "Picture too dark: switch on the scan light or light the scan area better.",
+            Verdict::TooDark => {
+                "Picture too dark: switch on the scan light or light the scan area better."
+            }
             Verdict::Overexposed => {
                 "Picture washed out: keep direct sunlight and strong lamps off the scan window, or shade it."
             }
@@ -164,10 +177,14 @@ impl Verdict {
     pub fn instruction_zh(self) -> &'static str {
         match self {
             Verdict::Ok => "摄像头工作正常。",
-            Verdict::NoFrames => "摄像头无画面：请重新插紧摄像头连接线；仍无画面请重启终端，再不行请更换摄像头。",
+            Verdict::NoFrames => {
+                "摄像头无画面：请重新插紧摄像头连接线；仍无画面请重启终端，再不行请更换摄像头。"
+            }
             Verdict::TooDark => "画面太暗：请打开补光灯或改善扫码区域照明。",
             Verdict::Overexposed => "画面过曝：请避免阳光直射或强光灯照射扫码窗口，或为其遮光。",
-            Verdict::OutOfFocus => "画面模糊：请顾客将手机置于距扫码窗口 10-20 厘米处；仍模糊则摄像头需维修。",
+            Verdict::OutOfFocus => {
+                "画面模糊：请顾客将手机置于距扫码窗口 10-20 厘米处；仍模糊则摄像头需维修。"
+            }
             Verdict::DirtyWindow => "画面发雾：请用柔软干布擦拭扫码窗口；如有划痕请更换窗口。",
         }
     }
@@ -219,7 +236,10 @@ impl HealthConfig {
             Verdict::TooDark
         } else if s.clipped > self.overexposed_clipped || s.mean > self.overexposed_mean {
             Verdict::Overexposed
-        } else if s.sharpness < self.low_sharpness && s.contrast < self.low_contrast && s.low >= self.haze_low {
+        } else if s.sharpness < self.low_sharpness
+            && s.contrast < self.low_contrast
+            && s.low >= self.haze_low
+        {
             Verdict::DirtyWindow
         } else if s.sharpness < self.low_sharpness {
             Verdict::OutOfFocus
@@ -305,7 +325,11 @@ impl HealthMonitor {
         self.last_frame = Some(self.last_frame.map_or(at, |l| l.max(at)));
         self.frame_times.push_back(at);
         let window = Duration::from_secs_f64(self.config.fps_window_secs.max(0.1));
-        while self.frame_times.front().is_some_and(|&t| at.saturating_duration_since(t) > window) {
+        while self
+            .frame_times
+            .front()
+            .is_some_and(|&t| at.saturating_duration_since(t) > window)
+        {
             self.frame_times.pop_front();
         }
     }
@@ -323,8 +347,12 @@ impl HealthMonitor {
     /// Frames per second over the fps window ending at `now`.
     pub fn fps(&self, now: Instant) -> f64 {
         let window = Duration::from_secs_f64(self.config.fps_window_secs.max(0.1));
-        let recent: Vec<Instant> =
-            self.frame_times.iter().copied().filter(|&t| now.saturating_duration_since(t) <= window).collect();
+        let recent: Vec<Instant> = self
+            .frame_times
+            .iter()
+            .copied()
+            .filter(|&t| now.saturating_duration_since(t) <= window)
+            .collect();
         match (recent.first(), recent.last()) {
             (Some(&first), Some(&last)) if recent.len() >= 2 && last > first => {
                 (recent.len() - 1) as f64 / (last - first).as_secs_f64()
@@ -355,7 +383,8 @@ impl HealthMonitor {
 
     pub fn verdict(&self, now: Instant) -> Verdict {
         let fresh = self.last_frame.is_some_and(|t| {
-            now.saturating_duration_since(t) < Duration::from_secs_f64(self.config.no_frames_after_secs)
+            now.saturating_duration_since(t)
+                < Duration::from_secs_f64(self.config.no_frames_after_secs)
         });
         match self.window_stats() {
             Some(s) if fresh => self.config.judge(&s),
@@ -372,7 +401,9 @@ impl HealthMonitor {
             instruction_zh: verdict.instruction_zh().to_string(),
             fps: self.fps(now),
             frames_total: self.frames_total,
-            last_frame_age_secs: self.last_frame.map(|t| now.saturating_duration_since(t).as_secs_f64()),
+            last_frame_age_secs: self
+                .last_frame
+                .map(|t| now.saturating_duration_since(t).as_secs_f64()),
             decode_attempts: self.decode_attempts,
             decode_successes: self.decode_successes,
             recent_success_ratio: (!self.recent_decodes.is_empty())
@@ -397,7 +428,11 @@ mod tests {
                 data.push(f(x, y));
             }
         }
-        LumaImage { width: W, height: H, data }
+        LumaImage {
+            width: W,
+            height: H,
+            data,
+        }
     }
 
     /// A black-and-white checkerboard of 12 px cells: what a printed QR code looks like to
@@ -407,7 +442,13 @@ mod tests {
     }
 
     fn checkerboard_of(cell: u32, dark: u8, light: u8) -> LumaImage {
-        image(|x, y| if (x / cell + y / cell) % 2 == 0 { dark } else { light })
+        image(|x, y| {
+            if (x / cell + y / cell).is_multiple_of(2) {
+                dark
+            } else {
+                light
+            }
+        })
     }
 
     /// Three passes of a box blur: close to a Gaussian of sigma ≈ radius.
@@ -421,7 +462,11 @@ mod tests {
                     for x in 0..w {
                         let mut s = 0.0;
                         for d in -radius..=radius {
-                            let (xx, yy) = if horizontal { ((x + d).clamp(0, w - 1), y) } else { (x, (y + d).clamp(0, h - 1)) };
+                            let (xx, yy) = if horizontal {
+                                ((x + d).clamp(0, w - 1), y)
+                            } else {
+                                (x, (y + d).clamp(0, h - 1))
+                            };
                             s += cur[(yy * w + xx) as usize];
                         }
                         next[(y * w + x) as usize] = s / (2 * radius + 1) as f32;
@@ -430,7 +475,11 @@ mod tests {
                 cur = next;
             }
         }
-        LumaImage { width: img.width, height: img.height, data: cur.iter().map(|&v| v.round() as u8).collect() }
+        LumaImage {
+            width: img.width,
+            height: img.height,
+            data: cur.iter().map(|&v| v.round() as u8).collect(),
+        }
     }
 
     /// Feed the same frame `n` times, 40 ms apart (25 fps), and return the monitor and the
@@ -516,7 +565,11 @@ mod tests {
         let sharp = checkerboard(20, 230);
         let soft = blurred(&sharp, 3);
         let hazy = LumaImage {
-            data: soft.data.iter().map(|&v| (f32::from(v) * 0.15 + 150.0) as u8).collect(),
+            data: soft
+                .data
+                .iter()
+                .map(|&v| (f32::from(v) * 0.15 + 150.0) as u8)
+                .collect(),
             ..soft
         };
         let (m, t) = monitor_seeing(&hazy, 10);
@@ -534,7 +587,10 @@ mod tests {
 
     #[test]
     fn decode_results_are_counted_in_total_and_recently() {
-        let mut m = HealthMonitor::new(HealthConfig { decode_window: 4, ..HealthConfig::default() });
+        let mut m = HealthMonitor::new(HealthConfig {
+            decode_window: 4,
+            ..HealthConfig::default()
+        });
         for ok in [false, false, false, false, true, true] {
             m.record_decode(ok);
         }
@@ -557,15 +613,26 @@ mod tests {
         use Verdict::*;
         for v in [Ok, NoFrames, TooDark, Overexposed, OutOfFocus, DirtyWindow] {
             assert!(!v.instruction_en().is_empty() && !v.instruction_zh().is_empty());
-            assert_eq!(serde_json::to_string(&v).unwrap(), format!("\"{}\"", v.as_str()));
+            assert_eq!(
+                serde_json::to_string(&v).unwrap(),
+                format!("\"{}\"", v.as_str())
+            );
         }
     }
 
     #[test]
     fn statistics_of_a_tiny_or_empty_image_do_not_panic() {
-        let s = FrameStats::of(&LumaImage { width: 0, height: 0, data: vec![] });
+        let s = FrameStats::of(&LumaImage {
+            width: 0,
+            height: 0,
+            data: vec![],
+        });
         assert_eq!(s.mean, 0.0);
-        let s = FrameStats::of(&LumaImage { width: 1, height: 1, data: vec![128] });
+        let s = FrameStats::of(&LumaImage {
+            width: 1,
+            height: 1,
+            data: vec![128],
+        });
         assert_eq!((s.mean, s.sharpness, s.low, s.high), (128.0, 0.0, 128, 128));
     }
 

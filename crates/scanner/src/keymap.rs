@@ -109,7 +109,11 @@ const US_KEYS: &[(u16, char, char)] = &[
 /// Caps Lock only affects letters, as on a real keyboard; Shift with Caps Lock gives lower case.
 pub fn us_char(code: u16, shift: bool, caps_lock: bool) -> Option<char> {
     let &(_, plain, shifted) = US_KEYS.iter().find(|(c, _, _)| *c == code)?;
-    let upper = if plain.is_ascii_lowercase() { shift != caps_lock } else { shift };
+    let upper = if plain.is_ascii_lowercase() {
+        shift != caps_lock
+    } else {
+        shift
+    };
     Some(if upper { shifted } else { plain })
 }
 
@@ -205,7 +209,13 @@ mod tests {
 
     #[test]
     fn modifiers_and_function_keys_type_nothing() {
-        for k in [code::KEY_LEFTSHIFT, code::KEY_ENTER, code::KEY_ESC, 59, code::KEY_CAPSLOCK] {
+        for k in [
+            code::KEY_LEFTSHIFT,
+            code::KEY_ENTER,
+            code::KEY_ESC,
+            59,
+            code::KEY_CAPSLOCK,
+        ] {
             assert_eq!(us_char(k, false, false), None);
         }
     }

@@ -34,30 +34,36 @@ use crate::{Frame, FrameSource, PixelFormat, SourceError, imagefile};
 #[derive(Debug, thiserror::Error)]
 pub enum ReplayError {
     #[error("cannot read {path}: {source}; check the replay path")]
-    Io { path: String, source: std::io::Error },
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("{dir} has no frames to play (images or frames.toml with NNNN.<format> files)")]
     Empty { dir: String },
     #[error("{path}: {what}; see the frames.toml format in the smartpos-scanner replay docs")]
     Manifest { path: String, what: String },
-    #[error("{path} has {got} bytes, but a {width}x{height} {format} frame has {needed}; re-record it")]
-    WrongSize { path: String, format: &'static str, width: u32, height: u32, needed: usize, got: usize },
+    #[error(
+        "{path} has {got} bytes, but a {width}x{height} {format} frame has {needed}; re-record it"
+    )]
+    WrongSize {
+        path: String,
+        format: &'static str,
+        width: u32,
+        height: u32,
+        needed: usize,
+        got: usize,
+    },
     #[error("cannot write {what}: {reason}")]
     Write { what: String, reason: String },
 }
 
 /// How to play a source.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct ReplayOptions {
     /// Frames per second; `None` takes the manifest's, or 10. Zero or less: as fast as asked.
     pub fps: Option<f64>,
     /// Start again after the last frame instead of ending the stream.
     pub looping: bool,
-}
-
-impl Default for ReplayOptions {
-    fn default() -> Self {
-        ReplayOptions { fps: None, looping: false }
-    }
 }
 
 /// The name used for a format in `frames.toml` and as a raw file extension.
@@ -123,12 +129,17 @@ struct Pacer {
 impl Pacer {
     fn new(fps: f64) -> Self {
         let period = (fps.is_finite() && fps > 0.0).then(|| Duration::from_secs_f64(1.0 / fps));
-        Pacer { period, next_due: None }
+        Pacer {
+            period,
+            next_due: None,
+        }
     }
 
     /// Wait until the next frame is due, or fail with `Timeout` if it is not due within `timeout`.
     fn wait(&mut self, timeout: Duration) -> Result<(), SourceError> {
-        let Some(period) = self.period else { return Ok(()) };
+        let Some(period) = self.period else {
+            return Ok(());
+        };
         let now = Instant::now();
         let due = *self.next_due.get_or_insert(now);
         if due > now {
@@ -142,14 +153,23 @@ impl Pacer {
         // On time: keep the schedule, so sleep overshoot does not drift the rate. Late by a
         // period or more: start the schedule again from now instead of catching up in a burst.
         let now = Instant::now();
-        self.next_due = Some(if now < due + period { due + period } else { now + period });
+        self.next_due = Some(if now < due + period {
+            due + period
+        } else {
+            now + period
+        });
         Ok(())
     }
 }
 
 enum Entries {
     Images(Vec<PathBuf>),
-    Raw { files: Vec<PathBuf>, width: u32, height: u32, format: PixelFormat },
+    Raw {
+        files: Vec<PathBuf>,
+        width: u32,
+        height: u32,
+        format: PixelFormat,
+    },
 }
 
 /// A folder of images or raw frames, played as a camera.
@@ -164,12 +184,18 @@ pub struct ReplayFolder {
 
 impl std::fmt::Debug for ReplayFolder {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ReplayFolder").field("name", &self.name).field("frames", &self.len()).finish()
+        f.debug_struct("ReplayFolder")
+            .field("name", &self.name)
+            .field("frames", &self.len())
+            .finish()
     }
 }
 
 fn list_dir(dir: &Path) -> Result<Vec<PathBuf>, ReplayError> {
-    let io = |source| ReplayError::Io { path: dir.display().to_string(), source };
+    let io = |source| ReplayError::Io {
+        path: dir.display().to_string(),
+        source,
+    };
     let mut files = Vec::new();
     for e in std::fs::read_dir(dir).map_err(io)? {
         let path = e.map_err(io)?.path();
@@ -182,7 +208,10 @@ fn list_dir(dir: &Path) -> Result<Vec<PathBuf>, ReplayError> {
 }
 
 fn extension(p: &Path) -> String {
-    p.extension().and_then(|e| e.to_str()).unwrap_or("").to_ascii_lowercase()
+    p.extension()
+        .and_then(|e| e.to_str())
+        .unwrap_or("")
+        .to_ascii_lowercase()
 }
 
 impl ReplayFolder {
@@ -191,23 +220,45 @@ impl ReplayFolder {
         let files = list_dir(dir)?;
         let (entries, manifest_fps) = if manifest_path.exists() {
             let shown = manifest_path.display().to_string();
-            let text = std::fs::read_to_string(&manifest_path)
-                .map_err(|source| ReplayError::Io { path: shown.clone(), source })?;
-            let m: Manifest =
-                toml::from_str(&text).map_err(|e| ReplayError::Manifest { path: shown.clone(), what: e.to_string() })?;
+            let text =
+                std::fs::read_to_string(&manifest_path).map_err(|source| ReplayError::Io {
+                    path: shown.clone(),
+                    source,
+                })?;
+            let m: Manifest = toml::from_str(&text).map_err(|e| ReplayError::Manifest {
+                path: shown.clone(),
+                what: e.to_string(),
+            })?;
             let format = parse_format(&m.format).ok_or_else(|| ReplayError::Manifest {
                 path: shown.clone(),
-                what: format!("unknown format {:?} (grey, yuyv, nv12, rgb24, mjpeg)", m.format),
+                what: format!(
+                    "unknown format {:?} (grey, yuyv, nv12, rgb24, mjpeg)",
+                    m.format
+                ),
             })?;
             if m.width == 0 || m.height == 0 {
-                return Err(ReplayError::Manifest { path: shown, what: "width and height must be positive".into() });
+                return Err(ReplayError::Manifest {
+                    path: shown,
+                    what: "width and height must be positive".into(),
+                });
             }
             let ext = format_extension(format);
             let frames: Vec<PathBuf> = files.into_iter().filter(|p| extension(p) == ext).collect();
-            (Entries::Raw { files: frames, width: m.width, height: m.height, format }, m.fps)
+            (
+                Entries::Raw {
+                    files: frames,
+                    width: m.width,
+                    height: m.height,
+                    format,
+                },
+                m.fps,
+            )
         } else {
             const IMAGE_EXTS: &[&str] = &["png", "jpg", "jpeg", "pgm", "pnm", "ppm", "webp"];
-            let images = files.into_iter().filter(|p| IMAGE_EXTS.contains(&extension(p).as_str())).collect();
+            let images = files
+                .into_iter()
+                .filter(|p| IMAGE_EXTS.contains(&extension(p).as_str()))
+                .collect();
             (Entries::Images(images), None)
         };
         let folder = ReplayFolder {
@@ -219,7 +270,9 @@ impl ReplayFolder {
             pacer: Pacer::new(options.fps.or(manifest_fps).unwrap_or(10.0)),
         };
         if folder.is_empty() {
-            return Err(ReplayError::Empty { dir: dir.display().to_string() });
+            return Err(ReplayError::Empty {
+                dir: dir.display().to_string(),
+            });
         }
         Ok(folder)
     }
@@ -241,22 +294,32 @@ impl ReplayFolder {
                 let img = imagefile::load_luma(&paths[index]).map_err(|e| e.to_string())?;
                 Ok((img.data, img.width, img.height, PixelFormat::Grey))
             }
-            Entries::Raw { files, width, height, format } => {
+            Entries::Raw {
+                files,
+                width,
+                height,
+                format,
+            } => {
                 let path = &files[index];
-                let data = std::fs::read(path)
-                    .map_err(|source| ReplayError::Io { path: path.display().to_string(), source }.to_string())?;
-                if let Some(needed) = raw_frame_size(*format, *width, *height) {
-                    if data.len() != needed {
-                        return Err(ReplayError::WrongSize {
-                            path: path.display().to_string(),
-                            format: format_name(*format),
-                            width: *width,
-                            height: *height,
-                            needed,
-                            got: data.len(),
-                        }
-                        .to_string());
+                let data = std::fs::read(path).map_err(|source| {
+                    ReplayError::Io {
+                        path: path.display().to_string(),
+                        source,
                     }
+                    .to_string()
+                })?;
+                if let Some(needed) = raw_frame_size(*format, *width, *height)
+                    && data.len() != needed
+                {
+                    return Err(ReplayError::WrongSize {
+                        path: path.display().to_string(),
+                        format: format_name(*format),
+                        width: *width,
+                        height: *height,
+                        needed,
+                        got: data.len(),
+                    }
+                    .to_string());
                 }
                 Ok((data, *width, *height, *format))
             }
@@ -345,9 +408,15 @@ impl FrameSource for VecSource {
 /// captured from a real camera or vivid, to replay them later. All frames must share size
 /// and format; raw frames must be unpadded.
 pub fn write_raw_frames(dir: &Path, frames: &[Frame], fps: Option<f64>) -> Result<(), ReplayError> {
-    let first = frames.first().ok_or_else(|| ReplayError::Write { what: dir.display().to_string(), reason: "no frames".into() })?;
+    let first = frames.first().ok_or_else(|| ReplayError::Write {
+        what: dir.display().to_string(),
+        reason: "no frames".into(),
+    })?;
     let (width, height, format) = (first.width, first.height, first.format);
-    std::fs::create_dir_all(dir).map_err(|source| ReplayError::Io { path: dir.display().to_string(), source })?;
+    std::fs::create_dir_all(dir).map_err(|source| ReplayError::Io {
+        path: dir.display().to_string(),
+        source,
+    })?;
     for (i, f) in frames.iter().enumerate() {
         let path = dir.join(format!("{i:04}.{}", format_extension(format)));
         if (f.width, f.height, f.format) != (width, height, format) {
@@ -376,12 +445,26 @@ pub fn write_raw_frames(dir: &Path, frames: &[Frame], fps: Option<f64>) -> Resul
             }
             None => &f.data[..],
         };
-        std::fs::write(&path, data).map_err(|source| ReplayError::Io { path: path.display().to_string(), source })?;
+        std::fs::write(&path, data).map_err(|source| ReplayError::Io {
+            path: path.display().to_string(),
+            source,
+        })?;
     }
-    let manifest = Manifest { width, height, format: format_name(format).to_string(), fps };
-    let text = toml::to_string(&manifest).map_err(|e| ReplayError::Write { what: "frames.toml".into(), reason: e.to_string() })?;
+    let manifest = Manifest {
+        width,
+        height,
+        format: format_name(format).to_string(),
+        fps,
+    };
+    let text = toml::to_string(&manifest).map_err(|e| ReplayError::Write {
+        what: "frames.toml".into(),
+        reason: e.to_string(),
+    })?;
     let path = dir.join("frames.toml");
-    std::fs::write(&path, text).map_err(|source| ReplayError::Io { path: path.display().to_string(), source })
+    std::fs::write(&path, text).map_err(|source| ReplayError::Io {
+        path: path.display().to_string(),
+        source,
+    })
 }
 
 #[cfg(test)]
@@ -390,12 +473,24 @@ mod tests {
     use crate::LumaImage;
 
     fn grey(w: u32, h: u32, v: u8) -> LumaImage {
-        LumaImage { width: w, height: h, data: vec![v; (w * h) as usize] }
+        LumaImage {
+            width: w,
+            height: h,
+            data: vec![v; (w * h) as usize],
+        }
     }
 
     fn yuyv_frame(w: u32, h: u32, luma: u8) -> Frame {
         let data = (0..w * h).flat_map(|_| [luma, 128]).collect();
-        Frame { width: w, height: h, format: PixelFormat::Yuyv, data, seq: 0, captured: Instant::now(), wall: SystemTime::now() }
+        Frame {
+            width: w,
+            height: h,
+            format: PixelFormat::Yuyv,
+            data,
+            seq: 0,
+            captured: Instant::now(),
+            wall: SystemTime::now(),
+        }
     }
 
     #[test]
@@ -403,13 +498,28 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         imagefile::write_pgm(&grey(8, 4, 30), &dir.path().join("b.pgm")).unwrap();
         imagefile::write_pgm(&grey(8, 4, 10), &dir.path().join("a.pgm")).unwrap();
-        image::GrayImage::from_raw(8, 4, vec![200; 32]).unwrap().save(dir.path().join("c.png")).unwrap();
+        image::GrayImage::from_raw(8, 4, vec![200; 32])
+            .unwrap()
+            .save(dir.path().join("c.png"))
+            .unwrap();
         std::fs::write(dir.path().join("notes.txt"), "not a frame").unwrap();
-        let mut src = ReplayFolder::open(dir.path(), ReplayOptions { fps: Some(0.0), looping: false }).unwrap();
+        let mut src = ReplayFolder::open(
+            dir.path(),
+            ReplayOptions {
+                fps: Some(0.0),
+                looping: false,
+            },
+        )
+        .unwrap();
         assert_eq!(src.len(), 3);
-        let lumas: Vec<u8> = (0..3).map(|_| src.next_frame(Duration::from_secs(1)).unwrap().data[0]).collect();
+        let lumas: Vec<u8> = (0..3)
+            .map(|_| src.next_frame(Duration::from_secs(1)).unwrap().data[0])
+            .collect();
         assert_eq!(lumas, vec![10, 30, 200]);
-        assert!(matches!(src.next_frame(Duration::from_secs(1)), Err(SourceError::EndOfStream)));
+        assert!(matches!(
+            src.next_frame(Duration::from_secs(1)),
+            Err(SourceError::EndOfStream)
+        ));
     }
 
     #[test]
@@ -418,7 +528,14 @@ mod tests {
         let frames = vec![yuyv_frame(4, 2, 50), yuyv_frame(4, 2, 60)];
         write_raw_frames(dir.path(), &frames, Some(30.0)).unwrap();
         assert!(dir.path().join("0001.yuyv").exists());
-        let mut src = ReplayFolder::open(dir.path(), ReplayOptions { fps: Some(0.0), looping: true }).unwrap();
+        let mut src = ReplayFolder::open(
+            dir.path(),
+            ReplayOptions {
+                fps: Some(0.0),
+                looping: true,
+            },
+        )
+        .unwrap();
         let got: Vec<(u64, u8)> = (0..5)
             .map(|_| {
                 let f = src.next_frame(Duration::from_secs(1)).unwrap();
@@ -432,32 +549,70 @@ mod tests {
     #[test]
     fn a_truncated_raw_frame_is_named_and_skipped() {
         let dir = tempfile::tempdir().unwrap();
-        write_raw_frames(dir.path(), &[yuyv_frame(4, 2, 1), yuyv_frame(4, 2, 2)], None).unwrap();
+        write_raw_frames(
+            dir.path(),
+            &[yuyv_frame(4, 2, 1), yuyv_frame(4, 2, 2)],
+            None,
+        )
+        .unwrap();
         std::fs::write(dir.path().join("0000.yuyv"), [0u8; 5]).unwrap();
-        let mut src = ReplayFolder::open(dir.path(), ReplayOptions { fps: Some(0.0), looping: false }).unwrap();
-        let err = src.next_frame(Duration::from_secs(1)).unwrap_err().to_string();
+        let mut src = ReplayFolder::open(
+            dir.path(),
+            ReplayOptions {
+                fps: Some(0.0),
+                looping: false,
+            },
+        )
+        .unwrap();
+        let err = src
+            .next_frame(Duration::from_secs(1))
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("0000.yuyv") && err.contains("16"), "{err}");
-        assert_eq!(src.next_frame(Duration::from_secs(1)).unwrap().to_luma().unwrap().data[0], 2);
+        assert_eq!(
+            src.next_frame(Duration::from_secs(1))
+                .unwrap()
+                .to_luma()
+                .unwrap()
+                .data[0],
+            2
+        );
     }
 
     #[test]
     fn a_bad_manifest_says_what_is_wrong() {
         let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("frames.toml"), "width = 4\nheight = 2\nformat = \"h264\"\n").unwrap();
-        let err = ReplayFolder::open(dir.path(), ReplayOptions::default()).unwrap_err().to_string();
+        std::fs::write(
+            dir.path().join("frames.toml"),
+            "width = 4\nheight = 2\nformat = \"h264\"\n",
+        )
+        .unwrap();
+        let err = ReplayFolder::open(dir.path(), ReplayOptions::default())
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("h264"), "{err}");
     }
 
     #[test]
     fn an_empty_folder_is_an_error_not_an_endless_wait() {
         let dir = tempfile::tempdir().unwrap();
-        assert!(matches!(ReplayFolder::open(dir.path(), ReplayOptions::default()), Err(ReplayError::Empty { .. })));
+        assert!(matches!(
+            ReplayFolder::open(dir.path(), ReplayOptions::default()),
+            Err(ReplayError::Empty { .. })
+        ));
     }
 
     #[test]
     fn frames_are_paced_at_the_requested_rate() {
         let frames = (0..6).map(|i| Frame::from_luma(grey(2, 2, i), 0)).collect();
-        let mut src = VecSource::new("test", frames, ReplayOptions { fps: Some(50.0), looping: false });
+        let mut src = VecSource::new(
+            "test",
+            frames,
+            ReplayOptions {
+                fps: Some(50.0),
+                looping: false,
+            },
+        );
         let t0 = Instant::now();
         for _ in 0..6 {
             src.next_frame(Duration::from_secs(1)).unwrap();
@@ -471,21 +626,41 @@ mod tests {
     #[test]
     fn waiting_less_than_a_frame_period_times_out() {
         let frames = vec![Frame::from_luma(grey(2, 2, 0), 0); 2];
-        let mut src = VecSource::new("slow", frames, ReplayOptions { fps: Some(1.0), looping: false });
+        let mut src = VecSource::new(
+            "slow",
+            frames,
+            ReplayOptions {
+                fps: Some(1.0),
+                looping: false,
+            },
+        );
         src.next_frame(Duration::from_millis(10)).unwrap();
-        assert!(matches!(src.next_frame(Duration::from_millis(10)), Err(SourceError::Timeout(_))));
+        assert!(matches!(
+            src.next_frame(Duration::from_millis(10)),
+            Err(SourceError::Timeout(_))
+        ));
     }
 
     #[test]
     fn a_slow_consumer_gets_no_burst() {
         let frames = vec![Frame::from_luma(grey(2, 2, 0), 0); 4];
-        let mut src = VecSource::new("t", frames, ReplayOptions { fps: Some(50.0), looping: false });
+        let mut src = VecSource::new(
+            "t",
+            frames,
+            ReplayOptions {
+                fps: Some(50.0),
+                looping: false,
+            },
+        );
         src.next_frame(Duration::from_secs(1)).unwrap();
         thread::sleep(Duration::from_millis(100));
         src.next_frame(Duration::from_secs(1)).unwrap();
         let t = Instant::now();
         src.next_frame(Duration::from_secs(1)).unwrap();
-        assert!(t.elapsed() >= Duration::from_millis(15), "the third frame waits its period");
+        assert!(
+            t.elapsed() >= Duration::from_millis(15),
+            "the third frame waits its period"
+        );
     }
 
     #[test]

@@ -17,7 +17,9 @@ pub type Quad = [[f32; 2]; 4];
 pub enum SnapshotError {
     #[error("the frame is {width}x{height} but has {len} bytes; it cannot be saved")]
     BadImage { width: u32, height: u32, len: usize },
-    #[error("cannot write the snapshot {path}: {reason}; check that the directory exists and is writable")]
+    #[error(
+        "cannot write the snapshot {path}: {reason}; check that the directory exists and is writable"
+    )]
     Write { path: String, reason: String },
 }
 
@@ -39,20 +41,37 @@ pub fn draw_outlines(img: &LumaImage, quads: &[Quad]) -> LumaImage {
 /// `img` with the quads outlined, as PNG bytes (for a bus method that returns the picture).
 pub fn encode_png(img: &LumaImage, quads: &[Quad]) -> Result<Vec<u8>, SnapshotError> {
     let drawn = draw_outlines(img, quads);
-    let bad = || SnapshotError::BadImage { width: img.width, height: img.height, len: img.data.len() };
+    let bad = || SnapshotError::BadImage {
+        width: img.width,
+        height: img.height,
+        len: img.data.len(),
+    };
     let buf = image::GrayImage::from_raw(drawn.width, drawn.height, drawn.data).ok_or_else(bad)?;
     let mut out = std::io::Cursor::new(Vec::new());
     buf.write_to(&mut out, image::ImageFormat::Png)
-        .map_err(|e| SnapshotError::Write { path: "(memory)".into(), reason: e.to_string() })?;
+        .map_err(|e| SnapshotError::Write {
+            path: "(memory)".into(),
+            reason: e.to_string(),
+        })?;
     Ok(out.into_inner())
 }
 
 /// Write `img` with the quads outlined to `path` as PNG. The file appears whole or not at
 /// all (written beside it, then renamed), so a viewer never opens half a picture.
-pub fn write_snapshot_png(path: &Path, img: &LumaImage, quads: &[Quad]) -> Result<(), SnapshotError> {
+pub fn write_snapshot_png(
+    path: &Path,
+    img: &LumaImage,
+    quads: &[Quad],
+) -> Result<(), SnapshotError> {
     let png = encode_png(img, quads)?;
-    let write_err = |e: std::io::Error| SnapshotError::Write { path: path.display().to_string(), reason: e.to_string() };
-    let mut tmp_name = path.file_name().map(|n| n.to_os_string()).unwrap_or_default();
+    let write_err = |e: std::io::Error| SnapshotError::Write {
+        path: path.display().to_string(),
+        reason: e.to_string(),
+    };
+    let mut tmp_name = path
+        .file_name()
+        .map(|n| n.to_os_string())
+        .unwrap_or_default();
     tmp_name.push(".part");
     let tmp = path.with_file_name(tmp_name);
     std::fs::write(&tmp, png).map_err(write_err)?;
@@ -100,7 +119,11 @@ mod tests {
     use super::*;
 
     fn grey(w: u32, h: u32, v: u8) -> LumaImage {
-        LumaImage { width: w, height: h, data: vec![v; (w * h) as usize] }
+        LumaImage {
+            width: w,
+            height: h,
+            data: vec![v; (w * h) as usize],
+        }
     }
 
     #[test]
@@ -108,7 +131,10 @@ mod tests {
         let img = grey(100, 80, 128);
         let quad = [[20.0, 20.0], [70.0, 20.0], [70.0, 60.0], [20.0, 60.0]];
         let out = draw_outlines(&img, &[quad]);
-        assert!(img.data.iter().all(|&v| v == 128), "the original is untouched");
+        assert!(
+            img.data.iter().all(|&v| v == 128),
+            "the original is untouched"
+        );
         assert_eq!(out.get(45, 20), 255, "white core on the top edge");
         assert_eq!(out.get(45, 22), 0, "black rim beside it");
         assert_eq!(out.get(70, 40), 255, "right edge");
@@ -129,7 +155,12 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("snap.png");
         let img = grey(64, 48, 100);
-        write_snapshot_png(&path, &img, &[[[10.0, 10.0], [50.0, 10.0], [50.0, 40.0], [10.0, 40.0]]]).unwrap();
+        write_snapshot_png(
+            &path,
+            &img,
+            &[[[10.0, 10.0], [50.0, 10.0], [50.0, 40.0], [10.0, 40.0]]],
+        )
+        .unwrap();
         let back = image::open(&path).unwrap().into_luma8();
         assert_eq!(back.dimensions(), (64, 48));
         assert_eq!(back.get_pixel(30, 10).0[0], 255);
@@ -139,7 +170,8 @@ mod tests {
 
     #[test]
     fn a_missing_directory_is_reported_with_what_to_check() {
-        let err = write_snapshot_png(Path::new("/nonexistent-dir/snap.png"), &grey(4, 4, 0), &[]).unwrap_err();
+        let err = write_snapshot_png(Path::new("/nonexistent-dir/snap.png"), &grey(4, 4, 0), &[])
+            .unwrap_err();
         assert!(err.to_string().contains("writable"), "{err}");
     }
 }

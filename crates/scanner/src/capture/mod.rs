@@ -33,7 +33,11 @@ pub enum CameraSelector {
 impl CameraSelector {
     /// `/…` is a path, anything else a match.
     pub fn parse(s: &str) -> Self {
-        if s.starts_with('/') { CameraSelector::Path(PathBuf::from(s)) } else { CameraSelector::Match(s.to_string()) }
+        if s.starts_with('/') {
+            CameraSelector::Path(PathBuf::from(s))
+        } else {
+            CameraSelector::Match(s.to_string())
+        }
     }
 
     /// Whether a device with this card name and bus info is the one wanted (for `Match`).
@@ -42,7 +46,8 @@ impl CameraSelector {
             CameraSelector::Path(_) => false,
             CameraSelector::Match(needle) => {
                 let n = needle.to_lowercase();
-                !n.is_empty() && (card.to_lowercase().contains(&n) || bus.to_lowercase().contains(&n))
+                !n.is_empty()
+                    && (card.to_lowercase().contains(&n) || bus.to_lowercase().contains(&n))
             }
         }
     }
@@ -81,21 +86,39 @@ impl Default for CaptureConfig {
             height: 720,
             fps: 15,
             buffers: 4,
-            formats: vec![PixelFormat::Grey, PixelFormat::Yuyv, PixelFormat::Nv12, PixelFormat::Mjpeg],
+            formats: vec![
+                PixelFormat::Grey,
+                PixelFormat::Yuyv,
+                PixelFormat::Nv12,
+                PixelFormat::Mjpeg,
+            ],
         }
     }
 }
 
 /// The first format in `preference` that the device offers.
 pub fn choose_format(offered: &[[u8; 4]], preference: &[PixelFormat]) -> Option<PixelFormat> {
-    preference.iter().copied().find(|p| offered.contains(&p.fourcc()))
+    preference
+        .iter()
+        .copied()
+        .find(|p| offered.contains(&p.fourcc()))
 }
 
 /// A frame size a device offers for a format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SizeOption {
-    Discrete { width: u32, height: u32 },
-    Stepwise { min_width: u32, max_width: u32, step_width: u32, min_height: u32, max_height: u32, step_height: u32 },
+    Discrete {
+        width: u32,
+        height: u32,
+    },
+    Stepwise {
+        min_width: u32,
+        max_width: u32,
+        step_width: u32,
+        min_height: u32,
+        max_height: u32,
+        step_height: u32,
+    },
 }
 
 /// The size to ask for: the wanted size if offered; otherwise the smallest offered size that
@@ -108,15 +131,29 @@ pub fn choose_size(options: &[SizeOption], want: (u32, u32)) -> Option<(u32, u32
         .iter()
         .map(|o| match *o {
             SizeOption::Discrete { width, height } => (width, height),
-            SizeOption::Stepwise { min_width, max_width, step_width, min_height, max_height, step_height } => {
+            SizeOption::Stepwise {
+                min_width,
+                max_width,
+                step_width,
+                min_height,
+                max_height,
+                step_height,
+            } => {
                 let fit = |want: u32, min: u32, max: u32, step: u32| {
                     let step = step.max(1);
                     let clamped = want.clamp(min, max.max(min));
                     // Round up to the step grid, without leaving the range.
                     let up = min + (clamped - min).div_ceil(step) * step;
-                    if up <= max { up } else { min + (clamped - min) / step * step }
+                    if up <= max {
+                        up
+                    } else {
+                        min + (clamped - min) / step * step
+                    }
                 };
-                (fit(ww, min_width, max_width, step_width), fit(wh, min_height, max_height, step_height))
+                (
+                    fit(ww, min_width, max_width, step_width),
+                    fit(wh, min_height, max_height, step_height),
+                )
             }
         })
         .collect();
@@ -147,15 +184,31 @@ fn planes(format: PixelFormat, width: u32, height: u32) -> Option<Vec<(usize, us
 /// Copy a driver buffer into an unpadded frame. Drivers may pad each row to `stride` bytes
 /// (`bytesperline`), which [`crate::Frame`] does not carry; NV12's chroma plane has the same
 /// stride as its luma plane. MJPEG is copied up to `used` bytes.
-pub fn unpad(buf: &[u8], used: usize, format: PixelFormat, width: u32, height: u32, stride: usize) -> Result<Vec<u8>, FrameError> {
+pub fn unpad(
+    buf: &[u8],
+    used: usize,
+    format: PixelFormat,
+    width: u32,
+    height: u32,
+    stride: usize,
+) -> Result<Vec<u8>, FrameError> {
     let Some(planes) = planes(format, width, height) else {
         return Ok(buf[..used.min(buf.len())].to_vec());
     };
     let tight: usize = planes.iter().map(|(row, rows)| row * rows).sum();
-    let short = |needed: usize| FrameError::ShortBuffer { format, width, height, needed, got: buf.len() };
+    let short = |needed: usize| FrameError::ShortBuffer {
+        format,
+        width,
+        height,
+        needed,
+        got: buf.len(),
+    };
     let stride = stride.max(planes[0].0);
     if stride == planes[0].0 {
-        return buf.get(..tight).map(<[u8]>::to_vec).ok_or_else(|| short(tight));
+        return buf
+            .get(..tight)
+            .map(<[u8]>::to_vec)
+            .ok_or_else(|| short(tight));
     }
     let padded: usize = planes.iter().map(|&(_, rows)| stride * rows).sum();
     // The last row need not carry its padding.
@@ -213,30 +266,53 @@ pub struct CaptureStatus {
 mod tests {
     use super::*;
 
-    const ALL: [PixelFormat; 4] = [PixelFormat::Grey, PixelFormat::Yuyv, PixelFormat::Nv12, PixelFormat::Mjpeg];
+    const ALL: [PixelFormat; 4] = [
+        PixelFormat::Grey,
+        PixelFormat::Yuyv,
+        PixelFormat::Nv12,
+        PixelFormat::Mjpeg,
+    ];
 
     #[test]
     fn grey_wins_when_offered() {
-        assert_eq!(choose_format(&[*b"MJPG", *b"YUYV", *b"GREY"], &ALL), Some(PixelFormat::Grey));
+        assert_eq!(
+            choose_format(&[*b"MJPG", *b"YUYV", *b"GREY"], &ALL),
+            Some(PixelFormat::Grey)
+        );
     }
 
     #[test]
     fn a_usb_webcam_with_yuyv_and_mjpeg_streams_yuyv() {
-        assert_eq!(choose_format(&[*b"MJPG", *b"YUYV"], &ALL), Some(PixelFormat::Yuyv));
+        assert_eq!(
+            choose_format(&[*b"MJPG", *b"YUYV"], &ALL),
+            Some(PixelFormat::Yuyv)
+        );
     }
 
     #[test]
     fn nv12_before_mjpeg_and_mjpeg_as_the_last_resort() {
-        assert_eq!(choose_format(&[*b"MJPG", *b"NV12"], &ALL), Some(PixelFormat::Nv12));
-        assert_eq!(choose_format(&[*b"H264", *b"MJPG"], &ALL), Some(PixelFormat::Mjpeg));
+        assert_eq!(
+            choose_format(&[*b"MJPG", *b"NV12"], &ALL),
+            Some(PixelFormat::Nv12)
+        );
+        assert_eq!(
+            choose_format(&[*b"H264", *b"MJPG"], &ALL),
+            Some(PixelFormat::Mjpeg)
+        );
     }
 
     #[test]
     fn vivid_offers_only_raw_formats_and_that_is_enough() {
-        let vivid = [*b"YUYV", *b"UYVY", *b"YVYU", *b"VYUY", *b"NV16", *b"NV12", *b"RGB3"];
+        let vivid = [
+            *b"YUYV", *b"UYVY", *b"YVYU", *b"VYUY", *b"NV16", *b"NV12", *b"RGB3",
+        ];
         assert_eq!(choose_format(&vivid, &ALL), Some(PixelFormat::Yuyv));
         let raw_only = [PixelFormat::Grey, PixelFormat::Yuyv, PixelFormat::Nv12];
-        assert_eq!(choose_format(&[*b"MJPG"], &raw_only), None, "MJPEG can be switched off");
+        assert_eq!(
+            choose_format(&[*b"MJPG"], &raw_only),
+            None,
+            "MJPEG can be switched off"
+        );
     }
 
     #[test]
@@ -247,9 +323,18 @@ mod tests {
     #[test]
     fn the_wanted_size_is_taken_when_offered() {
         let opts = [
-            SizeOption::Discrete { width: 640, height: 480 },
-            SizeOption::Discrete { width: 1280, height: 720 },
-            SizeOption::Discrete { width: 1920, height: 1080 },
+            SizeOption::Discrete {
+                width: 640,
+                height: 480,
+            },
+            SizeOption::Discrete {
+                width: 1280,
+                height: 720,
+            },
+            SizeOption::Discrete {
+                width: 1920,
+                height: 1080,
+            },
         ];
         assert_eq!(choose_size(&opts, (1280, 720)), Some((1280, 720)));
     }
@@ -257,16 +342,34 @@ mod tests {
     #[test]
     fn otherwise_the_smallest_size_covering_it() {
         let opts = [
-            SizeOption::Discrete { width: 640, height: 480 },
-            SizeOption::Discrete { width: 2592, height: 1944 },
-            SizeOption::Discrete { width: 1600, height: 1200 },
+            SizeOption::Discrete {
+                width: 640,
+                height: 480,
+            },
+            SizeOption::Discrete {
+                width: 2592,
+                height: 1944,
+            },
+            SizeOption::Discrete {
+                width: 1600,
+                height: 1200,
+            },
         ];
         assert_eq!(choose_size(&opts, (1280, 720)), Some((1600, 1200)));
     }
 
     #[test]
     fn an_old_vga_camera_gives_what_it_has() {
-        let opts = [SizeOption::Discrete { width: 320, height: 240 }, SizeOption::Discrete { width: 640, height: 480 }];
+        let opts = [
+            SizeOption::Discrete {
+                width: 320,
+                height: 240,
+            },
+            SizeOption::Discrete {
+                width: 640,
+                height: 480,
+            },
+        ];
         assert_eq!(choose_size(&opts, (1280, 720)), Some((640, 480)));
         assert_eq!(choose_size(&[], (1280, 720)), None);
     }
@@ -296,36 +399,63 @@ mod tests {
     #[test]
     fn tight_rows_are_copied_as_they_are() {
         let buf = [1, 2, 3, 4, 5, 6, 0, 0];
-        assert_eq!(unpad(&buf, 8, PixelFormat::Grey, 3, 2, 3).unwrap(), vec![1, 2, 3, 4, 5, 6]);
+        assert_eq!(
+            unpad(&buf, 8, PixelFormat::Grey, 3, 2, 3).unwrap(),
+            vec![1, 2, 3, 4, 5, 6]
+        );
     }
 
     #[test]
     fn padded_grey_rows_lose_their_padding() {
         // 3 pixels wide, 4 bytes per line.
         let buf = [1, 2, 3, 99, 4, 5, 6, 99];
-        assert_eq!(unpad(&buf, 8, PixelFormat::Grey, 3, 2, 4).unwrap(), vec![1, 2, 3, 4, 5, 6]);
+        assert_eq!(
+            unpad(&buf, 8, PixelFormat::Grey, 3, 2, 4).unwrap(),
+            vec![1, 2, 3, 4, 5, 6]
+        );
     }
 
     #[test]
     fn padded_nv12_keeps_both_planes() {
         // 2x2 luma + one UV row of 2 bytes, stride 4.
         let buf = [1, 2, 0, 0, 3, 4, 0, 0, 128, 129, 0, 0];
-        assert_eq!(unpad(&buf, 12, PixelFormat::Nv12, 2, 2, 4).unwrap(), vec![1, 2, 3, 4, 128, 129]);
+        assert_eq!(
+            unpad(&buf, 12, PixelFormat::Nv12, 2, 2, 4).unwrap(),
+            vec![1, 2, 3, 4, 128, 129]
+        );
     }
 
     #[test]
     fn a_short_driver_buffer_is_an_error() {
-        assert!(matches!(unpad(&[0; 10], 10, PixelFormat::Yuyv, 4, 2, 8), Err(FrameError::ShortBuffer { .. })));
+        assert!(matches!(
+            unpad(&[0; 10], 10, PixelFormat::Yuyv, 4, 2, 8),
+            Err(FrameError::ShortBuffer { .. })
+        ));
     }
 
     #[test]
     fn mjpeg_is_cut_at_bytesused() {
-        assert_eq!(unpad(&[0xff, 0xd8, 0xff, 0xd9, 0, 0], 4, PixelFormat::Mjpeg, 9, 9, 0).unwrap().len(), 4);
+        assert_eq!(
+            unpad(
+                &[0xff, 0xd8, 0xff, 0xd9, 0, 0],
+                4,
+                PixelFormat::Mjpeg,
+                9,
+                9,
+                0
+            )
+            .unwrap()
+            .len(),
+            4
+        );
     }
 
     #[test]
     fn selectors_parse_paths_and_matches() {
-        assert_eq!(CameraSelector::parse("/dev/video2"), CameraSelector::Path("/dev/video2".into()));
+        assert_eq!(
+            CameraSelector::parse("/dev/video2"),
+            CameraSelector::Path("/dev/video2".into())
+        );
         let m = CameraSelector::parse("usb camera");
         assert!(m.matches("HD USB Camera", "usb-0000:00:14.0-3"));
         assert!(CameraSelector::parse("14.0-3").matches("HD USB Camera", "usb-0000:00:14.0-3"));
@@ -335,9 +465,13 @@ mod tests {
 
     #[test]
     fn capture_config_reads_from_toml() {
-        let cfg: CaptureConfig = toml::from_str("camera = { match = \"vivid\" }\nwidth = 640\nheight = 480\n").unwrap();
+        let cfg: CaptureConfig =
+            toml::from_str("camera = { match = \"vivid\" }\nwidth = 640\nheight = 480\n").unwrap();
         assert_eq!(cfg.camera, CameraSelector::Match("vivid".into()));
-        assert_eq!((cfg.width, cfg.height, cfg.fps, cfg.buffers), (640, 480, 15, 4));
+        assert_eq!(
+            (cfg.width, cfg.height, cfg.fps, cfg.buffers),
+            (640, 480, 15, 4)
+        );
         assert_eq!(cfg.formats[0], PixelFormat::Grey);
     }
 }

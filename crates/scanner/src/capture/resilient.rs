@@ -32,9 +32,18 @@ pub struct Backoff {
 
 impl Backoff {
     pub fn new(initial: Duration, max: Duration, factor: f64) -> Self {
-        let factor = if factor.is_finite() && factor >= 1.0 { factor } else { 2.0 };
+        let factor = if factor.is_finite() && factor >= 1.0 {
+            factor
+        } else {
+            2.0
+        };
         let initial = initial.min(max);
-        Backoff { initial, max, factor, next: initial }
+        Backoff {
+            initial,
+            max,
+            factor,
+            next: initial,
+        }
     }
 
     /// The delay before the next attempt; each call makes the following one longer, up to the cap.
@@ -64,7 +73,12 @@ pub struct ResiliencePolicy {
 
 impl Default for ResiliencePolicy {
     fn default() -> Self {
-        ResiliencePolicy { initial_backoff_secs: 0.5, max_backoff_secs: 30.0, backoff_factor: 2.0, stall_after_secs: 3.0 }
+        ResiliencePolicy {
+            initial_backoff_secs: 0.5,
+            max_backoff_secs: 30.0,
+            backoff_factor: 2.0,
+            stall_after_secs: 3.0,
+        }
     }
 }
 
@@ -74,7 +88,11 @@ fn secs(s: f64) -> Duration {
 
 impl ResiliencePolicy {
     pub fn backoff(&self) -> Backoff {
-        Backoff::new(secs(self.initial_backoff_secs), secs(self.max_backoff_secs), self.backoff_factor)
+        Backoff::new(
+            secs(self.initial_backoff_secs),
+            secs(self.max_backoff_secs),
+            self.backoff_factor,
+        )
     }
 
     pub fn stall_after(&self) -> Duration {
@@ -115,8 +133,12 @@ impl StatusHandle {
             state_secs: now.saturating_duration_since(s.since).as_secs_f64(),
             frames: s.frames,
             reopens: s.reopens,
-            last_frame_age_secs: s.last_frame.map(|t| now.saturating_duration_since(t).as_secs_f64()),
-            next_attempt_in_secs: s.next_attempt.map(|t| t.saturating_duration_since(now).as_secs_f64()),
+            last_frame_age_secs: s
+                .last_frame
+                .map(|t| now.saturating_duration_since(t).as_secs_f64()),
+            next_attempt_in_secs: s
+                .next_attempt
+                .map(|t| t.saturating_duration_since(now).as_secs_f64()),
         }
     }
 }
@@ -139,7 +161,10 @@ pub struct ResilientSource<S: FrameSource> {
 
 impl<S: FrameSource> std::fmt::Debug for ResilientSource<S> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ResilientSource").field("name", &self.name).field("status", &self.status.status()).finish()
+        f.debug_struct("ResilientSource")
+            .field("name", &self.name)
+            .field("status", &self.status.status())
+            .finish()
     }
 }
 
@@ -260,13 +285,18 @@ impl<S: FrameSource> FrameSource for ResilientSource<S> {
                 }
             }
             let now = Instant::now();
-            let quiet_since = self.last_frame.map_or(self.opened_at, |t| t.max(self.opened_at));
+            let quiet_since = self
+                .last_frame
+                .map_or(self.opened_at, |t| t.max(self.opened_at));
             let stall_at = quiet_since + self.stall_after;
             if now >= stall_at {
                 let quiet = now - quiet_since;
                 self.fail(
                     CaptureState::Stalled,
-                    format!("no frame for {:.1} s; the camera stopped delivering, reopening it", quiet.as_secs_f64()),
+                    format!(
+                        "no frame for {:.1} s; the camera stopped delivering, reopening it",
+                        quiet.as_secs_f64()
+                    ),
                 );
                 continue;
             }
@@ -274,7 +304,9 @@ impl<S: FrameSource> FrameSource for ResilientSource<S> {
                 return Err(SourceError::Timeout(timeout));
             }
             let wait = deadline.min(stall_at) - now;
-            let Some(inner) = self.inner.as_mut() else { continue };
+            let Some(inner) = self.inner.as_mut() else {
+                continue;
+            };
             match inner.next_frame(wait) {
                 Ok(frame) => {
                     let at = Instant::now();
@@ -310,7 +342,10 @@ mod tests {
     fn backoff_doubles_up_to_the_cap_and_resets() {
         let mut b = Backoff::new(Duration::from_millis(500), Duration::from_secs(30), 2.0);
         let delays: Vec<f64> = (0..9).map(|_| b.next_delay().as_secs_f64()).collect();
-        assert_eq!(delays, vec![0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 30.0, 30.0, 30.0]);
+        assert_eq!(
+            delays,
+            vec![0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 30.0, 30.0, 30.0]
+        );
         b.reset();
         assert_eq!(b.next_delay(), Duration::from_millis(500));
     }
@@ -342,7 +377,14 @@ mod tests {
 
         fn next_frame(&mut self, timeout: Duration) -> Result<Frame, SourceError> {
             match self.steps.pop_front().unwrap_or(Step::Silent) {
-                Step::Frame => Ok(Frame::from_luma(LumaImage { width: 1, height: 1, data: vec![7] }, 0)),
+                Step::Frame => Ok(Frame::from_luma(
+                    LumaImage {
+                        width: 1,
+                        height: 1,
+                        data: vec![7],
+                    },
+                    0,
+                )),
                 Step::Gone => Err(SourceError::Gone("ENODEV".into())),
                 Step::Silent => {
                     thread::sleep(timeout);
@@ -369,14 +411,26 @@ mod tests {
             "cam",
             move || match c.fetch_add(1, Ordering::SeqCst) {
                 0 | 1 => Err(SourceError::Gone("/dev/video0 does not exist".into())),
-                _ => Ok(Scripted { name: "/dev/video0 (USB Camera)".into(), steps: [Step::Frame].into() }),
+                _ => Ok(Scripted {
+                    name: "/dev/video0 (USB Camera)".into(),
+                    steps: [Step::Frame].into(),
+                }),
             },
             &fast_policy(),
         );
         let status = src.status_handle();
-        assert!(matches!(src.next_frame(Duration::from_millis(1)), Err(SourceError::Timeout(_))));
+        assert!(matches!(
+            src.next_frame(Duration::from_millis(1)),
+            Err(SourceError::Timeout(_))
+        ));
         assert_eq!(status.status().state, CaptureState::Absent);
-        assert!(status.status().last_error.unwrap().contains("does not exist"));
+        assert!(
+            status
+                .status()
+                .last_error
+                .unwrap()
+                .contains("does not exist")
+        );
         let frame = src.next_frame(Duration::from_secs(2)).unwrap();
         assert_eq!(frame.data, vec![7]);
         let st = status.status();
@@ -394,8 +448,15 @@ mod tests {
             "cam",
             move || {
                 let n = c.fetch_add(1, Ordering::SeqCst);
-                let steps = if n == 0 { vec![Step::Frame, Step::Frame, Step::Gone] } else { vec![Step::Frame; 3] };
-                Ok(Scripted { name: format!("open #{n}"), steps: steps.into() })
+                let steps = if n == 0 {
+                    vec![Step::Frame, Step::Frame, Step::Gone]
+                } else {
+                    vec![Step::Frame; 3]
+                };
+                Ok(Scripted {
+                    name: format!("open #{n}"),
+                    steps: steps.into(),
+                })
             },
             &fast_policy(),
         );
@@ -407,7 +468,10 @@ mod tests {
         assert_eq!(st.state, CaptureState::Streaming);
         assert_eq!((st.frames, st.reopens), (4, 1));
         assert_eq!(st.source, "open #1");
-        assert!(st.last_error.unwrap().contains("ENODEV"), "the last trouble stays visible");
+        assert!(
+            st.last_error.unwrap().contains("ENODEV"),
+            "the last trouble stays visible"
+        );
     }
 
     #[test]
@@ -418,16 +482,29 @@ mod tests {
             "cam",
             move || {
                 let n = c.fetch_add(1, Ordering::SeqCst);
-                let steps = if n == 0 { vec![Step::Frame] } else { vec![Step::Frame, Step::Frame] };
-                Ok(Scripted { name: format!("open #{n}"), steps: steps.into() })
+                let steps = if n == 0 {
+                    vec![Step::Frame]
+                } else {
+                    vec![Step::Frame, Step::Frame]
+                };
+                Ok(Scripted {
+                    name: format!("open #{n}"),
+                    steps: steps.into(),
+                })
             },
             // The reopen waits 200 ms, so it cannot happen inside the 105 ms wait below.
-            &ResiliencePolicy { initial_backoff_secs: 0.2, ..fast_policy() },
+            &ResiliencePolicy {
+                initial_backoff_secs: 0.2,
+                ..fast_policy()
+            },
         );
         let status = src.status_handle();
         src.next_frame(Duration::from_secs(1)).unwrap();
         // Silent for longer than the 100 ms stall time: a timeout first, and a stall.
-        assert!(matches!(src.next_frame(Duration::from_millis(105)), Err(SourceError::Timeout(_))));
+        assert!(matches!(
+            src.next_frame(Duration::from_millis(105)),
+            Err(SourceError::Timeout(_))
+        ));
         assert_eq!(status.status().state, CaptureState::Stalled);
         assert!(status.status().last_error.unwrap().contains("no frame for"));
         src.next_frame(Duration::from_secs(1)).unwrap();
@@ -443,13 +520,18 @@ mod tests {
             "cam",
             move || {
                 c.fetch_add(1, Ordering::SeqCst);
-                Err(SourceError::Other("VIDIOC_STREAMON: Input/output error".into()))
+                Err(SourceError::Other(
+                    "VIDIOC_STREAMON: Input/output error".into(),
+                ))
             },
             &fast_policy(),
         );
         let t0 = Instant::now();
         while t0.elapsed() < Duration::from_millis(300) {
-            assert!(matches!(src.next_frame(Duration::from_millis(50)), Err(SourceError::Timeout(_))));
+            assert!(matches!(
+                src.next_frame(Duration::from_millis(50)),
+                Err(SourceError::Timeout(_))
+            ));
         }
         // Delays 10, 20, 40, 40, 40 … ms: about 9 attempts in 300 ms, never a busy loop.
         let n = calls.load(Ordering::SeqCst);
@@ -461,27 +543,55 @@ mod tests {
 
     #[test]
     fn a_replay_that_ends_is_reported_as_the_end() {
-        let frames = vec![Frame::from_luma(LumaImage { width: 1, height: 1, data: vec![1] }, 0)];
+        let frames = vec![Frame::from_luma(
+            LumaImage {
+                width: 1,
+                height: 1,
+                data: vec![1],
+            },
+            0,
+        )];
         let mut src = ResilientSource::new(
             "replay",
-            move || Ok(crate::replay::VecSource::new("replay", frames.clone(), Default::default())),
+            move || {
+                Ok(crate::replay::VecSource::new(
+                    "replay",
+                    frames.clone(),
+                    Default::default(),
+                ))
+            },
             &fast_policy(),
         );
         src.next_frame(Duration::from_secs(1)).unwrap();
-        assert!(matches!(src.next_frame(Duration::from_secs(1)), Err(SourceError::EndOfStream)));
+        assert!(matches!(
+            src.next_frame(Duration::from_secs(1)),
+            Err(SourceError::EndOfStream)
+        ));
     }
 
     #[test]
     fn status_serialises_for_the_bus() {
-        let src = ResilientSource::<Scripted>::new("cam", || Err(SourceError::Gone("x".into())), &fast_policy());
+        let src = ResilientSource::<Scripted>::new(
+            "cam",
+            || Err(SourceError::Gone("x".into())),
+            &fast_policy(),
+        );
         let json = serde_json::to_string(&src.status()).unwrap();
         assert!(json.contains("\"state\":\"starting\""), "{json}");
     }
 
     #[test]
     fn tiny_waits_do_not_spin() {
-        let mut src =
-            ResilientSource::new("cam", || Ok(Scripted { name: "s".into(), steps: VecDeque::new() }), &fast_policy());
+        let mut src = ResilientSource::new(
+            "cam",
+            || {
+                Ok(Scripted {
+                    name: "s".into(),
+                    steps: VecDeque::new(),
+                })
+            },
+            &fast_policy(),
+        );
         let t0 = Instant::now();
         let _ = src.next_frame(5 * MS);
         assert!(t0.elapsed() < Duration::from_millis(100));

@@ -40,7 +40,9 @@ fn fourcc_str(cc: [u8; 4]) -> String {
 fn guarded<T>(what: &str, f: impl FnOnce() -> io::Result<T>) -> io::Result<T> {
     match catch_unwind(AssertUnwindSafe(f)) {
         Ok(r) => r,
-        Err(_) => Err(io::Error::other(format!("the v4l library panicked during {what}"))),
+        Err(_) => Err(io::Error::other(format!(
+            "the v4l library panicked during {what}"
+        ))),
     }
 }
 
@@ -48,10 +50,22 @@ fn describe(path: &Path) -> io::Result<CameraInfo> {
     let dev = Device::with_path(path)?;
     let caps = guarded("VIDIOC_QUERYCAP", || dev.query_caps())?;
     if !caps.capabilities.contains(CapFlags::VIDEO_CAPTURE) {
-        return Err(io::Error::new(io::ErrorKind::Unsupported, "not a single-planar video capture node"));
+        return Err(io::Error::new(
+            io::ErrorKind::Unsupported,
+            "not a single-planar video capture node",
+        ));
     }
-    let formats = guarded("VIDIOC_ENUM_FMT", || dev.enum_formats())?.iter().map(|d| fourcc_str(d.fourcc.repr)).collect();
-    Ok(CameraInfo { path: path.to_path_buf(), card: caps.card, driver: caps.driver, bus: caps.bus, formats })
+    let formats = guarded("VIDIOC_ENUM_FMT", || dev.enum_formats())?
+        .iter()
+        .map(|d| fourcc_str(d.fourcc.repr))
+        .collect();
+    Ok(CameraInfo {
+        path: path.to_path_buf(),
+        card: caps.card,
+        driver: caps.driver,
+        bus: caps.bus,
+        formats,
+    })
 }
 
 /// Every `/dev/video*` that captures video (metadata and output nodes are left out), in
@@ -64,14 +78,23 @@ fn list_cameras_in(dir: &Path) -> Vec<CameraInfo> {
     let mut nodes: Vec<PathBuf> = std::fs::read_dir(dir)
         .map(|rd| {
             rd.filter_map(|e| e.ok().map(|e| e.path()))
-                .filter(|p| p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with("video")))
+                .filter(|p| {
+                    p.file_name()
+                        .and_then(|n| n.to_str())
+                        .is_some_and(|n| n.starts_with("video"))
+                })
                 .collect()
         })
         .unwrap_or_default();
     // video10 after video9.
     nodes.sort_by_key(|p| {
         let n = p.file_name().and_then(|n| n.to_str()).unwrap_or("");
-        (n.trim_start_matches("video").parse::<u32>().unwrap_or(u32::MAX), n.to_string())
+        (
+            n.trim_start_matches("video")
+                .parse::<u32>()
+                .unwrap_or(u32::MAX),
+            n.to_string(),
+        )
     });
     nodes
         .into_iter()
@@ -95,9 +118,9 @@ fn map_io(e: io::Error, what: &str) -> SourceError {
         return SourceError::Timeout(Duration::ZERO);
     }
     match e.raw_os_error() {
-        Some(ENODEV | ENXIO | EIO | ENOENT | ESHUTDOWN) => {
-            SourceError::Gone(format!("{what}: {e}; the camera was unplugged or its driver failed, check the cable"))
-        }
+        Some(ENODEV | ENXIO | EIO | ENOENT | ESHUTDOWN) => SourceError::Gone(format!(
+            "{what}: {e}; the camera was unplugged or its driver failed, check the cable"
+        )),
         _ => SourceError::Other(format!("{what}: {e}")),
     }
 }
@@ -144,8 +167,10 @@ impl V4l2Source {
                 match cams.iter().find(|c| sel.matches(&c.card, &c.bus)) {
                     Some(c) => c.path.clone(),
                     None => {
-                        let seen: Vec<String> =
-                            cams.iter().map(|c| format!("{} {:?} {}", c.path.display(), c.card, c.bus)).collect();
+                        let seen: Vec<String> = cams
+                            .iter()
+                            .map(|c| format!("{} {:?} {}", c.path.display(), c.card, c.bus))
+                            .collect();
                         return Err(SourceError::Gone(format!(
                             "no {sel}; cameras present: [{}]; plug it in or fix the match",
                             seen.join(", ")
@@ -160,7 +185,8 @@ impl V4l2Source {
     fn open_path(path: &Path, cfg: &CaptureConfig) -> Result<Self, SourceError> {
         let shown = path.display().to_string();
         let dev = Device::with_path(path).map_err(|e| map_io(e, &format!("open {shown}")))?;
-        let caps = guarded("VIDIOC_QUERYCAP", || dev.query_caps()).map_err(|e| map_io(e, &shown))?;
+        let caps =
+            guarded("VIDIOC_QUERYCAP", || dev.query_caps()).map_err(|e| map_io(e, &shown))?;
         if !caps.capabilities.contains(CapFlags::VIDEO_CAPTURE) {
             return Err(SourceError::Other(format!(
                 "{shown} ({}) is not a single-planar video capture node; pick another /dev/video*",
@@ -181,24 +207,39 @@ impl V4l2Source {
             ))
         })?;
         let fourcc = FourCC::new(&format.fourcc());
-        let sizes: Vec<SizeOption> = guarded("VIDIOC_ENUM_FRAMESIZES", || dev.enum_framesizes(fourcc))
-            .unwrap_or_default()
-            .into_iter()
-            .map(|s| match s.size {
-                FrameSizeEnum::Discrete(d) => SizeOption::Discrete { width: d.width, height: d.height },
-                FrameSizeEnum::Stepwise(s) => SizeOption::Stepwise {
-                    min_width: s.min_width,
-                    max_width: s.max_width,
-                    step_width: s.step_width,
-                    min_height: s.min_height,
-                    max_height: s.max_height,
-                    step_height: s.step_height,
-                },
-            })
-            .collect();
-        let (w, h) = choose_size(&sizes, (cfg.width, cfg.height)).unwrap_or((cfg.width, cfg.height));
-        let set = guarded("VIDIOC_S_FMT", || dev.set_format(&Format::new(w, h, fourcc)))
-            .map_err(|e| map_io(e, &format!("set format {} {w}x{h} on {shown}", fourcc_str(format.fourcc()))))?;
+        let sizes: Vec<SizeOption> =
+            guarded("VIDIOC_ENUM_FRAMESIZES", || dev.enum_framesizes(fourcc))
+                .unwrap_or_default()
+                .into_iter()
+                .map(|s| match s.size {
+                    FrameSizeEnum::Discrete(d) => SizeOption::Discrete {
+                        width: d.width,
+                        height: d.height,
+                    },
+                    FrameSizeEnum::Stepwise(s) => SizeOption::Stepwise {
+                        min_width: s.min_width,
+                        max_width: s.max_width,
+                        step_width: s.step_width,
+                        min_height: s.min_height,
+                        max_height: s.max_height,
+                        step_height: s.step_height,
+                    },
+                })
+                .collect();
+        let (w, h) =
+            choose_size(&sizes, (cfg.width, cfg.height)).unwrap_or((cfg.width, cfg.height));
+        let set = guarded("VIDIOC_S_FMT", || {
+            dev.set_format(&Format::new(w, h, fourcc))
+        })
+        .map_err(|e| {
+            map_io(
+                e,
+                &format!(
+                    "set format {} {w}x{h} on {shown}",
+                    fourcc_str(format.fourcc())
+                ),
+            )
+        })?;
         let actual = PixelFormat::from_fourcc(set.fourcc.repr)
             .filter(|f| cfg.formats.contains(f))
             .ok_or_else(|| {
@@ -213,18 +254,28 @@ impl V4l2Source {
                 "camera does not offer the configured size; using the nearest it has");
         }
         if cfg.fps > 0 {
-            match guarded("VIDIOC_S_PARM", || dev.set_params(&Parameters::with_fps(cfg.fps))) {
+            match guarded("VIDIOC_S_PARM", || {
+                dev.set_params(&Parameters::with_fps(cfg.fps))
+            }) {
                 Ok(p) => {
-                    let got = p.interval.denominator.checked_div(p.interval.numerator).unwrap_or(0);
+                    let got = p
+                        .interval
+                        .denominator
+                        .checked_div(p.interval.numerator)
+                        .unwrap_or(0);
                     if got != cfg.fps {
                         tracing::info!(device = %shown, wanted = cfg.fps, got, "camera runs at another frame rate");
                     }
                 }
-                Err(e) => tracing::warn!(device = %shown, error = %e, "cannot set the frame rate; using the driver's"),
+                Err(e) => {
+                    tracing::warn!(device = %shown, error = %e, "cannot set the frame rate; using the driver's")
+                }
             }
         }
-        let stream = guarded("VIDIOC_REQBUFS", || MmapStream::with_buffers(&dev, Type::VideoCapture, cfg.buffers.max(2)))
-            .map_err(|e| map_io(e, &format!("allocate capture buffers on {shown}")))?;
+        let stream = guarded("VIDIOC_REQBUFS", || {
+            MmapStream::with_buffers(&dev, Type::VideoCapture, cfg.buffers.max(2))
+        })
+        .map_err(|e| map_io(e, &format!("allocate capture buffers on {shown}")))?;
         let name = format!("{shown} ({})", caps.card);
         tracing::info!(camera = %name, format = %fourcc_str(actual.fourcc()), width = set.width,
             height = set.height, stride = set.stride, "camera opened");
@@ -254,13 +305,20 @@ impl FrameSource for V4l2Source {
         let deadline = Instant::now() + timeout;
         loop {
             let remaining = deadline.saturating_duration_since(Instant::now());
-            let stream = self.stream.as_mut().ok_or_else(|| SourceError::Other("stream closed".into()))?;
+            let stream = self
+                .stream
+                .as_mut()
+                .ok_or_else(|| SourceError::Other("stream closed".into()))?;
             stream.set_timeout(remaining.min(Duration::from_secs(3600)));
             let (fmt, w, h, stride) = (self.format, self.width, self.height, self.stride);
             let result = guarded("VIDIOC_DQBUF", || {
                 let (buf, meta) = stream.next()?;
                 let broken = meta.flags.contains(BufferFlags::ERROR);
-                let used = if meta.bytesused == 0 { buf.len() } else { meta.bytesused as usize };
+                let used = if meta.bytesused == 0 {
+                    buf.len()
+                } else {
+                    meta.bytesused as usize
+                };
                 Ok((broken, unpad(buf, used, fmt, w, h, stride)))
             });
             match result {
@@ -278,8 +336,12 @@ impl FrameSource for V4l2Source {
                 }
                 // A corrupt frame (the driver flags it, or it is short) is skipped, as the
                 // camera will send another within a frame period.
-                Ok((true, _)) => tracing::debug!(camera = %self.name, "driver marked a frame as corrupt; skipped"),
-                Ok((false, Err(e))) => tracing::debug!(camera = %self.name, error = %e, "short frame skipped"),
+                Ok((true, _)) => {
+                    tracing::debug!(camera = %self.name, "driver marked a frame as corrupt; skipped")
+                }
+                Ok((false, Err(e))) => {
+                    tracing::debug!(camera = %self.name, error = %e, "short frame skipped")
+                }
                 Err(e) => {
                     return Err(match map_io(e, &format!("capture from {}", self.name)) {
                         SourceError::Timeout(_) => SourceError::Timeout(timeout),
@@ -298,16 +360,16 @@ impl Drop for V4l2Source {
     fn drop(&mut self) {
         // v4l's Stream panics if STREAMOFF fails with anything but ENODEV (an unplug can also
         // give EIO); a dying camera must not abort the daemon.
-        if let Some(stream) = self.stream.take() {
-            if catch_unwind(AssertUnwindSafe(move || drop(stream))).is_err() {
-                tracing::warn!(camera = %self.name, "closing the capture stream failed; the device is probably gone");
-            }
+        if let Some(stream) = self.stream.take()
+            && catch_unwind(AssertUnwindSafe(move || drop(stream))).is_err()
+        {
+            tracing::warn!(camera = %self.name, "closing the capture stream failed; the device is probably gone");
         }
         // The device holds the last reference to the fd, and v4l panics if close() fails.
-        if let Some(device) = self.device.take() {
-            if catch_unwind(AssertUnwindSafe(move || drop(device))).is_err() {
-                tracing::warn!(camera = %self.name, "closing the camera failed; the device is probably gone");
-            }
+        if let Some(device) = self.device.take()
+            && catch_unwind(AssertUnwindSafe(move || drop(device))).is_err()
+        {
+            tracing::warn!(camera = %self.name, "closing the camera failed; the device is probably gone");
         }
     }
 }
@@ -349,9 +411,18 @@ mod tests {
 
     #[test]
     fn unplug_errors_are_gone_and_timeouts_are_timeouts() {
-        assert!(matches!(map_io(io::Error::from_raw_os_error(19), "x"), SourceError::Gone(_)));
-        assert!(matches!(map_io(io::Error::from(io::ErrorKind::TimedOut), "x"), SourceError::Timeout(_)));
-        assert!(matches!(map_io(io::Error::from_raw_os_error(22), "x"), SourceError::Other(_)));
+        assert!(matches!(
+            map_io(io::Error::from_raw_os_error(19), "x"),
+            SourceError::Gone(_)
+        ));
+        assert!(matches!(
+            map_io(io::Error::from(io::ErrorKind::TimedOut), "x"),
+            SourceError::Timeout(_)
+        ));
+        assert!(matches!(
+            map_io(io::Error::from_raw_os_error(22), "x"),
+            SourceError::Other(_)
+        ));
     }
 
     /// On a machine with a real or vivid camera: `SMARTPOS_TEST_CAMERA=/dev/video0 cargo test
@@ -359,8 +430,15 @@ mod tests {
     #[test]
     #[ignore = "needs a V4L2 camera; set SMARTPOS_TEST_CAMERA"]
     fn real_camera_delivers_frames() {
-        let Ok(dev) = std::env::var("SMARTPOS_TEST_CAMERA") else { return };
-        let cfg = CaptureConfig { camera: CameraSelector::parse(&dev), width: 640, height: 480, ..CaptureConfig::default() };
+        let Ok(dev) = std::env::var("SMARTPOS_TEST_CAMERA") else {
+            return;
+        };
+        let cfg = CaptureConfig {
+            camera: CameraSelector::parse(&dev),
+            width: 640,
+            height: 480,
+            ..CaptureConfig::default()
+        };
         let mut cam = V4l2Source::open(&cfg).unwrap();
         let (format, w, h) = cam.format();
         let t0 = Instant::now();
@@ -369,6 +447,10 @@ mod tests {
             let luma = f.to_luma().unwrap();
             assert_eq!((luma.width, luma.height), (w, h));
         }
-        eprintln!("{}: {format:?} {w}x{h}, 10 frames in {:?}", cam.name(), t0.elapsed());
+        eprintln!(
+            "{}: {format:?} {w}x{h}, 10 frames in {:?}",
+            cam.name(),
+            t0.elapsed()
+        );
     }
 }

@@ -18,8 +18,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use evdev::{EventType, KeyCode};
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 
-use super::wedge::{WedgeAssembler, WedgeCode, WedgeConfig};
 use super::CodeSource;
+use super::wedge::{WedgeAssembler, WedgeCode, WedgeConfig};
 use crate::{KeyEvent, SourceError};
 
 /// Which input devices are scanners. Every field that is set must match; a matcher with no
@@ -121,20 +121,26 @@ pub struct HidScanners {
 
 impl std::fmt::Debug for HidScanners {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("HidScanners").field("devices", &self.devices()).finish()
+        f.debug_struct("HidScanners")
+            .field("devices", &self.devices())
+            .finish()
     }
 }
 
 /// The key clock of evdev events: they carry CLOCK_REALTIME stamps.
 fn realtime_now() -> Duration {
-    SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default()
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
 }
 
 impl HidScanners {
     /// Starts with no device open; the first `next_code` scans `/dev/input`.
     pub fn new(config: HidConfig) -> Self {
         if config.matchers.iter().all(|m| *m == HidMatch::default()) {
-            tracing::warn!("no HID scanner matcher configured: no keyboard-wedge scanner will be used");
+            tracing::warn!(
+                "no HID scanner matcher configured: no keyboard-wedge scanner will be used"
+            );
         }
         HidScanners {
             config,
@@ -170,7 +176,11 @@ impl HidScanners {
         };
         let mut paths: Vec<PathBuf> = entries
             .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with("event")))
+            .filter(|p| {
+                p.file_name()
+                    .and_then(|n| n.to_str())
+                    .is_some_and(|n| n.starts_with("event"))
+            })
             .collect();
         paths.sort();
         self.skipped.retain(|p, _| paths.contains(p));
@@ -201,8 +211,16 @@ impl HidScanners {
         let name = device.name().unwrap_or("").to_string();
         let id = device.input_id();
         let (vendor, product) = (id.vendor(), id.product());
-        let has_enter = device.supported_keys().is_some_and(|k| k.contains(KeyCode::KEY_ENTER));
-        if !has_enter || !self.config.matchers.iter().any(|m| m.matches(vendor, product, &name)) {
+        let has_enter = device
+            .supported_keys()
+            .is_some_and(|k| k.contains(KeyCode::KEY_ENTER));
+        if !has_enter
+            || !self
+                .config
+                .matchers
+                .iter()
+                .any(|m| m.matches(vendor, product, &name))
+        {
             return Ok(None);
         }
         device.set_nonblocking(true)?;
@@ -221,8 +239,18 @@ impl HidScanners {
         tracing::info!(path = %path.display(), %name, vendor = format_args!("{vendor:04x}"),
             product = format_args!("{product:04x}"), grabbed, "scanner opened");
         let source = format!("{} ({name})", path.display());
-        let info = HidDeviceInfo { path: path.to_path_buf(), name, vendor, product, grabbed };
-        Ok(Some(OpenScanner { info, device, assembler: WedgeAssembler::new(self.config.wedge.clone(), source) }))
+        let info = HidDeviceInfo {
+            path: path.to_path_buf(),
+            name,
+            vendor,
+            product,
+            grabbed,
+        };
+        Ok(Some(OpenScanner {
+            info,
+            device,
+            assembler: WedgeAssembler::new(self.config.wedge.clone(), source),
+        }))
     }
 
     /// Read whatever the devices marked ready have, feeding their assemblers.
@@ -238,14 +266,23 @@ impl HidScanners {
                         if ev.event_type() != EventType::KEY {
                             continue;
                         }
-                        let time = ev.timestamp().duration_since(UNIX_EPOCH).unwrap_or_default();
-                        let key = KeyEvent { code: ev.code(), value: ev.value(), time };
+                        let time = ev
+                            .timestamp()
+                            .duration_since(UNIX_EPOCH)
+                            .unwrap_or_default();
+                        let key = KeyEvent {
+                            code: ev.code(),
+                            value: ev.value(),
+                            time,
+                        };
                         if let Some(code) = s.assembler.feed(key) {
                             self.pending.push_back(code);
                         }
                     }
                 }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock || e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e)
+                    if e.kind() == io::ErrorKind::WouldBlock
+                        || e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => {
                     tracing::info!(path = %s.info.path.display(), name = %s.info.name, error = %e,
                         "scanner stopped answering (unplugged?); dropping it");
@@ -294,13 +331,21 @@ impl CodeSource for HidScanners {
                 }
             }
             let ready: Vec<bool> = {
-                let mut fds: Vec<PollFd<'_>> =
-                    self.open.iter().map(|s| PollFd::new(s.device.as_fd(), PollFlags::POLLIN)).collect();
-                let ms = PollTimeout::try_from(wait.min(Duration::from_secs(60))).unwrap_or(PollTimeout::MAX);
+                let mut fds: Vec<PollFd<'_>> = self
+                    .open
+                    .iter()
+                    .map(|s| PollFd::new(s.device.as_fd(), PollFlags::POLLIN))
+                    .collect();
+                let ms = PollTimeout::try_from(wait.min(Duration::from_secs(60)))
+                    .unwrap_or(PollTimeout::MAX);
                 match poll(&mut fds, ms) {
                     Ok(_) => fds.iter().map(|f| f.any().unwrap_or(false)).collect(),
                     Err(nix::errno::Errno::EINTR) => continue,
-                    Err(e) => return Err(SourceError::Other(format!("poll on input devices failed: {e}"))),
+                    Err(e) => {
+                        return Err(SourceError::Other(format!(
+                            "poll on input devices failed: {e}"
+                        )));
+                    }
                 }
             };
             self.read_ready(&ready);
@@ -315,14 +360,21 @@ mod tests {
 
     #[test]
     fn a_scanner_is_matched_by_vendor_and_product() {
-        let m = HidMatch { vendor: Some(0x1eab), product: Some(0x1a03), name_contains: None };
+        let m = HidMatch {
+            vendor: Some(0x1eab),
+            product: Some(0x1a03),
+            name_contains: None,
+        };
         assert!(m.matches(0x1eab, 0x1a03, "Newland"));
         assert!(!m.matches(0x1eab, 0x0001, "Newland"));
     }
 
     #[test]
     fn a_scanner_is_matched_by_name_whatever_the_case() {
-        let m = HidMatch { name_contains: Some("barcode".into()), ..HidMatch::default() };
+        let m = HidMatch {
+            name_contains: Some("barcode".into()),
+            ..HidMatch::default()
+        };
         assert!(m.matches(1, 2, "Honeywell USB BarCode Scanner"));
         assert!(!m.matches(1, 2, "AT Translated Set 2 keyboard"));
     }
@@ -336,13 +388,19 @@ mod tests {
     fn with_no_input_directory_there_are_no_devices_and_waiting_times_out() {
         let dir = tempfile::tempdir().unwrap();
         let cfg = HidConfig {
-            matchers: vec![HidMatch { name_contains: Some("scanner".into()), ..Default::default() }],
+            matchers: vec![HidMatch {
+                name_contains: Some("scanner".into()),
+                ..Default::default()
+            }],
             input_dir: dir.path().join("missing"),
             ..HidConfig::default()
         };
         let mut hid = HidScanners::new(cfg);
         let t0 = Instant::now();
-        assert!(matches!(hid.next_code(Duration::from_millis(30)), Err(SourceError::Timeout(_))));
+        assert!(matches!(
+            hid.next_code(Duration::from_millis(30)),
+            Err(SourceError::Timeout(_))
+        ));
         assert!(t0.elapsed() >= Duration::from_millis(30));
         assert!(hid.devices().is_empty());
     }
@@ -352,14 +410,21 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("event7"), b"not a device").unwrap();
         let cfg = HidConfig {
-            matchers: vec![HidMatch { name_contains: Some("scanner".into()), ..Default::default() }],
+            matchers: vec![HidMatch {
+                name_contains: Some("scanner".into()),
+                ..Default::default()
+            }],
             input_dir: dir.path().to_path_buf(),
             ..HidConfig::default()
         };
         let mut hid = HidScanners::new(cfg);
         hid.rescan();
         assert!(hid.devices().is_empty());
-        assert_eq!(hid.skipped.len(), 1, "remembered, so it is not reopened every scan");
+        assert_eq!(
+            hid.skipped.len(),
+            1,
+            "remembered, so it is not reopened every scan"
+        );
     }
 
     #[test]

@@ -38,26 +38,38 @@ pub fn parse(text: &str) -> Result<Vec<RecordedEvent>, EvemuError> {
     let mut out = Vec::new();
     for (i, raw) in text.lines().enumerate() {
         let line = raw.trim();
-        let bad = |what: &str| EvemuError::Syntax { line: i + 1, what: format!("{what} in {line:?}") };
+        let bad = |what: &str| EvemuError::Syntax {
+            line: i + 1,
+            what: format!("{what} in {line:?}"),
+        };
         if line.is_empty() || line.starts_with('#') {
             continue;
         }
         let Some(rest) = line.strip_prefix("E:") else {
-            if ["N:", "I:", "P:", "B:", "A:", "L:", "S:"].iter().any(|p| line.starts_with(p)) {
+            if ["N:", "I:", "P:", "B:", "A:", "L:", "S:"]
+                .iter()
+                .any(|p| line.starts_with(p))
+            {
                 continue;
             }
             return Err(bad("unknown line kind"));
         };
         let fields = rest.split('#').next().unwrap_or("");
         let mut it = fields.split_whitespace();
-        let (Some(t), Some(ty), Some(cd), Some(v)) = (it.next(), it.next(), it.next(), it.next()) else {
+        let (Some(t), Some(ty), Some(cd), Some(v)) = (it.next(), it.next(), it.next(), it.next())
+        else {
             return Err(bad("an event needs time, type, code and value"));
         };
         let time = parse_time(t).ok_or_else(|| bad("bad timestamp"))?;
         let kind = u16::from_str_radix(ty, 16).map_err(|_| bad("bad event type"))?;
         let code = u16::from_str_radix(cd, 16).map_err(|_| bad("bad event code"))?;
         let value = v.parse::<i32>().map_err(|_| bad("bad value"))?;
-        out.push(RecordedEvent { time, kind, code, value });
+        out.push(RecordedEvent {
+            time,
+            kind,
+            code,
+            value,
+        });
     }
     Ok(out)
 }
@@ -110,8 +122,18 @@ impl<W: Write> EvemuWriter<W> {
 
     /// A key event followed by its SYN_REPORT, as the kernel delivers them.
     pub fn key(&mut self, k: KeyEvent) -> io::Result<()> {
-        self.event(RecordedEvent { time: k.time, kind: code::EV_KEY, code: k.code, value: k.value })?;
-        self.event(RecordedEvent { time: k.time, kind: code::EV_SYN, code: 0, value: 0 })
+        self.event(RecordedEvent {
+            time: k.time,
+            kind: code::EV_KEY,
+            code: k.code,
+            value: k.value,
+        })?;
+        self.event(RecordedEvent {
+            time: k.time,
+            kind: code::EV_SYN,
+            code: 0,
+            value: 0,
+        })
     }
 
     pub fn finish(mut self) -> io::Result<W> {
@@ -128,7 +150,8 @@ pub fn record_typed_code(text: &str, key_interval: Duration, enter: bool) -> Str
     for k in super::wedge::type_text(text, Duration::from_micros(1), key_interval, enter) {
         w.key(k).expect("writing to a Vec cannot fail");
     }
-    String::from_utf8(w.finish().expect("writing to a Vec cannot fail")).expect("the writer writes ASCII")
+    String::from_utf8(w.finish().expect("writing to a Vec cannot fail"))
+        .expect("the writer writes ASCII")
 }
 
 /// Plays a recording as a [`KeySource`], keeping its timing (scaled by `speed`).
@@ -154,9 +177,17 @@ impl RecordedKeySource {
         let events: Vec<KeyEvent> = parse(text)?
             .into_iter()
             .filter(|e| e.kind == code::EV_KEY)
-            .map(|e| KeyEvent { code: e.code, value: e.value, time: e.time })
+            .map(|e| KeyEvent {
+                code: e.code,
+                value: e.value,
+                time: e.time,
+            })
             .collect();
-        let speed = if speed.is_finite() && speed > 0.0 { speed } else { 1.0 };
+        let speed = if speed.is_finite() && speed > 0.0 {
+            speed
+        } else {
+            1.0
+        };
         Ok(RecordedKeySource {
             name: name.into(),
             events,
@@ -169,8 +200,10 @@ impl RecordedKeySource {
     }
 
     pub fn open(path: &Path, speed: f64) -> Result<Self, EvemuError> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|source| EvemuError::Io { path: path.display().to_string(), source })?;
+        let text = std::fs::read_to_string(path).map_err(|source| EvemuError::Io {
+            path: path.display().to_string(),
+            source,
+        })?;
         Self::from_text(path.display().to_string(), &text, speed)
     }
 
@@ -269,8 +302,24 @@ E: 0.020050 0001 001c 0000	# EV_KEY / KEY_ENTER            0
     fn a_real_evemu_recording_parses_and_skips_the_device_description() {
         let events = parse(REAL_RECORDING).unwrap();
         assert_eq!(events.len(), 9);
-        assert_eq!(events[0], RecordedEvent { time: Duration::from_micros(1), kind: 4, code: 4, value: 458783 });
-        assert_eq!(events[1], RecordedEvent { time: Duration::from_micros(1), kind: 1, code: 3, value: 1 });
+        assert_eq!(
+            events[0],
+            RecordedEvent {
+                time: Duration::from_micros(1),
+                kind: 4,
+                code: 4,
+                value: 458783
+            }
+        );
+        assert_eq!(
+            events[1],
+            RecordedEvent {
+                time: Duration::from_micros(1),
+                kind: 1,
+                code: 3,
+                value: 1
+            }
+        );
         assert_eq!(events[8].time, Duration::from_micros(20050));
     }
 
@@ -293,7 +342,10 @@ E: 0.020050 0001 001c 0000	# EV_KEY / KEY_ENTER            0
     fn the_writer_output_reads_back_as_the_same_keys() {
         let text = record_typed_code("Ab1:/?&=.-_%", Duration::from_millis(4), true);
         assert!(text.starts_with("# EVEMU 1.3\n"));
-        assert!(text.contains("E: 0.000001 0001 002a 0001"), "shift pressed first for 'A':\n{text}");
+        assert!(
+            text.contains("E: 0.000001 0001 002a 0001"),
+            "shift pressed first for 'A':\n{text}"
+        );
         let mut src = RecordedKeySource::from_text("rec", &text, 1000.0).unwrap();
         let mut seen = Vec::new();
         while let Ok(k) = src.next_key(Duration::from_secs(1)) {
@@ -318,9 +370,18 @@ E: 0.020050 0001 001c 0000	# EV_KEY / KEY_ENTER            0
         let took = t0.elapsed();
         assert_eq!(code.text, "286912345678901234");
         // 19 keys, 3 ms apart: the playback took the recorded ~54 ms, not zero.
-        assert!(took >= Duration::from_millis(50), "played too fast: {took:?}");
-        assert!(took < Duration::from_millis(1000), "played too slow: {took:?}");
-        assert!(matches!(reader.next_code(Duration::from_millis(100)), Err(SourceError::EndOfStream)));
+        assert!(
+            took >= Duration::from_millis(50),
+            "played too fast: {took:?}"
+        );
+        assert!(
+            took < Duration::from_millis(1000),
+            "played too slow: {took:?}"
+        );
+        assert!(matches!(
+            reader.next_code(Duration::from_millis(100)),
+            Err(SourceError::EndOfStream)
+        ));
     }
 
     #[test]
@@ -339,6 +400,9 @@ E: 0.020050 0001 001c 0000	# EV_KEY / KEY_ENTER            0
         let text = "E: 0.000000 0001 0002 0001\nE: 5.000000 0001 0002 0000\n";
         let mut src = RecordedKeySource::from_text("slow", text, 1.0).unwrap();
         assert!(src.next_key(Duration::from_millis(10)).is_ok());
-        assert!(matches!(src.next_key(Duration::from_millis(10)), Err(SourceError::Timeout(_))));
+        assert!(matches!(
+            src.next_key(Duration::from_millis(10)),
+            Err(SourceError::Timeout(_))
+        ));
     }
 }

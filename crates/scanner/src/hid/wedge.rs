@@ -81,7 +81,11 @@ pub struct WedgeConfig {
 
 impl Default for WedgeConfig {
     fn default() -> Self {
-        WedgeConfig { inter_key_timeout: Duration::from_millis(50), min_len_on_timeout: 6, max_len: 4096 }
+        WedgeConfig {
+            inter_key_timeout: Duration::from_millis(50),
+            min_len_on_timeout: 6,
+            max_len: 4096,
+        }
     }
 }
 
@@ -163,7 +167,11 @@ impl WedgeAssembler {
 
     /// When the pending code times out, on the key clock; `None` when nothing is pending.
     pub fn deadline(&self) -> Option<Duration> {
-        if self.is_pending() { self.last_event.map(|t| t + self.config.inter_key_timeout) } else { None }
+        if self.is_pending() {
+            self.last_event.map(|t| t + self.config.inter_key_timeout)
+        } else {
+            None
+        }
     }
 
     /// Feed one key event. Returns a code when this event completes one, or when the gap
@@ -173,7 +181,11 @@ impl WedgeAssembler {
             Some(last) => ev.time.saturating_sub(last) > self.config.inter_key_timeout,
             None => false,
         };
-        let flushed = if timed_out { self.end_by_timeout() } else { None };
+        let flushed = if timed_out {
+            self.end_by_timeout()
+        } else {
+            None
+        };
         self.last_event = Some(ev.time);
         let ended = self.key(ev);
         // After a timeout flush the buffer is empty, so this key cannot complete a second code.
@@ -207,10 +219,14 @@ impl WedgeAssembler {
                 self.alt = counted(self.alt, pressed);
                 if pressed {
                     self.alt_code = Some(0).filter(|_| self.alt == 1).or(self.alt_code);
-                } else if self.alt == 0 {
-                    if let Some(c) = self.alt_code.take().and_then(char::from_u32).filter(|&c| c != '\0') {
-                        self.push(c, ev.time);
-                    }
+                } else if self.alt == 0
+                    && let Some(c) = self
+                        .alt_code
+                        .take()
+                        .and_then(char::from_u32)
+                        .filter(|&c| c != '\0')
+                {
+                    self.push(c, ev.time);
                 }
             }
             code::KEY_CAPSLOCK if pressed => self.caps_lock = !self.caps_lock,
@@ -303,17 +319,30 @@ impl WedgeAssembler {
 
 /// Left and right modifiers count together, so releasing one while the other is held keeps it.
 fn counted(n: u8, pressed: bool) -> u8 {
-    if pressed { n.saturating_add(1).min(2) } else { n.saturating_sub(1) }
+    if pressed {
+        n.saturating_add(1).min(2)
+    } else {
+        n.saturating_sub(1)
+    }
 }
 
 /// Key events a US-layout scanner sends to type `text`, `key_interval` apart, starting at
 /// `start`: press and release per character, Shift around shifted characters, and Enter at
 /// the end when `enter` is set. Characters with no US key are skipped, with a warning.
-pub fn type_text(text: &str, start: Duration, key_interval: Duration, enter: bool) -> Vec<KeyEvent> {
+pub fn type_text(
+    text: &str,
+    start: Duration,
+    key_interval: Duration,
+    enter: bool,
+) -> Vec<KeyEvent> {
     let mut t = start;
     let mut out = Vec::new();
     let ev = |out: &mut Vec<KeyEvent>, code: u16, value: i32, t: Duration| {
-        out.push(KeyEvent { code, value, time: t });
+        out.push(KeyEvent {
+            code,
+            value,
+            time: t,
+        });
     };
     let keys = text.chars().filter_map(|c| {
         let k = keymap::us_key_for(c);
@@ -354,7 +383,10 @@ mod tests {
     #[test]
     fn a_scanner_types_an_alipay_code_and_presses_enter() {
         let mut a = assembler();
-        let codes = feed_all(&mut a, &type_text("286912345678901234", Duration::ZERO, 4 * MS, true));
+        let codes = feed_all(
+            &mut a,
+            &type_text("286912345678901234", Duration::ZERO, 4 * MS, true),
+        );
         assert_eq!(codes.len(), 1);
         assert_eq!(codes[0].text, "286912345678901234");
         assert_eq!(codes[0].ended_by, EndedBy::Enter);
@@ -367,7 +399,10 @@ mod tests {
         let url = "https://qr.alipay.com/FKX07914ZqAAaB?t=1&x=%2F_a-b.c";
         let mut a = assembler();
         let codes = feed_all(&mut a, &type_text(url, Duration::ZERO, 2 * MS, true));
-        assert_eq!(codes.iter().map(|c| c.text.as_str()).collect::<Vec<_>>(), vec![url]);
+        assert_eq!(
+            codes.iter().map(|c| c.text.as_str()).collect::<Vec<_>>(),
+            vec![url]
+        );
     }
 
     #[test]
@@ -375,7 +410,11 @@ mod tests {
         let mut a = assembler();
         let mut ev = type_text("134567890123456789", Duration::ZERO, MS, false);
         let t = ev.last().unwrap().time + MS;
-        ev.push(KeyEvent { code: code::KEY_KPENTER, value: 1, time: t });
+        ev.push(KeyEvent {
+            code: code::KEY_KPENTER,
+            value: 1,
+            time: t,
+        });
         let codes = feed_all(&mut a, &ev);
         assert_eq!(codes.len(), 1);
         assert_eq!(codes[0].ended_by, EndedBy::Enter);
@@ -387,7 +426,11 @@ mod tests {
         let ev = type_text("130000111122223333", Duration::ZERO, 3 * MS, false);
         assert!(feed_all(&mut a, &ev).is_empty());
         let last = ev.last().unwrap().time;
-        assert_eq!(a.poll_idle(last + 10 * MS), None, "too early: more keys may come");
+        assert_eq!(
+            a.poll_idle(last + 10 * MS),
+            None,
+            "too early: more keys may come"
+        );
         let code = a.poll_idle(last + 60 * MS).expect("ended by the pause");
         assert_eq!(code.text, "130000111122223333");
         assert_eq!(code.ended_by, EndedBy::Timeout);
@@ -397,10 +440,24 @@ mod tests {
     fn the_next_burst_after_a_pause_ends_the_previous_code() {
         let mut a = assembler();
         let mut ev = type_text("281111222233334444", Duration::ZERO, 3 * MS, false);
-        ev.extend(type_text("255555666677778888", Duration::from_secs(2), 3 * MS, true));
+        ev.extend(type_text(
+            "255555666677778888",
+            Duration::from_secs(2),
+            3 * MS,
+            true,
+        ));
         let codes = feed_all(&mut a, &ev);
-        let texts: Vec<_> = codes.iter().map(|c| (c.text.as_str(), c.ended_by)).collect();
-        assert_eq!(texts, vec![("281111222233334444", EndedBy::Timeout), ("255555666677778888", EndedBy::Enter)]);
+        let texts: Vec<_> = codes
+            .iter()
+            .map(|c| (c.text.as_str(), c.ended_by))
+            .collect();
+        assert_eq!(
+            texts,
+            vec![
+                ("281111222233334444", EndedBy::Timeout),
+                ("255555666677778888", EndedBy::Enter)
+            ]
+        );
     }
 
     #[test]
@@ -414,16 +471,26 @@ mod tests {
 
     #[test]
     fn with_min_len_zero_only_enter_ends_a_code() {
-        let cfg = WedgeConfig { min_len_on_timeout: 0, ..WedgeConfig::default() };
+        let cfg = WedgeConfig {
+            min_len_on_timeout: 0,
+            ..WedgeConfig::default()
+        };
         let mut a = WedgeAssembler::new(cfg, "s");
-        feed_all(&mut a, &type_text("281111222233334444", Duration::ZERO, MS, false));
+        feed_all(
+            &mut a,
+            &type_text("281111222233334444", Duration::ZERO, MS, false),
+        );
         assert_eq!(a.poll_idle(Duration::from_secs(1)), None);
     }
 
     #[test]
     fn caps_lock_and_right_shift_work_like_a_keyboard() {
         let mut a = assembler();
-        let k = |code, value, ms| KeyEvent { code, value, time: ms * MS };
+        let k = |code, value, ms| KeyEvent {
+            code,
+            value,
+            time: ms * MS,
+        };
         let ev = [
             k(code::KEY_CAPSLOCK, 1, 0),
             k(code::KEY_CAPSLOCK, 0, 1),
@@ -443,7 +510,11 @@ mod tests {
     #[test]
     fn alt_keypad_codes_type_any_character() {
         let mut a = assembler();
-        let k = |code, value, ms| KeyEvent { code, value, time: ms * MS };
+        let k = |code, value, ms| KeyEvent {
+            code,
+            value,
+            time: ms * MS,
+        };
         // Alt + 0 6 5 → 'A', then Alt + 4 9 → '1'.
         let ev = [
             k(code::KEY_LEFTALT, 1, 0),
@@ -463,7 +534,11 @@ mod tests {
     #[test]
     fn ctrl_bracket_gives_the_gs1_separator() {
         let mut a = assembler();
-        let k = |code, value, ms| KeyEvent { code, value, time: ms * MS };
+        let k = |code, value, ms| KeyEvent {
+            code,
+            value,
+            time: ms * MS,
+        };
         let ev = [
             k(2, 1, 0),
             k(code::KEY_LEFTCTRL, 1, 1),
@@ -479,20 +554,36 @@ mod tests {
     #[test]
     fn autorepeat_and_unknown_keys_type_nothing() {
         let mut a = assembler();
-        let k = |code, value, ms| KeyEvent { code, value, time: ms * MS };
-        let ev = [k(2, 1, 0), k(2, 2, 1), k(59, 1, 2), k(2, 0, 3), k(code::KEY_ENTER, 1, 4)];
+        let k = |code, value, ms| KeyEvent {
+            code,
+            value,
+            time: ms * MS,
+        };
+        let ev = [
+            k(2, 1, 0),
+            k(2, 2, 1),
+            k(59, 1, 2),
+            k(2, 0, 3),
+            k(code::KEY_ENTER, 1, 4),
+        ];
         assert_eq!(feed_all(&mut a, &ev)[0].text, "1");
         assert_eq!(a.counters().unmapped_keys, 1);
     }
 
     #[test]
     fn a_stuck_key_is_dropped_until_the_next_enter() {
-        let cfg = WedgeConfig { max_len: 10, ..WedgeConfig::default() };
+        let cfg = WedgeConfig {
+            max_len: 10,
+            ..WedgeConfig::default()
+        };
         let mut a = WedgeAssembler::new(cfg, "s");
         let mut ev = type_text(&"9".repeat(30), Duration::ZERO, MS, true);
         ev.extend(type_text("12345678", Duration::from_millis(40), MS, true));
         let codes = feed_all(&mut a, &ev);
-        assert_eq!(codes.iter().map(|c| c.text.as_str()).collect::<Vec<_>>(), vec!["12345678"]);
+        assert_eq!(
+            codes.iter().map(|c| c.text.as_str()).collect::<Vec<_>>(),
+            vec!["12345678"]
+        );
         assert_eq!(a.counters().overflows, 1);
     }
 
