@@ -465,7 +465,7 @@ mod tests {
         }
         // Big Alipay sales go through the aggregator in the example.
         assert_eq!(
-            cfg.route_for(Scheme::Alipay, 60_000_00)
+            cfg.route_for(Scheme::Alipay, 6_000_000)
                 .map(|r| r.paths[0].as_str()),
             Some("aggregator")
         );

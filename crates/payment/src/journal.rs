@@ -97,6 +97,15 @@ pub struct NewAttempt<'a> {
     pub terminal_id: &'a str,
 }
 
+/// One row of the audit trail.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Event {
+    pub at_ms: i64,
+    pub from: Option<String>,
+    pub to: String,
+    pub note: Option<String>,
+}
+
 pub struct Journal {
     conn: Connection,
     code_key: Vec<u8>,
@@ -394,14 +403,18 @@ impl Journal {
     }
 
     /// State-change history of one sale: (at_ms, from, to, note).
-    pub fn events_of(
-        &self,
-        id: TxId,
-    ) -> Result<Vec<(i64, Option<String>, String, Option<String>)>> {
+    pub fn events_of(&self, id: TxId) -> Result<Vec<Event>> {
         let mut stmt = self.conn.prepare_cached(
             "SELECT at_ms, from_state, to_state, note FROM events WHERE sale_id = ?1 ORDER BY id",
         )?;
-        let rows = stmt.query_map([id.0], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?;
+        let rows = stmt.query_map([id.0], |r| {
+            Ok(Event {
+                at_ms: r.get(0)?,
+                from: r.get(1)?,
+                to: r.get(2)?,
+                note: r.get(3)?,
+            })
+        })?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 

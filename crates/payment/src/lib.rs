@@ -17,6 +17,7 @@ pub mod failpoint;
 pub mod journal;
 pub mod model;
 pub mod risk;
+pub mod service;
 
 pub use classify::{CodeClass, Scheme, classify};
 pub use explain::{Cause, Explanation};
@@ -24,3 +25,4 @@ pub use model::{
     Currency, FundingChannel, FundingUsed, Refund, RefundState, SaleOptions, SaleState,
     Transaction, TxEvent, TxId,
 };
+pub use service::{PayTarget, PaymentError, PaymentService, ResolveReport, ValidationError};
