@@ -24,6 +24,7 @@ pub fn init(daemon: &str) {
         None => {
             let stderr = tracing_subscriber::fmt::layer()
                 .with_writer(std::io::stderr)
+                .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
                 .with_target(false)
                 .with_filter(filter);
             let _ = registry.with(stderr).try_init();

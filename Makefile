@@ -1,0 +1,57 @@
+# smartpos — two commands for a newcomer: `make demo` and `make test`.
+# Both install what they need (Debian packages, cargo tools, Python venvs) and are idempotent.
+
+SHELL := /bin/bash
+CARGO ?= cargo
+PREFIX ?= /usr
+DESTDIR ?=
+export CARGO_TERM_COLOR ?= never
+
+# Debian packages the build, the tests and the demo need.
+APT_PACKAGES := dbus-daemon dbus-bin libclang-dev clang cmake pkg-config python3-venv util-linux \
+                systemd libzbar0 openssl
+
+.PHONY: all deps build lint test test-unit fuzz demo install bench-decode bench-payment clean help
+
+all: build
+
+help:
+	@echo "make demo    - the whole stack on a private bus with simulated devices: a sale end to end"
+	@echo "make test    - all tests and lints (what CI runs)"
+	@echo "make lint    - fmt, clippy -D warnings, cargo deny, packaging checks"
+	@echo "make install - install binaries, units and policy under DESTDIR/PREFIX"
+	@echo "make bench-decode  - decoder benchmark: smartpos vs zxing-cpp vs zbar"
+
+deps:
+	@tools/deps.sh
+
+build: deps
+	$(CARGO) build --locked --workspace --bins
+
+lint: deps
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --locked --workspace --all-targets -- -D warnings
+	$(CARGO) deny --offline check licenses bans
+	tools/check-packaging.sh
+
+test-unit: build
+	$(CARGO) nextest run --locked --workspace --no-fail-fast
+
+fuzz: deps
+	tools/fuzz-smoke.sh
+
+test: lint test-unit fuzz
+	@echo "make test: all passed"
+
+demo: build
+	tools/demo.sh
+
+install:
+	$(CARGO) build --locked --release --workspace --bins
+	tools/install-files.sh "$(DESTDIR)" "$(PREFIX)" target/release
+
+bench-decode: deps
+	tools/bench-decoders/run.sh
+
+clean:
+	$(CARGO) clean

@@ -1,0 +1,148 @@
+//! posctl: the smartpos command-line tool for technicians and scripts.
+//!
+//! Every command takes `--json` for one JSON document (or one per line, for streams).
+//! Exit codes: 0 ok, 64 usage, 65 bad input file, 69 daemon or bus unavailable,
+//! 75 timed out, 77 not allowed, 70 anything else.
+
+mod scanner;
+mod status;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use smartpos_runtime::exit::Exit;
+
+/// smartpos command-line tool.
+#[derive(Debug, Parser)]
+#[command(version, about, propagate_version = true)]
+struct Cli {
+    /// Print JSON instead of text.
+    #[arg(long, global = true)]
+    json: bool,
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Debug, Subcommand)]
+enum Cmd {
+    /// List each smartpos daemon, its version and state.
+    Status,
+    /// Wait for one scanned code and print it.
+    Scan {
+        /// Give up after this many seconds.
+        #[arg(long, default_value_t = 60)]
+        timeout: u32,
+        /// Only this source: camera or hid (default: both).
+        #[arg(long)]
+        source: Vec<String>,
+    },
+    /// The scanner's camera and HID sources.
+    Scanner {
+        #[command(subcommand)]
+        cmd: ScannerCmd,
+    },
+    /// Decode image files with the scanner's own decoder (no daemon needed).
+    Decode {
+        /// PNG, JPEG or PGM files.
+        #[arg(required = true)]
+        images: Vec<std::path::PathBuf>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum ScannerCmd {
+    /// Camera health and sources.
+    Status,
+    /// Save the latest camera frame, with the codes read in it outlined, as PNG.
+    Snapshot {
+        /// Where to write the PNG.
+        file: std::path::PathBuf,
+    },
+}
+
+/// What went wrong, mapped to an exit code.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Bus(#[from] smartpos_runtime::bus::BusError),
+    #[error("{0} is not running (no owner of its bus name); check `systemctl status` of its daemon")]
+    NotRunning(String),
+    #[error("not allowed: {0}")]
+    Denied(String),
+    #[error("timed out: {0}")]
+    Timeout(String),
+    #[error("{0}")]
+    Input(String),
+    #[error("{0}")]
+    Failed(String),
+}
+
+impl Error {
+    fn exit(&self) -> Exit {
+        match self {
+            Error::Bus(_) | Error::NotRunning(_) => Exit::Unavailable,
+            Error::Denied(_) => Exit::NoPerm,
+            Error::Timeout(_) => Exit::TempFail,
+            Error::Input(_) => Exit::DataErr,
+            Error::Failed(_) => Exit::Software,
+        }
+    }
+}
+
+impl From<zbus::fdo::Error> for Error {
+    fn from(e: zbus::fdo::Error) -> Self {
+        zbus::Error::FDO(Box::new(e)).into()
+    }
+}
+
+impl From<zbus::Error> for Error {
+    fn from(e: zbus::Error) -> Self {
+        match &e {
+            zbus::Error::FDO(f) if matches!(**f, zbus::fdo::Error::AccessDenied(_)) => Error::Denied(f.to_string()),
+            zbus::Error::MethodError(name, msg, _)
+                if name.as_str() == "org.freedesktop.DBus.Error.AccessDenied" =>
+            {
+                Error::Denied(msg.clone().unwrap_or_default())
+            }
+            zbus::Error::FDO(f) if matches!(**f, zbus::fdo::Error::ServiceUnknown(_) | zbus::fdo::Error::NameHasNoOwner(_)) => {
+                Error::NotRunning(f.to_string())
+            }
+            _ => Error::Failed(e.to_string()),
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let json = cli.json;
+    if let Cmd::Decode { images } = &cli.cmd {
+        // Pure CPU work on local files: no bus, no runtime.
+        return scanner::decode(images, json).into();
+    }
+    let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("posctl: cannot start: {e}");
+            return Exit::Software.into();
+        }
+    };
+    let result = rt.block_on(async move {
+        match cli.cmd {
+            Cmd::Status => status::run(json).await,
+            Cmd::Scan { timeout, source } => scanner::scan(timeout, &source, json).await,
+            Cmd::Scanner { cmd: ScannerCmd::Status } => scanner::status(json).await,
+            Cmd::Scanner { cmd: ScannerCmd::Snapshot { file } } => scanner::snapshot(&file, json).await,
+            Cmd::Decode { .. } => unreachable!("handled above"),
+        }
+    });
+    match result {
+        Ok(()) => Exit::Ok.into(),
+        Err(e) => {
+            if json {
+                println!("{}", serde_json::json!({ "error": e.to_string() }));
+            }
+            eprintln!("posctl: {e}");
+            e.exit().into()
+        }
+    }
+}

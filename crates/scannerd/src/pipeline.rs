@@ -1,0 +1,147 @@
+//! The source threads: capture → health → decode for the camera, key events → codes for
+//! HID scanners. Blocking I/O and CPU-heavy decoding live here, never on the bus runtime.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant, SystemTime};
+
+use smartpos_scanner::decode::{FrameDecoder, StreamConfig};
+use smartpos_scanner::health::{HealthConfig, HealthMonitor};
+use smartpos_scanner::hid::CodeSource;
+use smartpos_scanner::{FrameSource, SourceError};
+use tokio::sync::mpsc::UnboundedSender;
+
+use crate::service::{LastFrame, Scanned, Shared};
+
+/// CLOCK_MONOTONIC in microseconds, `ago` before now.
+fn monotonic_us(ago: Duration) -> u64 {
+    let now = nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC)
+        .map(|t| Duration::new(u64::try_from(t.tv_sec()).unwrap_or(0), u32::try_from(t.tv_nsec()).unwrap_or(0)))
+        .unwrap_or_default();
+    u64::try_from(now.saturating_sub(ago).as_micros()).unwrap_or(u64::MAX)
+}
+
+fn wall_us(t: SystemTime) -> i64 {
+    t.duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
+/// Run a camera until `stop` or the source ends.
+pub fn run_camera(
+    mut source: Box<dyn FrameSource>,
+    shared: Arc<Shared>,
+    tx: UnboundedSender<Scanned>,
+    stop: Arc<AtomicBool>,
+) {
+    let name = source.name().to_owned();
+    let label = format!("camera:{name}");
+    let mut decoder = FrameDecoder::new(StreamConfig::default());
+    let mut health = HealthMonitor::new(HealthConfig::default());
+    let mut was_scanning = false;
+    shared.set_source("camera", &name, "opening");
+    while !stop.load(Ordering::Relaxed) {
+        match source.next_frame(Duration::from_secs(2)) {
+            Ok(frame) => {
+                let luma = match frame.to_luma() {
+                    Ok(l) => l,
+                    Err(e) => {
+                        tracing::warn!("{label}: unusable frame: {e}");
+                        shared.set_source("camera", &name, &format!("bad frames: {e}"));
+                        continue;
+                    }
+                };
+                health.observe_frame(&luma, frame.captured);
+                shared.set_source("camera", &name, "streaming");
+                let scanning = shared.scanning();
+                if scanning != was_scanning {
+                    // A new session starts from a clean slate: no region of interest carried over.
+                    decoder.reset();
+                    was_scanning = scanning;
+                }
+                let codes = if scanning {
+                    let out = decoder.decode(&luma);
+                    health.record_decode(!out.codes.is_empty());
+                    if out.panicked {
+                        tracing::warn!("{label}: the QR decoder panicked on frame {} (contained)", frame.seq);
+                    }
+                    let ago = frame.captured.elapsed();
+                    for c in &out.codes {
+                        let _ = tx.send(Scanned {
+                            text: c.text.clone(),
+                            symbology: c.symbology.as_str().to_owned(),
+                            kind: "camera",
+                            source: label.clone(),
+                            monotonic_us: monotonic_us(ago),
+                            wall_us: wall_us(frame.wall),
+                        });
+                    }
+                    out.codes
+                } else {
+                    Vec::new()
+                };
+                *lock(&shared.last_frame) = Some(LastFrame { image: luma, codes });
+            }
+            Err(SourceError::Timeout(d)) => {
+                tracing::warn!("{label}: no frame for {d:?}");
+                shared.set_source("camera", &name, "stalled");
+            }
+            Err(SourceError::EndOfStream) => {
+                tracing::info!("{label}: end of replay");
+                shared.set_source("camera", &name, "ended");
+                *lock(&shared.health) = Some(health.snapshot(Instant::now()));
+                return;
+            }
+            Err(SourceError::Gone(e)) => {
+                tracing::warn!("{label}: device gone: {e}");
+                shared.set_source("camera", &name, &format!("absent: {e}"));
+                std::thread::sleep(Duration::from_millis(500));
+            }
+            Err(SourceError::Other(e)) => {
+                tracing::warn!("{label}: {e}");
+                shared.set_source("camera", &name, &format!("error: {e}"));
+                std::thread::sleep(Duration::from_millis(500));
+            }
+        }
+        *lock(&shared.health) = Some(health.snapshot(Instant::now()));
+    }
+}
+
+/// Run a keyboard-wedge code source until `stop` or the source ends.
+pub fn run_codes(
+    mut source: Box<dyn CodeSource>,
+    shared: Arc<Shared>,
+    tx: UnboundedSender<Scanned>,
+    stop: Arc<AtomicBool>,
+) {
+    let name = source.name().to_owned();
+    shared.set_source("hid", &name, "listening");
+    while !stop.load(Ordering::Relaxed) {
+        match source.next_code(Duration::from_millis(500)) {
+            Ok(code) => {
+                let _ = tx.send(Scanned {
+                    text: code.text.clone(),
+                    symbology: "hid".to_owned(),
+                    kind: "hid",
+                    source: format!("hid:{}", code.source),
+                    monotonic_us: monotonic_us(Duration::ZERO),
+                    wall_us: wall_us(SystemTime::now()),
+                });
+            }
+            Err(SourceError::Timeout(_)) => {}
+            Err(SourceError::EndOfStream) => {
+                shared.set_source("hid", &name, "ended");
+                return;
+            }
+            Err(SourceError::Gone(e)) | Err(SourceError::Other(e)) => {
+                tracing::warn!("hid:{name}: {e}");
+                shared.set_source("hid", &name, &format!("error: {e}"));
+                std::thread::sleep(Duration::from_millis(500));
+            }
+        }
+    }
+}
+
+fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}

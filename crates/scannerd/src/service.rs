@@ -1,0 +1,293 @@
+//! `org.smartpos.Scanner1`: sessions, duplicate suppression, health properties.
+//!
+//! Capture and decoding run on their own threads (see `pipeline`); they hand codes to the
+//! async side through a channel, and health through [`Shared`]. Nothing here blocks.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use smartpos_runtime::{auth::Policy, redact::mask_code};
+use smartpos_scanner::{LumaImage, decode::Code, health::HealthSnapshot};
+use zbus::{Connection, fdo, interface, message::Header, object_server::SignalEmitter};
+
+/// The longest session a caller may ask for: 10 minutes.
+pub const MAX_SESSION_MS: u32 = 600_000;
+
+/// A code on its way from a source thread to the bus.
+#[derive(Clone)]
+pub struct Scanned {
+    pub text: String,
+    pub symbology: String,
+    /// "camera" or "hid", for session filters.
+    pub kind: &'static str,
+    /// e.g. "camera:/dev/video0".
+    pub source: String,
+    pub monotonic_us: u64,
+    pub wall_us: i64,
+}
+
+impl std::fmt::Debug for Scanned {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Scanned")
+            .field("text", &mask_code(&self.text))
+            .field("symbology", &self.symbology)
+            .field("source", &self.source)
+            .finish()
+    }
+}
+
+struct Session {
+    until: Instant,
+    /// Empty = every kind.
+    kinds: Vec<String>,
+}
+
+/// The latest frame and what was read in it, for `Snapshot`.
+pub struct LastFrame {
+    pub image: LumaImage,
+    pub codes: Vec<Code>,
+}
+
+/// State shared by the source threads and the bus side.
+#[derive(Default)]
+pub struct Shared {
+    sessions: Mutex<HashMap<u64, Session>>,
+    next_session: Mutex<u64>,
+    /// Sources: (kind, name, state).
+    pub sources: Mutex<Vec<(String, String, String)>>,
+    pub health: Mutex<Option<HealthSnapshot>>,
+    pub last_frame: Mutex<Option<LastFrame>>,
+    recent: Mutex<HashMap<String, Instant>>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A panic on a source thread must not take the bus down with it.
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+impl Shared {
+    /// Is any session active (for any kind)? Source threads skip decoding when not.
+    pub fn scanning(&self) -> bool {
+        let now = Instant::now();
+        lock(&self.sessions).values().any(|s| s.until > now)
+    }
+
+    pub fn set_source(&self, kind: &str, name: &str, state: &str) {
+        let mut v = lock(&self.sources);
+        match v.iter_mut().find(|(k, n, _)| k == kind && n == name) {
+            Some(e) => state.clone_into(&mut e.2),
+            None => v.push((kind.to_owned(), name.to_owned(), state.to_owned())),
+        }
+    }
+
+    fn start(&self, timeout: Duration, kinds: Vec<String>) -> u64 {
+        let mut next = lock(&self.next_session);
+        *next += 1;
+        let id = *next;
+        lock(&self.sessions).insert(id, Session { until: Instant::now() + timeout, kinds });
+        id
+    }
+
+    fn stop(&self, id: u64) -> bool {
+        lock(&self.sessions).remove(&id).is_some()
+    }
+
+    /// Drop expired sessions; true if any was dropped.
+    pub fn expire(&self) -> bool {
+        let now = Instant::now();
+        let mut s = lock(&self.sessions);
+        let before = s.len();
+        s.retain(|_, v| v.until > now);
+        s.len() != before
+    }
+
+    /// The session a code of `kind` belongs to, if any (the newest that wants it), after
+    /// duplicate suppression. `None` means: do not emit.
+    pub fn admit(&self, code: &Scanned, window: Duration) -> Option<u64> {
+        let now = Instant::now();
+        let session = {
+            let sessions = lock(&self.sessions);
+            sessions
+                .iter()
+                .filter(|(_, s)| s.until > now && (s.kinds.is_empty() || s.kinds.iter().any(|k| k == code.kind)))
+                .map(|(id, _)| *id)
+                .max()?
+        };
+        let mut recent = lock(&self.recent);
+        recent.retain(|_, t| now.duration_since(*t) < window);
+        if recent.contains_key(&code.text) {
+            tracing::debug!(code = %mask_code(&code.text), "duplicate within {window:?}, suppressed");
+            return None;
+        }
+        recent.insert(code.text.clone(), now);
+        Some(session)
+    }
+}
+
+/// The D-Bus object.
+pub struct ScannerService {
+    pub shared: Arc<Shared>,
+    pub operators: Policy,
+    pub technicians: Policy,
+    pub default_timeout_ms: u32,
+    pub duplicate_window_ms: u32,
+    pub has_camera: bool,
+}
+
+const KINDS: &[&str] = &["camera", "hid"];
+
+#[interface(name = "org.smartpos.Scanner1")]
+impl ScannerService {
+    /// Arm the scanner; see the XML for the contract.
+    #[zbus(out_args("session"))]
+    async fn start_scan(
+        &self,
+        timeout_ms: u32,
+        sources: Vec<String>,
+        #[zbus(header)] hdr: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+        #[zbus(signal_emitter)] emitter: SignalEmitter<'_>,
+    ) -> fdo::Result<u64> {
+        self.operators.check(&hdr, conn, "start a scan").await?;
+        if timeout_ms > MAX_SESSION_MS {
+            return Err(fdo::Error::InvalidArgs(format!(
+                "timeout_ms {timeout_ms} is longer than the {MAX_SESSION_MS} ms a session may last"
+            )));
+        }
+        if let Some(bad) = sources.iter().find(|s| !KINDS.contains(&s.as_str())) {
+            return Err(fdo::Error::InvalidArgs(format!(
+                "unknown source {bad:?}: expected \"camera\" or \"hid\""
+            )));
+        }
+        let ms = if timeout_ms == 0 { self.default_timeout_ms } else { timeout_ms };
+        let was = self.shared.scanning();
+        let id = self.shared.start(Duration::from_millis(u64::from(ms)), sources);
+        tracing::info!(session = id, timeout_ms = ms, "scan session started");
+        if !was {
+            self.state_changed(&emitter).await?;
+        }
+        Ok(id)
+    }
+
+    /// End a session early.
+    async fn stop_scan(
+        &self,
+        session: u64,
+        #[zbus(header)] hdr: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+        #[zbus(signal_emitter)] emitter: SignalEmitter<'_>,
+    ) -> fdo::Result<()> {
+        self.operators.check(&hdr, conn, "stop a scan").await?;
+        if self.shared.stop(session) {
+            tracing::info!(session, "scan session stopped");
+            if !self.shared.scanning() {
+                self.state_changed(&emitter).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The latest frame as PNG with the codes read in it outlined.
+    #[zbus(out_args("png"))]
+    async fn snapshot(
+        &self,
+        #[zbus(header)] hdr: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> fdo::Result<Vec<u8>> {
+        self.technicians.check(&hdr, conn, "take a snapshot").await?;
+        let last = lock(&self.shared.last_frame);
+        let Some(last) = last.as_ref() else {
+            return Err(fdo::Error::Failed(
+                "no camera frame yet: check `posctl scanner status` for the camera state".into(),
+            ));
+        };
+        let quads: Vec<[[f32; 2]; 4]> = last.codes.iter().map(|c| c.corners).collect();
+        smartpos_scanner::snapshot::encode_png(&last.image, &quads)
+            .map_err(|e| fdo::Error::Failed(format!("cannot encode the snapshot: {e}")))
+    }
+
+    #[zbus(signal)]
+    pub async fn code_scanned(
+        emitter: &SignalEmitter<'_>,
+        text: &str,
+        symbology: &str,
+        source: &str,
+        monotonic_us: u64,
+        wall_us: i64,
+        session: u64,
+    ) -> zbus::Result<()>;
+
+    #[zbus(property)]
+    pub fn version(&self) -> String {
+        smartpos_runtime::VERSION.to_owned()
+    }
+
+    #[zbus(property)]
+    pub fn state(&self) -> String {
+        if self.shared.scanning() { "scanning" } else { "idle" }.to_owned()
+    }
+
+    #[zbus(property)]
+    pub fn sources(&self) -> Vec<(String, String, String)> {
+        lock(&self.shared.sources).clone()
+    }
+
+    #[zbus(property)]
+    pub fn frames_per_second(&self) -> f64 {
+        self.health(|h| h.fps).unwrap_or(0.0)
+    }
+
+    #[zbus(property)]
+    pub fn decode_attempts(&self) -> u64 {
+        self.health(|h| h.decode_attempts).unwrap_or(0)
+    }
+
+    #[zbus(property)]
+    pub fn decode_successes(&self) -> u64 {
+        self.health(|h| h.decode_successes).unwrap_or(0)
+    }
+
+    #[zbus(property)]
+    pub fn brightness(&self) -> f64 {
+        self.health(|h| h.last.as_ref().map(|s| f64::from(s.mean))).flatten().unwrap_or(0.0)
+    }
+
+    #[zbus(property)]
+    pub fn contrast(&self) -> f64 {
+        self.health(|h| h.last.as_ref().map(|s| f64::from(s.contrast))).flatten().unwrap_or(0.0)
+    }
+
+    #[zbus(property)]
+    pub fn sharpness(&self) -> f64 {
+        self.health(|h| h.last.as_ref().map(|s| f64::from(s.sharpness))).flatten().unwrap_or(0.0)
+    }
+
+    #[zbus(property)]
+    pub fn verdict(&self) -> String {
+        if !self.has_camera {
+            return "no-camera".into();
+        }
+        self.health(|h| h.verdict.as_str().to_owned()).unwrap_or_else(|| "no-frames".into())
+    }
+
+    #[zbus(property)]
+    pub fn advice(&self) -> String {
+        if !self.has_camera {
+            return "No camera is configured: set [camera] in /etc/smartpos/smartpos-scannerd.toml / 未配置摄像头".into();
+        }
+        self.health(|h| format!("{} / {}", h.instruction_en, h.instruction_zh))
+            .unwrap_or_else(|| "Waiting for the first frame / 等待第一帧画面".into())
+    }
+
+    #[zbus(property)]
+    pub fn duplicate_window_ms(&self) -> u32 {
+        self.duplicate_window_ms
+    }
+}
+
+impl ScannerService {
+    fn health<T>(&self, f: impl FnOnce(&HealthSnapshot) -> T) -> Option<T> {
+        lock(&self.shared.health).as_ref().map(f)
+    }
+}

@@ -1,0 +1,49 @@
+//! Build the configured sources.
+
+use smartpos_scanner::FrameSource;
+use smartpos_scanner::capture::{CameraSelector, CaptureConfig};
+use smartpos_scanner::hid::{CodeSource, HidScanners, RecordedKeySource, WedgeReader};
+use smartpos_scanner::replay::{ReplayFolder, ReplayOptions};
+
+use crate::config::{CameraConfig, HidSection};
+
+/// The camera, if one is configured.
+pub fn camera(cfg: &CameraConfig) -> Result<Option<Box<dyn FrameSource>>, String> {
+    if let Some(dir) = &cfg.replay {
+        let options = ReplayOptions { fps: Some(f64::from(cfg.fps)), looping: cfg.looping };
+        let folder = ReplayFolder::open(dir, options).map_err(|e| format!("[camera] replay: {e}"))?;
+        return Ok(Some(Box::new(folder)));
+    }
+    let selector = match (&cfg.device, &cfg.name_match) {
+        (Some(path), _) => CameraSelector::Path(path.clone()),
+        (None, Some(m)) => CameraSelector::Match(m.clone()),
+        (None, None) => return Ok(None),
+    };
+    let capture = CaptureConfig {
+        camera: selector,
+        width: cfg.width,
+        height: cfg.height,
+        fps: cfg.fps,
+        ..CaptureConfig::default()
+    };
+    Ok(Some(live_camera(capture)))
+}
+
+fn live_camera(capture: CaptureConfig) -> Box<dyn FrameSource> {
+    use smartpos_scanner::capture::resilient::{ResiliencePolicy, ResilientSource};
+    Box::new(ResilientSource::v4l2(capture, &ResiliencePolicy::default()))
+}
+
+/// HID scanners: real devices (if any matcher is configured) and a replayed recording.
+pub fn hid(cfg: &HidSection) -> Result<Vec<Box<dyn CodeSource>>, String> {
+    let mut out: Vec<Box<dyn CodeSource>> = Vec::new();
+    if !cfg.devices.matchers.is_empty() {
+        out.push(Box::new(HidScanners::new(cfg.devices.clone())));
+    }
+    if let Some(path) = &cfg.replay {
+        let rec = RecordedKeySource::open(path, cfg.replay_speed.unwrap_or(1.0))
+            .map_err(|e| format!("[hid] replay {}: {e}", path.display()))?;
+        out.push(Box::new(WedgeReader::new(rec, cfg.devices.wedge.clone())));
+    }
+    Ok(out)
+}

@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Install what the build, tests and demo need, once. Idempotent and quiet when all is there.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+pkgs=(dbus-daemon dbus-bin libclang-dev clang cmake pkg-config python3-venv util-linux systemd libzbar0 openssl)
+missing=()
+for p in "${pkgs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "deps: installing ${missing[*]}"
+  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO=sudo
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
+# Rust components and cargo tools.
+rustup component list --installed 2>/dev/null | grep -q '^rustfmt' || rustup component add rustfmt
+rustup component list --installed 2>/dev/null | grep -q '^clippy' || rustup component add clippy
+command -v cargo-nextest >/dev/null || cargo install --locked cargo-nextest
+command -v cargo-deny >/dev/null || cargo install --locked cargo-deny
+command -v cargo-fuzz >/dev/null || cargo install --locked cargo-fuzz
+exit 0
