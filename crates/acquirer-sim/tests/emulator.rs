@@ -741,3 +741,46 @@ async fn the_emulator_refuses_to_listen_beyond_loopback() {
     .unwrap_err();
     assert!(err.to_string().contains("loopback"));
 }
+
+#[tokio::test]
+async fn the_binary_announces_its_ephemeral_port_and_serves_the_ledger() {
+    use std::io::BufRead;
+    let dir = tempfile::tempdir().unwrap();
+    let pki = dir.path().join("pki");
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_smartpos-acquirer-sim"))
+        .args(["--listen", "127.0.0.1:0", "--pki-dir"])
+        .arg(&pki)
+        .arg("--ledger")
+        .arg(dir.path().join("ledger.json"))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let line = tokio::task::spawn_blocking(move || {
+        let mut line = String::new();
+        std::io::BufReader::new(stdout)
+            .read_line(&mut line)
+            .unwrap();
+        line
+    })
+    .await
+    .unwrap();
+    let addr = line
+        .trim()
+        .strip_prefix("listening on https://")
+        .unwrap_or_else(|| panic!("unexpected first line {line:?}"));
+    let client = SimClient::new(&pki, addr.parse().unwrap(), false).unwrap();
+    let ledger = client.get("/_sim/ledger").await;
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let ledger: Value = serde_json::from_str(&ledger.unwrap().body).unwrap();
+    assert_eq!(ledger["buyers"][0]["name"], "alice");
+    assert!(dir.path().join("ledger.json").exists());
+    let mode = std::os::unix::fs::PermissionsExt::mode(
+        &std::fs::metadata(pki.join(files::APP_PRIVATE_KEY))
+            .unwrap()
+            .permissions(),
+    );
+    assert_eq!(mode & 0o777, 0o600, "private keys are owner-only");
+}
