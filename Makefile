@@ -31,7 +31,7 @@ build: deps
 lint: deps
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --locked --workspace --all-targets -- -D warnings
-	$(CARGO) deny --offline check licenses bans
+	$(CARGO) deny -L error check licenses bans
 	tools/check-packaging.sh
 
 test-unit: build
