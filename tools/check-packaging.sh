@@ -4,6 +4,7 @@
 #
 #   tools/check-packaging.sh          # quiet; prints one summary line, exit 1 on failure
 #   VERBOSE=1 tools/check-packaging.sh
+#   LIVE=1 tools/check-packaging.sh   # also boot the units under systemd (root, ~2 min)
 #
 # Installs what it needs first (Debian packages if a tool is missing, oelint-adv in
 # .venv/oelint). Every check runs against a throwaway root made by
@@ -340,8 +341,15 @@ srcrev_ok() {
 run "recipe SRCREV is a commit of this repository" srcrev_ok
 
 # --- our own scripts ---------------------------------------------------------------------
-run "shell scripts parse" bash -n tools/check-packaging.sh
+run "shell scripts parse" bash -n tools/check-packaging.sh tools/live-test-units.sh
 run "install-files.sh is POSIX sh" sh -n tools/install-files.sh
+
+# --- under a real systemd (opt-in: root, about two minutes) ----------------------------------
+if [ "${LIVE:-0}" = 1 ]; then
+    run_rc "units under a real systemd (tools/live-test-units.sh)" tools/live-test-units.sh
+else
+    skip "units under a real systemd (LIVE=1 runs tools/live-test-units.sh)"
+fi
 
 if [ "$VERBOSE" = 1 ] && [ -f "$WORK/exposure" ]; then
     sed 's/^/     /' "$WORK/exposure"
