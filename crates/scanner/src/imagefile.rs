@@ -13,7 +13,10 @@ use crate::decode::{Code, Decoder};
 #[derive(Debug, thiserror::Error)]
 pub enum ImageFileError {
     #[error("cannot read {path}: {source}; check the path and its permissions")]
-    Io { path: String, source: std::io::Error },
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("{path} is not a PNG, JPEG, PGM or WebP image this build can decode: {reason}")]
     Format { path: String, reason: String },
 }
@@ -22,18 +25,34 @@ pub enum ImageFileError {
 /// Colour is reduced with the BT.601 weights, the same as camera frames.
 pub fn load_luma(path: &Path) -> Result<LumaImage, ImageFileError> {
     let shown = path.display().to_string();
-    let bytes = std::fs::read(path).map_err(|source| ImageFileError::Io { path: shown.clone(), source })?;
-    let format = image::guess_format(&bytes)
-        .map_err(|e| ImageFileError::Format { path: shown.clone(), reason: e.to_string() })?;
-    let img = image::load_from_memory_with_format(&bytes, format)
-        .map_err(|e| ImageFileError::Format { path: shown.clone(), reason: e.to_string() })?;
+    let bytes = std::fs::read(path).map_err(|source| ImageFileError::Io {
+        path: shown.clone(),
+        source,
+    })?;
+    let format = image::guess_format(&bytes).map_err(|e| ImageFileError::Format {
+        path: shown.clone(),
+        reason: e.to_string(),
+    })?;
+    let img = image::load_from_memory_with_format(&bytes, format).map_err(|e| {
+        ImageFileError::Format {
+            path: shown.clone(),
+            reason: e.to_string(),
+        }
+    })?;
     let (width, height) = (img.width(), img.height());
     let data = if img.color().has_color() {
-        img.into_rgb8().pixels().map(|p| bt601(p.0[0], p.0[1], p.0[2])).collect()
+        img.into_rgb8()
+            .pixels()
+            .map(|p| bt601(p.0[0], p.0[1], p.0[2]))
+            .collect()
     } else {
         img.into_luma8().into_raw()
     };
-    Ok(LumaImage { width, height, data })
+    Ok(LumaImage {
+        width,
+        height,
+        data,
+    })
 }
 
 fn bt601(r: u8, g: u8, b: u8) -> u8 {
@@ -64,7 +83,9 @@ pub struct FileReport {
 impl FileReport {
     /// The report as one JSON line.
     pub fn to_json(&self) -> String {
-        serde_json::to_string(self).unwrap_or_else(|e| format!("{{\"file\":{:?},\"error\":{:?}}}", self.file, e.to_string()))
+        serde_json::to_string(self).unwrap_or_else(|e| {
+            format!("{{\"file\":{:?},\"error\":{:?}}}", self.file, e.to_string())
+        })
     }
 }
 
@@ -74,9 +95,19 @@ pub fn decode_file(decoder: &mut Decoder, path: &Path) -> FileReport {
     match load_luma(path) {
         Ok(img) => {
             let out = decoder.decode(&img);
-            FileReport { file, ms: Some(ms(out.elapsed)), codes: Some(out.codes), error: None }
+            FileReport {
+                file,
+                ms: Some(ms(out.elapsed)),
+                codes: Some(out.codes),
+                error: None,
+            }
         }
-        Err(e) => FileReport { file, ms: None, codes: None, error: Some(e.to_string()) },
+        Err(e) => FileReport {
+            file,
+            ms: None,
+            codes: None,
+            error: Some(e.to_string()),
+        },
     }
 }
 
@@ -92,7 +123,11 @@ mod tests {
     #[test]
     fn a_pgm_round_trips_byte_for_byte() {
         let dir = tempfile::tempdir().unwrap();
-        let img = LumaImage { width: 3, height: 2, data: vec![0, 1, 2, 253, 254, 255] };
+        let img = LumaImage {
+            width: 3,
+            height: 2,
+            data: vec![0, 1, 2, 253, 254, 255],
+        };
         let path = dir.path().join("x.pgm");
         write_pgm(&img, &path).unwrap();
         assert_eq!(load_luma(&path).unwrap(), img);
@@ -103,7 +138,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let (img, _) = payment_frame(640, 480, Scene::Qr, "287654321098765432", (0, 0), 1).unwrap();
         let path = dir.path().join("frame.png");
-        image::GrayImage::from_raw(img.width, img.height, img.data.clone()).unwrap().save(&path).unwrap();
+        image::GrayImage::from_raw(img.width, img.height, img.data.clone())
+            .unwrap()
+            .save(&path)
+            .unwrap();
         let report = decode_file(&mut Decoder::default(), &path);
         let v: serde_json::Value = serde_json::from_str(&report.to_json()).unwrap();
         assert_eq!(v["codes"][0]["text"], "287654321098765432");
@@ -118,7 +156,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("notes.txt");
         std::fs::write(&path, "not an image").unwrap();
-        let v: serde_json::Value = serde_json::from_str(&decode_file(&mut Decoder::default(), &path).to_json()).unwrap();
+        let v: serde_json::Value =
+            serde_json::from_str(&decode_file(&mut Decoder::default(), &path).to_json()).unwrap();
         assert!(v["error"].as_str().unwrap().contains("notes.txt"));
         assert!(v.get("codes").is_none());
         let missing = decode_file(&mut Decoder::default(), &dir.path().join("gone.jpg"));

@@ -100,7 +100,8 @@ impl Code {
 
     /// Another read whose centre lies in this one's quad (whatever it says).
     fn overlaps(&self, other: &Code) -> bool {
-        ops::point_in_quad(other.centre(), &self.corners) || ops::point_in_quad(self.centre(), &other.corners)
+        ops::point_in_quad(other.centre(), &self.corners)
+            || ops::point_in_quad(self.centre(), &other.corners)
     }
 }
 
@@ -111,6 +112,8 @@ fn normalise_newlines(s: &str) -> String {
 /// Tuning of [`Decoder`]. The defaults are what the benchmark in `BENCH.md` measured.
 #[derive(Debug, Clone)]
 pub struct DecoderConfig {
+    /// Run zxing-cpp (turned off only to exercise or measure rqrr on its own).
+    pub zxing: bool,
     /// Read Code128 as well as QR.
     pub code128: bool,
     /// Run rqrr on images where zxing-cpp found no QR.
@@ -128,12 +131,13 @@ pub struct DecoderConfig {
 impl Default for DecoderConfig {
     fn default() -> Self {
         DecoderConfig {
+            zxing: true,
             code128: true,
             rqrr: true,
             rqrr_max_side: 800,
             rqrr_budget: Duration::from_millis(40),
             budget: Duration::from_millis(90),
-            global_histogram_retry: false,
+            global_histogram_retry: true,
         }
     }
 }
@@ -161,7 +165,10 @@ pub struct Decoder {
 
 impl Decoder {
     pub fn new(cfg: DecoderConfig) -> Self {
-        Decoder { cfg, quirc: quirc::QuircStage::default() }
+        Decoder {
+            cfg,
+            quirc: quirc::QuircStage::default(),
+        }
     }
 
     pub fn config(&self) -> &DecoderConfig {
@@ -172,11 +179,26 @@ impl Decoder {
     pub fn decode(&mut self, img: &LumaImage) -> DecodeOutcome {
         let start = Instant::now();
         let mut out = DecodeOutcome::default();
-        merge(&mut out.codes, zxing::read(img, Mapping::IDENTITY, zxing::Pass::Default, self.cfg.code128));
-        if out.codes.is_empty() && self.cfg.global_histogram_retry {
+        if self.cfg.zxing {
             merge(
                 &mut out.codes,
-                zxing::read(img, Mapping::IDENTITY, zxing::Pass::GlobalHistogram, self.cfg.code128),
+                zxing::read(
+                    img,
+                    Mapping::IDENTITY,
+                    zxing::Pass::Default,
+                    self.cfg.code128,
+                ),
+            );
+        }
+        if self.cfg.zxing && out.codes.is_empty() && self.cfg.global_histogram_retry {
+            merge(
+                &mut out.codes,
+                zxing::read(
+                    img,
+                    Mapping::IDENTITY,
+                    zxing::Pass::GlobalHistogram,
+                    self.cfg.code128,
+                ),
             );
         }
         if self.cfg.rqrr && !out.codes.iter().any(|c| c.symbology == Symbology::Qr) {
@@ -188,7 +210,13 @@ impl Decoder {
         out
     }
 
-    fn run_rqrr(&mut self, img: LumaImage, map: Mapping, deadline: Instant, out: &mut DecodeOutcome) {
+    fn run_rqrr(
+        &mut self,
+        img: LumaImage,
+        map: Mapping,
+        deadline: Instant,
+        out: &mut DecodeOutcome,
+    ) {
         out.rqrr_ran = true;
         match self.quirc.run(img, map, deadline) {
             quirc::Attempt::Codes(codes) => merge(&mut out.codes, codes),
@@ -205,14 +233,25 @@ fn shrink_for_rqrr(img: &LumaImage, max_side: u32) -> (LumaImage, Mapping) {
     if k == 1 {
         return (img.clone(), Mapping::IDENTITY);
     }
-    (ops::downscale_int(img, k), Mapping { scale: k as f32, offset: [0.0, 0.0] })
+    (
+        ops::downscale_int(img, k),
+        Mapping {
+            scale: k as f32,
+            offset: [0.0, 0.0],
+        },
+    )
 }
 
 /// Add `new` codes to `codes`, skipping repeats of a symbol already there and reads that
 /// land on a symbol already read with a different payload (the earlier core wins).
 fn merge(codes: &mut Vec<Code>, new: Vec<Code>) {
     for c in new {
-        let clash = codes.iter().any(|k| k.same_symbol(&c) || (k.symbology == c.symbology && k.overlaps(&c)));
+        // Nested or overlapping symbols read by one core are real (a "double QR" holds a
+        // small code inside a big one); a different payload on the same spot from the
+        // other core is a misread.
+        let clash = codes.iter().any(|k| {
+            k.same_symbol(&c) || (k.core != c.core && k.symbology == c.symbology && k.overlaps(&c))
+        });
         if !clash {
             codes.push(c);
         }
@@ -243,10 +282,29 @@ mod tests {
     #[test]
     fn the_same_code_read_by_both_cores_is_reported_once() {
         let mut codes = vec![code("A\r\nB", 0.0, Core::Zxing)];
-        merge(&mut codes, vec![code("A\nB", 1.0, Core::Rqrr), code("other", 100.0, Core::Rqrr)]);
+        merge(
+            &mut codes,
+            vec![
+                code("A\nB", 1.0, Core::Rqrr),
+                code("other", 100.0, Core::Rqrr),
+            ],
+        );
         assert_eq!(codes.len(), 2);
         assert_eq!(codes[0].core, Core::Zxing);
         assert_eq!(codes[1].text, "other");
+    }
+
+    #[test]
+    fn a_double_qr_keeps_both_the_outer_and_the_inner_code() {
+        let mut codes = Vec::new();
+        merge(
+            &mut codes,
+            vec![
+                code("outer", 0.0, Core::Zxing),
+                code("inner", 2.0, Core::Zxing),
+            ],
+        );
+        assert_eq!(codes.len(), 2);
     }
 
     #[test]
@@ -259,7 +317,11 @@ mod tests {
 
     #[test]
     fn rqrr_gets_a_whole_factor_downscale_and_corners_map_back() {
-        let img = LumaImage { width: 1280, height: 720, data: vec![0; 1280 * 720] };
+        let img = LumaImage {
+            width: 1280,
+            height: 720,
+            data: vec![0; 1280 * 720],
+        };
         let (small, map) = shrink_for_rqrr(&img, 800);
         assert_eq!((small.width, small.height), (640, 360));
         assert_eq!(map.map([10.0, 20.0]), [20.0, 40.0]);

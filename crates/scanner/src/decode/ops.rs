@@ -15,7 +15,12 @@ pub struct Rect {
 impl Rect {
     /// The whole of an image.
     pub fn full(img: &LumaImage) -> Self {
-        Rect { x: 0, y: 0, width: img.width, height: img.height }
+        Rect {
+            x: 0,
+            y: 0,
+            width: img.width,
+            height: img.height,
+        }
     }
 
     /// The box around `corners`, grown by `margin` times its larger side on every edge
@@ -36,7 +41,12 @@ impl Rect {
         let y0 = (y0 - grow).max(0.0) as u32;
         let x1 = ((x1 + grow).max(0.0) as u32).min(width);
         let y1 = ((y1 + grow).max(0.0) as u32).min(height);
-        (x1 > x0 && y1 > y0).then(|| Rect { x: x0, y: y0, width: x1 - x0, height: y1 - y0 })
+        (x1 > x0 && y1 > y0).then(|| Rect {
+            x: x0,
+            y: y0,
+            width: x1 - x0,
+            height: y1 - y0,
+        })
     }
 
     pub fn area(&self) -> u64 {
@@ -52,10 +62,16 @@ pub struct Mapping {
 }
 
 impl Mapping {
-    pub const IDENTITY: Mapping = Mapping { scale: 1.0, offset: [0.0, 0.0] };
+    pub const IDENTITY: Mapping = Mapping {
+        scale: 1.0,
+        offset: [0.0, 0.0],
+    };
 
     pub fn map(&self, [x, y]: [f32; 2]) -> [f32; 2] {
-        [x * self.scale + self.offset[0], y * self.scale + self.offset[1]]
+        [
+            x * self.scale + self.offset[0],
+            y * self.scale + self.offset[1],
+        ]
     }
 }
 
@@ -68,7 +84,11 @@ pub fn crop(img: &LumaImage, r: Rect) -> LumaImage {
         let start = y * iw + r.x as usize;
         data.extend_from_slice(&img.data[start..start + w]);
     }
-    LumaImage { width: r.width, height: r.height, data }
+    LumaImage {
+        width: r.width,
+        height: r.height,
+        data,
+    }
 }
 
 /// Average `k` × `k` blocks (a box filter); edge pixels that do not fill a block are dropped.
@@ -93,7 +113,11 @@ pub fn downscale_int(img: &LumaImage, k: u32) -> LumaImage {
         }
         data.extend(sums.iter().map(|&s| ((s + kk / 2) / kk) as u8));
     }
-    LumaImage { width: w, height: h, data }
+    LumaImage {
+        width: w,
+        height: h,
+        data,
+    }
 }
 
 /// Area-average resize to exactly `w` × `h` (downscaling only makes sense here), with
@@ -117,11 +141,18 @@ pub fn resize_area(img: &LumaImage, w: u32, h: u32) -> LumaImage {
     let mut data = vec![0u8; w as usize * h as usize];
     for (oy, ws) in vert.iter().enumerate() {
         for ox in 0..w as usize {
-            let v: f32 = ws.iter().map(|&(i, wt)| tmp[i * w as usize + ox] * wt).sum();
+            let v: f32 = ws
+                .iter()
+                .map(|&(i, wt)| tmp[i * w as usize + ox] * wt)
+                .sum();
             data[oy * w as usize + ox] = v.round().clamp(0.0, 255.0) as u8;
         }
     }
-    LumaImage { width: w, height: h, data }
+    LumaImage {
+        width: w,
+        height: h,
+        data,
+    }
 }
 
 /// For each output index, the source indices it covers and their normalised weights.
@@ -178,7 +209,9 @@ pub fn point_in_quad(p: [f32; 2], quad: &[[f32; 2]; 4]) -> bool {
 
 /// Mean of the four corners.
 pub fn centre(quad: &[[f32; 2]; 4]) -> [f32; 2] {
-    let (sx, sy) = quad.iter().fold((0.0, 0.0), |(sx, sy), p| (sx + p[0], sy + p[1]));
+    let (sx, sy) = quad
+        .iter()
+        .fold((0.0, 0.0), |(sx, sy), p| (sx + p[0], sy + p[1]));
     [sx / 4.0, sy / 4.0]
 }
 
@@ -187,13 +220,23 @@ mod tests {
     use super::*;
 
     fn ramp(w: u32, h: u32) -> LumaImage {
-        let data = (0..h).flat_map(|y| (0..w).map(move |x| ((x + y) % 256) as u8)).collect();
-        LumaImage { width: w, height: h, data }
+        let data = (0..h)
+            .flat_map(|y| (0..w).map(move |x| ((x + y) % 256) as u8))
+            .collect();
+        LumaImage {
+            width: w,
+            height: h,
+            data,
+        }
     }
 
     #[test]
     fn a_2x_box_downscale_averages_each_block() {
-        let img = LumaImage { width: 4, height: 2, data: vec![0, 10, 100, 200, 20, 30, 100, 200] };
+        let img = LumaImage {
+            width: 4,
+            height: 2,
+            data: vec![0, 10, 100, 200, 20, 30, 100, 200],
+        };
         let small = downscale_int(&img, 2);
         assert_eq!((small.width, small.height), (2, 1));
         assert_eq!(small.data, vec![15, 150]);
@@ -215,7 +258,15 @@ mod tests {
     #[test]
     fn crop_takes_the_window_asked_for() {
         let img = ramp(10, 10);
-        let c = crop(&img, Rect { x: 2, y: 3, width: 4, height: 2 });
+        let c = crop(
+            &img,
+            Rect {
+                x: 2,
+                y: 3,
+                width: 4,
+                height: 2,
+            },
+        );
         assert_eq!(c.data, vec![5, 6, 7, 8, 6, 7, 8, 9]);
     }
 
@@ -223,7 +274,15 @@ mod tests {
     fn the_window_around_a_code_is_grown_and_clipped() {
         let q = [[10.0, 10.0], [30.0, 10.0], [30.0, 30.0], [10.0, 30.0]];
         let r = Rect::around(&q, 0.5, 35, 100).unwrap();
-        assert_eq!(r, Rect { x: 0, y: 0, width: 35, height: 40 });
+        assert_eq!(
+            r,
+            Rect {
+                x: 0,
+                y: 0,
+                width: 35,
+                height: 40
+            }
+        );
         assert!(Rect::around(&[[f32::NAN, 0.0]; 4], 0.5, 35, 100).is_none());
     }
 

@@ -65,7 +65,9 @@ impl std::fmt::Debug for QuircStage {
 impl QuircStage {
     /// True while a job (possibly one that overran) is still inside rqrr.
     pub(crate) fn is_busy(&self) -> bool {
-        self.worker.as_ref().is_some_and(|w| w.busy.load(Ordering::Acquire))
+        self.worker
+            .as_ref()
+            .is_some_and(|w| w.busy.load(Ordering::Acquire))
     }
 
     /// Run rqrr on `img` and wait for it until `deadline`.
@@ -84,8 +86,7 @@ impl QuircStage {
                 None => return Attempt::TimedOut,
             },
         };
-        // Results of jobs that overran earlier are stale; the worker is idle, so they are
-        // all queued by now.
+        // Drop results of jobs that overran earlier (any still in flight are skipped by id).
         while worker.done.try_recv().is_ok() {}
         self.next_id += 1;
         let id = self.next_id;
@@ -105,7 +106,10 @@ impl QuircStage {
                 }
                 Ok(_) => continue,
                 Err(RecvTimeoutError::Timeout) => {
-                    tracing::debug!(job = id, "rqrr overran its deadline; result will be dropped");
+                    tracing::debug!(
+                        job = id,
+                        "rqrr overran its deadline; result will be dropped"
+                    );
                     break Attempt::TimedOut;
                 }
                 Err(RecvTimeoutError::Disconnected) => return Attempt::Panicked,
@@ -131,10 +135,10 @@ fn spawn() -> Option<Worker> {
                     "rqrr panicked on a frame; treated as no read"
                 );
             }
-            // Send before clearing `busy`, so an idle worker never has a result in flight.
-            let gone = done_tx.send(Done { id: job.id, codes }).is_err();
+            // Clear `busy` first: once the caller holds this result the worker must already
+            // count as idle. A late result of an overrun job is told apart by its id.
             flag.store(false, Ordering::Release);
-            if gone {
+            if done_tx.send(Done { id: job.id, codes }).is_err() {
                 break;
             }
         }
@@ -154,14 +158,20 @@ fn scan(img: &LumaImage, map: Mapping) -> Vec<Code> {
     if w == 0 || h == 0 {
         return Vec::new();
     }
-    let mut prepared = rqrr::PreparedImage::prepare_from_greyscale(w, h, |x, y| img.data[y * w + x]);
+    let mut prepared =
+        rqrr::PreparedImage::prepare_from_greyscale(w, h, |x, y| img.data[y * w + x]);
     prepared
         .detect_grids()
         .iter()
         .filter_map(|grid| {
             let (_meta, text) = grid.decode().ok()?;
             let corners = grid.bounds.map(|p| map.map([p.x as f32, p.y as f32]));
-            Some(Code { text, symbology: Symbology::Qr, corners, core: Core::Rqrr })
+            Some(Code {
+                text,
+                symbology: Symbology::Qr,
+                corners,
+                core: Core::Rqrr,
+            })
         })
         .collect()
 }

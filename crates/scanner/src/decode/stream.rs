@@ -71,7 +71,10 @@ pub struct FrameDecoder {
 
 impl FrameDecoder {
     pub fn new(cfg: StreamConfig) -> Self {
-        FrameDecoder { cfg, ..FrameDecoder::default() }
+        FrameDecoder {
+            cfg,
+            ..FrameDecoder::default()
+        }
     }
 
     /// Forget where the last code was (a new sale, another camera position).
@@ -84,17 +87,31 @@ impl FrameDecoder {
     /// Decode one frame.
     pub fn decode(&mut self, img: &LumaImage) -> FrameOutcome {
         let start = Instant::now();
-        let mut out = FrameOutcome { index: self.index, ..FrameOutcome::default() };
+        let mut out = FrameOutcome {
+            index: self.index,
+            ..FrameOutcome::default()
+        };
         self.index += 1;
 
-        if let Some(roi) = self.roi.filter(|r| r.x + r.width <= img.width && r.y + r.height <= img.height) {
+        if let Some(roi) = self
+            .roi
+            .filter(|r| r.x + r.width <= img.width && r.y + r.height <= img.height)
+        {
             let window = ops::crop(img, roi);
-            let map = Mapping { scale: 1.0, offset: [roi.x as f32, roi.y as f32] };
+            let map = Mapping {
+                scale: 1.0,
+                offset: [roi.x as f32, roi.y as f32],
+            };
             out.codes = zxing::read(&window, map, zxing::Pass::Default, self.cfg.code128);
             out.from_roi = !out.codes.is_empty();
         }
         if out.codes.is_empty() {
-            out.codes = zxing::read(img, Mapping::IDENTITY, zxing::Pass::Default, self.cfg.code128);
+            out.codes = zxing::read(
+                img,
+                Mapping::IDENTITY,
+                zxing::Pass::Default,
+                self.cfg.code128,
+            );
         }
         if !out.codes.iter().any(|c| c.symbology == Symbology::Qr) {
             self.second_look(img, start, &mut out);
@@ -120,7 +137,15 @@ impl FrameDecoder {
     fn second_look(&mut self, img: &LumaImage, start: Instant, out: &mut FrameOutcome) {
         let odd = self.misses_in_a_row % 2 == 1;
         if odd {
-            merge(&mut out.codes, zxing::read(img, Mapping::IDENTITY, zxing::Pass::GlobalHistogram, self.cfg.code128));
+            merge(
+                &mut out.codes,
+                zxing::read(
+                    img,
+                    Mapping::IDENTITY,
+                    zxing::Pass::GlobalHistogram,
+                    self.cfg.code128,
+                ),
+            );
             if out.codes.iter().any(|c| c.symbology == Symbology::Qr) {
                 return;
             }
@@ -130,16 +155,35 @@ impl FrameDecoder {
         }
         // rqrr reads the region of interest when there is one, else the whole frame: at a
         // cheap scale on even frames, at up to twice that on odd ones.
-        let (base, base_map) = match self.roi.filter(|r| r.x + r.width <= img.width && r.y + r.height <= img.height) {
-            Some(r) => (ops::crop(img, r), Mapping { scale: 1.0, offset: [r.x as f32, r.y as f32] }),
+        let (base, base_map) = match self
+            .roi
+            .filter(|r| r.x + r.width <= img.width && r.y + r.height <= img.height)
+        {
+            Some(r) => (
+                ops::crop(img, r),
+                Mapping {
+                    scale: 1.0,
+                    offset: [r.x as f32, r.y as f32],
+                },
+            ),
             None => (img.clone(), Mapping::IDENTITY),
         };
-        let max_side = if odd { self.cfg.rqrr_max_side * 2 } else { self.cfg.rqrr_max_side };
+        let max_side = if odd {
+            self.cfg.rqrr_max_side * 2
+        } else {
+            self.cfg.rqrr_max_side
+        };
         let long = base.width.max(base.height);
         let k = long.div_ceil(max_side.max(64)).max(1);
         let small = ops::downscale_int(&base, k);
-        let map = Mapping { scale: base_map.scale * k as f32, offset: base_map.offset };
-        match self.quirc.run(small, map, start.max(Instant::now()) + self.cfg.rqrr_budget) {
+        let map = Mapping {
+            scale: base_map.scale * k as f32,
+            offset: base_map.offset,
+        };
+        match self
+            .quirc
+            .run(small, map, start.max(Instant::now()) + self.cfg.rqrr_budget)
+        {
             Attempt::Codes(codes) => merge(&mut out.codes, codes),
             Attempt::TimedOut | Attempt::Busy => out.timed_out = true,
             Attempt::Panicked => out.panicked = true,
@@ -156,7 +200,12 @@ fn roi_of(codes: &[Code], margin: f32, img: &LumaImage) -> Option<Rect> {
         x1 = x1.max(p[0]);
         y1 = y1.max(p[1]);
     }
-    let r = Rect::around(&[[x0, y0], [x1, y0], [x1, y1], [x0, y1]], margin, img.width, img.height)?;
+    let r = Rect::around(
+        &[[x0, y0], [x1, y0], [x1, y1], [x0, y1]],
+        margin,
+        img.width,
+        img.height,
+    )?;
     // A region nearly as big as the frame saves nothing.
     (r.area() * 10 < u64::from(img.width) * u64::from(img.height) * 7).then_some(r)
 }
@@ -173,15 +222,22 @@ mod tests {
         let mut dec = FrameDecoder::default();
         let mut roi_reads = 0;
         for i in 0..5 {
-            let (img, truth) = payment_frame(1280, 720, Scene::Qr, PAY, (i * 3, -(i as i32)), i as u64).unwrap();
+            let (img, truth) =
+                payment_frame(1280, 720, Scene::Qr, PAY, (i * 3, -i), i as u64).unwrap();
             let out = dec.decode(&img);
             assert_eq!(out.codes.len(), 1, "frame {i}");
             assert_eq!(out.codes[0].text, PAY);
             let q = truth.qr.unwrap();
-            assert!(ops::point_in_quad(out.codes[0].centre(), &q), "frame {i}: corners in frame pixels");
+            assert!(
+                ops::point_in_quad(out.codes[0].centre(), &q),
+                "frame {i}: corners in frame pixels"
+            );
             roi_reads += usize::from(out.from_roi);
         }
-        assert!(roi_reads >= 3, "later frames come from the region of interest ({roi_reads})");
+        assert!(
+            roi_reads >= 3,
+            "later frames come from the region of interest ({roi_reads})"
+        );
     }
 
     #[test]
@@ -189,14 +245,21 @@ mod tests {
         let mut dec = FrameDecoder::default();
         let (img, _) = payment_frame(1280, 720, Scene::QrAndCode128, PAY, (0, 0), 7).unwrap();
         let out = dec.decode(&img);
-        let mut kinds: Vec<_> = out.codes.iter().map(|c| (c.symbology, c.text.as_str())).collect();
+        let mut kinds: Vec<_> = out
+            .codes
+            .iter()
+            .map(|c| (c.symbology, c.text.as_str()))
+            .collect();
         kinds.sort_by_key(|k| k.0.as_str());
         assert_eq!(kinds, vec![(Symbology::Code128, PAY), (Symbology::Qr, PAY)]);
     }
 
     #[test]
     fn an_empty_counter_yields_nothing_and_the_region_is_forgotten() {
-        let mut dec = FrameDecoder::new(StreamConfig { roi_ttl: 2, ..StreamConfig::default() });
+        let mut dec = FrameDecoder::new(StreamConfig {
+            roi_ttl: 2,
+            ..StreamConfig::default()
+        });
         let (img, _) = payment_frame(640, 480, Scene::Qr, PAY, (0, 0), 1).unwrap();
         assert_eq!(dec.decode(&img).codes.len(), 1);
         assert!(dec.roi.is_some());

@@ -20,8 +20,11 @@ pub(crate) enum Pass {
 }
 
 fn reader(pass: Pass, code128: bool) -> BarcodeReader {
-    let formats: &[BarcodeFormat] =
-        if code128 { &[BarcodeFormat::QRCode, BarcodeFormat::Code128] } else { &[BarcodeFormat::QRCode] };
+    let formats: &[BarcodeFormat] = if code128 {
+        &[BarcodeFormat::QRCode, BarcodeFormat::Code128]
+    } else {
+        &[BarcodeFormat::QRCode]
+    };
     let binarizer = match pass {
         Pass::Default => Binarizer::LocalAverage,
         Pass::GlobalHistogram => Binarizer::GlobalHistogram,
@@ -60,7 +63,12 @@ pub(crate) fn read(img: &LumaImage, map: Mapping, pass: Pass, code128: bool) -> 
             let p = b.position();
             let corners = [p.top_left, p.top_right, p.bottom_right, p.bottom_left]
                 .map(|c| map.map([c.x as f32, c.y as f32]));
-            Some(Code { text: b.text(), symbology, corners, core: super::Core::Zxing })
+            Some(Code {
+                text: b.text(),
+                symbology,
+                corners,
+                core: super::Core::Zxing,
+            })
         })
         .collect()
 }
