@@ -1,0 +1,547 @@
+//! Sales against the real acquirer emulator over TLS: each test is a story from the till.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{Harness, alipay_code, unionpay_code, wechat_code};
+use smartpos_acquirer_sim::ledger::TradeState;
+use smartpos_payment::journal::JournalError;
+use smartpos_payment::{
+    Cause, FundingChannel, PayTarget, PaymentError, RefundState, SaleOptions, SaleState,
+    ValidationError,
+};
+
+const SETTLE: Duration = Duration::from_secs(30);
+
+fn trades_for(h: &Harness, out_trade_no: &str) -> Vec<smartpos_acquirer_sim::ledger::Trade> {
+    h.sim
+        .ledger()
+        .trades
+        .into_iter()
+        .filter(|(k, _)| k.ends_with(&format!(":{out_trade_no}")))
+        .map(|(_, t)| t)
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_huabei_funded_alipay_sale_succeeds_and_records_pcredit() {
+    let h = Harness::start().await;
+    let svc = h.service();
+    let tx = svc
+        .sale(2_350, "CNY", "order-1", SaleOptions::default())
+        .await
+        .expect("sale");
+    assert_eq!(svc.get(tx).expect("get").state, SaleState::AwaitingCode);
+    // The customer's only funding is Huabei (emulator buyer "huabei-only").
+    svc.pay_with_code(PayTarget::Tx(tx), &alipay_code("601"))
+        .await
+        .expect("submitted");
+    let t = svc.wait_settled(tx, SETTLE).await.expect("settled");
+    assert_eq!(t.state, SaleState::Succeeded, "{t:?}");
+    assert_eq!(t.paid_fen, Some(2_350));
+    assert!(
+        t.funded_by(FundingChannel::Huabei),
+        "funding: {:?}",
+        t.funding
+    );
+    assert_eq!(t.funding[0].raw, "PCREDIT");
+    let trades = trades_for(&h, t.out_trade_no.as_deref().expect("order number"));
+    assert_eq!(trades.len(), 1);
+    assert_eq!(trades[0].state, TradeState::Success);
+    assert!(trades[0].huabei());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pawn_shop_switches_huabei_off_and_the_huabei_only_customer_is_told_why() {
+    let h = Harness::start_with(|t| {
+        *t = t.replace("category = \"5411\"", "category = \"5933\"");
+    })
+    .await;
+    let svc = h.service();
+    let tx = svc
+        .pay_with_code(
+            PayTarget::New {
+                amount_fen: 2_350,
+                currency: "CNY".into(),
+                order_ref: "pawn-1".into(),
+                options: SaleOptions::default(),
+            },
+            &alipay_code("601"),
+        )
+        .await
+        .expect("submitted");
+    let t = svc.wait_settled(tx, SETTLE).await.expect("settled");
+    assert_eq!(t.state, SaleState::Failed, "{t:?}");
+    assert!(t.disabled_funding.contains(&FundingChannel::Huabei));
+    let e = t.explanation.expect("explained");
+    assert_eq!(e.code, "ACQ.NO_PAYMENT_INSTRUMENTS_AVAILABLE");
+    assert_eq!(e.cause, Cause::UserError);
+    assert!(e.en.contains("another payment method"), "{}", e.en);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_risk_refusal_names_the_cause_and_tells_the_cashier_what_to_say() {
+    let h = Harness::start().await;
+    let svc = h.service();
+    let tx = svc
+        .sale(8_800, "CNY", "order-risk", SaleOptions::default())
+        .await
+        .expect("sale");
+    svc.pay_with_code(PayTarget::NextAwaiting, &alipay_code("301"))
+        .await
+        .expect("submitted");
+    let t = svc.wait_settled(tx, SETTLE).await.expect("settled");
+    assert_eq!(t.state, SaleState::Failed);
+    let e = t.explanation.expect("explained");
+    assert_eq!(e.code, "ACQ.PAYMENT_REQUEST_HAS_RISK");
+    assert_eq!(e.cause, Cause::RiskControl);
+    assert_eq!(e.zh, "请顾客换一种付款方式");
+    assert_eq!(e.en, "ask for another payment method");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wechat_customer_types_the_password_and_the_sale_completes() {
+    let h = Harness::start().await;
+    let svc = h.service();
+    let mut events = svc.subscribe();
+    let tx = svc
+        .pay_with_code(
+            PayTarget::New {
+                amount_fen: 150_050,
+                currency: "CNY".into(),
+                order_ref: "big-1".into(),
+                options: SaleOptions::default(),
+            },
+            &wechat_code("103"),
+        )
+        .await
+        .expect("submitted");
+    let t = svc.wait_settled(tx, SETTLE).await.expect("settled");
+    assert_eq!(t.state, SaleState::Succeeded, "{t:?}");
+    let mut seen = vec![];
+    while let Ok(ev) = events.try_recv() {
+        if ev.tx == tx {
+            seen.push(ev.to);
+        }
+    }
+    assert!(
+        seen.contains(&SaleState::WaitingForCustomer),
+        "USERPAYING was reported to the app: {seen:?}"
+    );
+    let trades = trades_for(&h, t.out_trade_no.as_deref().expect("order number"));
+    assert_eq!(trades.len(), 1);
+    assert_eq!(trades[0].state, TradeState::Success);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_response_is_queried_and_the_customer_is_charged_only_once() {
+    let h = Harness::start().await;
+    let svc = h.service();
+    let code = alipay_code("501");
+    let tx = svc
+        .pay_with_code(
+            PayTarget::New {
+                amount_fen: 4_200,
+                currency: "CNY".into(),
+                order_ref: "lost-1".into(),
+                options: SaleOptions::default(),
+            },
+            &code,
+        )
+        .await
+        .expect("submitted");
+    let t = svc.wait_settled(tx, SETTLE).await.expect("settled");
+    assert_eq!(t.state, SaleState::Succeeded, "{t:?}");
+    let history: Vec<String> = svc
+        .with_journal(|j| j.events_of(tx))
+        .expect("events")
+        .into_iter()
+        .map(|e| e.to)
+        .collect();
+    assert!(history.contains(&"unknown".to_owned()), "{history:?}");
+    // One trade at the acquirer, one attempt in the journal: nothing was paid twice.
+    let ledger = h.sim.ledger();
+    assert_eq!(ledger.trades.len(), 1);
+    assert_eq!(
+        svc.with_journal(|j| j.attempts_of(tx))
+            .expect("attempts")
+            .len(),
+        1
+    );
+    // And the same code cannot be used again on another sale.
+    let again = svc
+        .pay_with_code(
+            PayTarget::New {
+                amount_fen: 4_200,
+                currency: "CNY".into(),
+                order_ref: "lost-2".into(),
+                options: SaleOptions::default(),
+            },
+            &code,
+        )
+        .await;
+    assert!(matches!(
+        again,
+        Err(PaymentError::Journal(JournalError::CodeAlreadyUsed(t))) if t == tx
+    ));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_acquirer_times_out_and_the_query_finds_the_payment() {
+    let h = Harness::start().await;
+    let svc = h.service();
+    let tx = svc
+        .pay_with_code(
+            PayTarget::New {
+                amount_fen: 990,
+                currency: "CNY".into(),
+                order_ref: "slow-1".into(),
+                options: SaleOptions::default(),
+            },
+            &wechat_code("502"),
+        )
+        .await
+        .expect("submitted");
+    let t = svc.wait_settled(tx, SETTLE).await.expect("settled");
+    assert_eq!(t.state, SaleState::Succeeded, "{t:?}");
+    assert_eq!(h.sim.ledger().trades.len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_customer_who_never_confirms_is_cancelled_after_the_polling_window() {
+    let h = Harness::start().await;
+    let svc = h.service();
+    let tx = svc
+        .pay_with_code(
+            PayTarget::New {
+                amount_fen: 1_000,
+                currency: "CNY".into(),
+                order_ref: "walkaway-1".into(),
+                options: SaleOptions::default(),
+            },
+            &alipay_code("102"),
+        )
+        .await
+        .expect("submitted");
+    let t = svc.wait_settled(tx, SETTLE).await.expect("settled");
+    assert_eq!(t.state, SaleState::Cancelled, "{t:?}");
+    assert_eq!(
+        t.explanation.as_ref().map(|e| e.code.as_str()),
+        Some("local.customer_timeout")
+    );
+    let trades = trades_for(&h, t.out_trade_no.as_deref().expect("order number"));
+    assert_eq!(trades[0].state, TradeState::Closed);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_system_error_that_charged_nothing_ends_cancelled_not_paid() {
+    let h = Harness::start().await;
+    let svc = h.service();
+    let tx = svc
+        .pay_with_code(
+            PayTarget::New {
+                amount_fen: 1_000,
+                currency: "CNY".into(),
+                order_ref: "syserr-1".into(),
+                options: SaleOptions::default(),
+            },
+            &alipay_code("401"),
+        )
+        .await
+        .expect("submitted");
+    let t = svc.wait_settled(tx, SETTLE).await.expect("settled");
+    assert_eq!(t.state, SaleState::Cancelled, "{t:?}");
+    assert!(
+        h.sim
+            .ledger()
+            .trades
+            .values()
+            .all(|t| t.state != TradeState::Success)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_system_error_that_did_charge_is_found_by_the_query() {
+    let h = Harness::start().await;
+    let svc = h.service();
+    let tx = svc
+        .pay_with_code(
+            PayTarget::New {
+                amount_fen: 1_000,
+                currency: "CNY".into(),
+                order_ref: "syserr-2".into(),
+                options: SaleOptions::default(),
+            },
+            &wechat_code("402"),
+        )
+        .await
+        .expect("submitted");
+    let t = svc.wait_settled(tx, SETTLE).await.expect("settled");
+    assert_eq!(t.state, SaleState::Succeeded, "{t:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn partial_refunds_add_up_and_refunding_more_than_was_paid_is_refused() {
+    let h = Harness::start().await;
+    let svc = h.service();
+    let tx = svc
+        .pay_with_code(
+            PayTarget::New {
+                amount_fen: 10_000,
+                currency: "CNY".into(),
+                order_ref: "refund-1".into(),
+                options: SaleOptions::default(),
+            },
+            &alipay_code("000"),
+        )
+        .await
+        .expect("submitted");
+    assert_eq!(
+        svc.wait_settled(tx, SETTLE).await.expect("settled").state,
+        SaleState::Succeeded
+    );
+    let r1 = svc.refund(tx, 3_000, "ret-1").await.expect("first refund");
+    assert_eq!(r1.state, RefundState::Succeeded);
+    let r2 = svc.refund(tx, 5_000, "ret-2").await.expect("second refund");
+    assert_eq!(r2.state, RefundState::Succeeded);
+    // Asking again with the same reference does not refund twice.
+    let again = svc.refund(tx, 5_000, "ret-2").await.expect("same refund");
+    assert_eq!(again.id, r2.id);
+    let over = svc.refund(tx, 2_001, "ret-3").await;
+    assert!(
+        matches!(
+            over,
+            Err(PaymentError::Journal(JournalError::OverRefund {
+                requested: 2_001,
+                available: 2_000
+            }))
+        ),
+        "{over:?}"
+    );
+    let t = svc.get(tx).expect("sale");
+    let trades = trades_for(&h, t.out_trade_no.as_deref().expect("order number"));
+    assert_eq!(trades[0].refunded_fen(), 8_000);
+    assert_eq!(svc.refunds_of(tx).expect("refunds").len(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wechat_refund_and_void_travel_over_the_merchant_certificate() {
+    let h = Harness::start().await;
+    let svc = h.service();
+    let paid = |order: &'static str, code: String| {
+        let svc = svc.clone();
+        async move {
+            let tx = svc
+                .pay_with_code(
+                    PayTarget::New {
+                        amount_fen: 6_600,
+                        currency: "CNY".into(),
+                        order_ref: order.into(),
+                        options: SaleOptions::default(),
+                    },
+                    &code,
+                )
+                .await
+                .expect("submitted");
+            let t = svc.wait_settled(tx, SETTLE).await.expect("settled");
+            assert_eq!(t.state, SaleState::Succeeded, "{t:?}");
+            tx
+        }
+    };
+    let tx = paid("wx-refund", wechat_code("000")).await;
+    let r = svc.refund(tx, 600, "wx-ret-1").await.expect("refund");
+    assert_eq!(r.state, RefundState::Succeeded, "{r:?}");
+
+    // The cashier voids a paid sale; WeChat answers recall=Y once, the reverse is repeated.
+    let tx = paid("wx-void", wechat_code("801")).await;
+    svc.cancel(tx).await.expect("void requested");
+    let t = svc.wait_settled(tx, SETTLE).await.expect("settled");
+    assert_eq!(t.state, SaleState::Cancelled, "{t:?}");
+    let trades = trades_for(&h, t.out_trade_no.as_deref().expect("order number"));
+    assert_eq!(trades[0].state, TradeState::Revoked);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_unionpay_code_is_paid_through_the_aggregator() {
+    let h = Harness::start().await;
+    let svc = h.service();
+    let tx = svc
+        .pay_with_code(
+            PayTarget::New {
+                amount_fen: 3_333,
+                currency: "CNY".into(),
+                order_ref: "up-1".into(),
+                options: SaleOptions::default(),
+            },
+            &unionpay_code("000"),
+        )
+        .await
+        .expect("submitted");
+    let t = svc.wait_settled(tx, SETTLE).await.expect("settled");
+    assert_eq!(t.state, SaleState::Succeeded, "{t:?}");
+    assert_eq!(t.path.as_deref(), Some("qra"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn when_the_direct_path_refuses_connections_the_aggregator_takes_the_payment() {
+    let h = Harness::start_with(|t| {
+        *t = t.replace(
+            "scheme = \"alipay\"\npaths = [\"alipay\"]",
+            "scheme = \"alipay\"\npaths = [\"alipay-dead\", \"qra\"]",
+        );
+    })
+    .await;
+    let svc = h.service();
+    let tx = svc
+        .pay_with_code(
+            PayTarget::New {
+                amount_fen: 1_200,
+                currency: "CNY".into(),
+                order_ref: "failover-1".into(),
+                options: SaleOptions::default(),
+            },
+            &alipay_code("000"),
+        )
+        .await
+        .expect("submitted");
+    let t = svc.wait_settled(tx, SETTLE).await.expect("settled");
+    assert_eq!(t.state, SaleState::Succeeded, "{t:?}");
+    assert_eq!(t.path.as_deref(), Some("qra"));
+    let attempts = svc.with_journal(|j| j.attempts_of(tx)).expect("attempts");
+    assert_eq!(
+        attempts.len(),
+        2,
+        "a fresh order number for the second path"
+    );
+    assert_ne!(attempts[0].0, attempts[1].0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_acquirer_with_a_certificate_from_another_ca_is_never_sent_the_payment() {
+    let h = Harness::start().await;
+    // Pin a certificate that did not issue the emulator's: the handshake must fail.
+    let wrong_ca = h
+        .sim
+        .pki()
+        .path(smartpos_acquirer_sim::pki::files::WECHAT_CLIENT_CERT);
+    let text = std::fs::read_to_string(&h.config_path)
+        .expect("config")
+        .replace(
+            &format!(
+                "ca_file = \"{}\"",
+                h.sim
+                    .pki()
+                    .path(smartpos_acquirer_sim::pki::files::CA_CERT)
+                    .display()
+            ),
+            &format!("ca_file = \"{}\"", wrong_ca.display()),
+        );
+    std::fs::write(&h.config_path, text).expect("write");
+    let svc = h.service();
+    let code = alipay_code("000");
+    let tx = svc
+        .sale(500, "CNY", "pinned-1", SaleOptions::default())
+        .await
+        .expect("sale");
+    svc.pay_with_code(PayTarget::Tx(tx), &code)
+        .await
+        .expect("submitted");
+    let t = svc.wait_settled(tx, SETTLE).await.expect("settled");
+    assert_eq!(t.state, SaleState::AwaitingCode, "{t:?}");
+    let e = t.explanation.expect("explained");
+    assert_eq!(e.cause, Cause::Network);
+    assert!(
+        h.sim.ledger().trades.is_empty(),
+        "nothing reached the acquirer"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_collection_qr_or_bad_input_changes_nothing() {
+    let h = Harness::start().await;
+    let svc = h.service();
+    let tx = svc
+        .sale(1_000, "CNY", "qr-1", SaleOptions::default())
+        .await
+        .expect("sale");
+    let err = svc
+        .pay_with_code(PayTarget::Tx(tx), "https://qr.alipay.com/fkx15304xyzabc")
+        .await
+        .expect_err("collection code");
+    let e = err.explanation().expect("explained");
+    assert_eq!(e.cause, Cause::UserError);
+    assert!(e.en.contains("payment code (付款码)"));
+    assert_eq!(svc.get(tx).expect("sale").state, SaleState::AwaitingCode);
+
+    for (amount, currency, order) in [
+        (0, "CNY", "ok"),
+        (-100, "CNY", "ok"),
+        (i64::MAX, "CNY", "ok"),
+        (100, "USD", "ok"),
+        (100, "CNY", ""),
+    ] {
+        let r = svc
+            .sale(amount, currency, order, SaleOptions::default())
+            .await;
+        assert!(
+            matches!(r, Err(PaymentError::Invalid(_))),
+            "{amount} {currency} {order:?}: {r:?}"
+        );
+    }
+    let long = "x".repeat(10_000);
+    assert!(matches!(
+        svc.sale(100, "CNY", &long, SaleOptions::default()).await,
+        Err(PaymentError::Invalid(ValidationError::TooLong { .. }))
+    ));
+    assert!(matches!(
+        svc.pay_with_code(PayTarget::Tx(tx), &"9".repeat(100_000))
+            .await,
+        Err(PaymentError::NotPaymentCode(_))
+    ));
+    assert!(matches!(
+        svc.refund(tx, -1, "r").await,
+        Err(PaymentError::Invalid(ValidationError::AmountNotPositive(
+            -1
+        )))
+    ));
+    assert!(matches!(
+        svc.refund(tx, 100, "r").await,
+        Err(PaymentError::Journal(JournalError::NotRefundable { .. }))
+    ));
+    // Only the one sale exists, still waiting, and the acquirer saw nothing.
+    let all = svc.list_recent(10).expect("list");
+    assert_eq!(all.len(), 1);
+    assert_eq!(all[0].state, SaleState::AwaitingCode);
+    assert!(h.sim.ledger().trades.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cashier_cancels_while_the_customer_is_still_deciding() {
+    let h = Harness::start().await;
+    let svc = h.service();
+    let tx = svc
+        .pay_with_code(
+            PayTarget::New {
+                amount_fen: 2_000,
+                currency: "CNY".into(),
+                order_ref: "cancel-1".into(),
+                options: SaleOptions::default(),
+            },
+            &wechat_code("102"),
+        )
+        .await
+        .expect("submitted");
+    // Wait until the phone asks for the password.
+    for _ in 0..100 {
+        if svc.get(tx).expect("sale").state == SaleState::WaitingForCustomer {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    svc.cancel(tx).await.expect("cancel");
+    let t = svc.wait_settled(tx, SETTLE).await.expect("settled");
+    assert_eq!(t.state, SaleState::Cancelled, "{t:?}");
+    let trades = trades_for(&h, t.out_trade_no.as_deref().expect("order number"));
+    assert_eq!(trades[0].state, TradeState::Revoked);
+}
