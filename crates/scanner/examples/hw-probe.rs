@@ -3,12 +3,15 @@
 //!
 //! ```text
 //! hw-probe camera <path|match> [--size 1280x720] [--fps 15] [--frames 30]
-//!                 [--snapshot FILE.png] [--save-raw DIR]
+//!                 [--formats grey,yuyv,nv12,mjpeg] [--snapshot FILE.png] [--save-raw DIR]
+//!                 [--watch SECS]
 //! hw-probe hid
+//! hw-probe press <device> <control name>   (e.g. vivid's "Disconnect" button)
 //! ```
 //!
 //! `camera` streams through `ResilientSource` and prints the negotiated format, the frame rate
-//! and the health verdict; `--save-raw` writes the frames as a replay folder. `hid` creates
+//! and the health verdict; `--save-raw` writes the frames as a replay folder; `--watch` keeps
+//! streaming and prints every capture state change (for unplug/replug tests). `hid` creates
 //! virtual scanners with uinput (needs /dev/uinput and root), and checks that codes typed on
 //! them are read whole, that the scanners are grabbed, that two scanners typing at once do not
 //! mix, and that unplug and replug are noticed. Each prints `…-OK` and exits 0 on success.
@@ -24,13 +27,14 @@ use smartpos_scanner::capture::{CameraSelector, CaptureConfig, ResiliencePolicy,
 use smartpos_scanner::health::HealthMonitor;
 use smartpos_scanner::hid::wedge::type_text;
 use smartpos_scanner::hid::{CodeSource, HidConfig, HidMatch, HidScanners};
-use smartpos_scanner::{FrameSource, SourceError};
+use smartpos_scanner::{FrameSource, PixelFormat, SourceError};
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
         Some("camera") => camera(&args[1..]),
         Some("hid") => hid(),
+        Some("press") => press(&args[1..]),
         _ => Err(
             "usage: hw-probe camera <path|match> [--size WxH] [--fps N] [--frames N] \
                   [--snapshot FILE.png] [--save-raw DIR] | hw-probe hid"
@@ -73,13 +77,25 @@ fn camera(args: &[String]) -> Result<(), String> {
     let n: usize = flag(args, "--frames")
         .map_or(Ok(30), str::parse)
         .map_err(|_| "bad --frames")?;
-    let cfg = CaptureConfig {
+    let mut cfg = CaptureConfig {
         camera: CameraSelector::parse(selector),
         width,
         height,
         fps,
         ..CaptureConfig::default()
     };
+    if let Some(list) = flag(args, "--formats") {
+        cfg.formats = list
+            .split(',')
+            .map(|f| match f {
+                "grey" => Ok(PixelFormat::Grey),
+                "yuyv" => Ok(PixelFormat::Yuyv),
+                "nv12" => Ok(PixelFormat::Nv12),
+                "mjpeg" => Ok(PixelFormat::Mjpeg),
+                other => Err(format!("unknown format {other}")),
+            })
+            .collect::<Result<_, _>>()?;
+    }
     for cam in smartpos_scanner::capture::list_cameras() {
         println!(
             "camera {} card={:?} bus={} formats={:?}",
@@ -130,6 +146,9 @@ fn camera(args: &[String]) -> Result<(), String> {
         )
         .map_err(|e| e.to_string())?;
     }
+    if let Some(secs) = flag(args, "--watch") {
+        watch(&mut src, secs.parse().map_err(|_| "bad --watch")?);
+    }
     println!(
         "CAMERA-OK {} {:?} {}x{} {} frames in {:.2} s, {:.1} fps, {} bytes/frame, verdict {}",
         src.status().source,
@@ -143,6 +162,58 @@ fn camera(args: &[String]) -> Result<(), String> {
         snap.verdict.as_str()
     );
     Ok(())
+}
+
+/// Press a button control by name: vivid's "Disconnect" simulates a USB unplug.
+fn press(args: &[String]) -> Result<(), String> {
+    let [dev, name, ..] = args else {
+        return Err("press <device> <control name>".into());
+    };
+    let dev = v4l::Device::with_path(dev).map_err(|e| format!("open {dev}: {e}"))?;
+    let ctrl = dev
+        .query_controls()
+        .map_err(|e| e.to_string())?
+        .into_iter()
+        .find(|c| c.name.eq_ignore_ascii_case(name))
+        .ok_or_else(|| format!("no control named {name:?}"))?;
+    dev.set_control(v4l::control::Control {
+        id: ctrl.id,
+        value: v4l::control::Value::Integer(1),
+    })
+    .map_err(|e| format!("press {name:?} ({:#x}): {e}", ctrl.id))?;
+    println!("pressed {name:?} ({:#x})", ctrl.id);
+    Ok(())
+}
+
+/// Keep streaming for `secs`, printing each capture state change.
+fn watch<S: FrameSource>(src: &mut ResilientSource<S>, secs: f64) {
+    let t0 = Instant::now();
+    let mut last = None;
+    let mut frames = 0u64;
+    let mut states = Vec::new();
+    while t0.elapsed().as_secs_f64() < secs {
+        if src.next_frame(Duration::from_millis(200)).is_ok() {
+            frames += 1;
+        }
+        let st = src.status();
+        if last != Some(st.state) {
+            println!(
+                "watch t={:.1}s state={:?} source={} error={:?}",
+                t0.elapsed().as_secs_f64(),
+                st.state,
+                st.source,
+                st.last_error
+            );
+            states.push(format!("{:?}", st.state));
+            last = Some(st.state);
+        }
+    }
+    let st = src.status();
+    println!(
+        "WATCH states=[{}] frames={frames} reopens={}",
+        states.join(","),
+        st.reopens
+    );
 }
 
 const SCANNER_NAME: &str = "smartpos probe scanner";
