@@ -10,12 +10,13 @@
 
 use std::collections::HashMap;
 use std::io;
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, AsRawFd};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use evdev::{EventType, KeyCode};
+use evdev::raw_stream::RawDevice;
+use evdev::{EventType, KeyCode, SynchronizationCode};
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 
 use super::CodeSource;
@@ -97,7 +98,9 @@ pub struct HidDeviceInfo {
 
 struct OpenScanner {
     info: HidDeviceInfo,
-    device: evdev::Device,
+    // RawDevice rather than evdev::Device: the latter prints to stderr when it cannot ungrab
+    // an unplugged device on drop. The kernel drops the grab with the fd anyway.
+    device: RawDevice,
     assembler: WedgeAssembler,
 }
 
@@ -125,6 +128,14 @@ impl std::fmt::Debug for HidScanners {
             .field("devices", &self.devices())
             .finish()
     }
+}
+
+fn set_nonblocking(device: &RawDevice) -> io::Result<()> {
+    use nix::fcntl::{FcntlArg, OFlag, fcntl};
+    let fd = device.as_raw_fd();
+    let flags = OFlag::from_bits_retain(fcntl(fd, FcntlArg::F_GETFL)?);
+    fcntl(fd, FcntlArg::F_SETFL(flags | OFlag::O_NONBLOCK))?;
+    Ok(())
 }
 
 /// The key clock of evdev events: they carry CLOCK_REALTIME stamps.
@@ -207,7 +218,7 @@ impl HidScanners {
     }
 
     fn try_open(&self, path: &Path) -> io::Result<Option<OpenScanner>> {
-        let mut device = evdev::Device::open(path)?;
+        let mut device = RawDevice::open(path)?;
         let name = device.name().unwrap_or("").to_string();
         let id = device.input_id();
         let (vendor, product) = (id.vendor(), id.product());
@@ -223,7 +234,7 @@ impl HidScanners {
         {
             return Ok(None);
         }
-        device.set_nonblocking(true)?;
+        set_nonblocking(&device)?;
         let grabbed = if self.config.grab {
             match device.grab() {
                 Ok(()) => true,
@@ -263,6 +274,15 @@ impl HidScanners {
             match s.device.fetch_events() {
                 Ok(events) => {
                     for ev in events {
+                        if ev.event_type() == EventType::SYNCHRONIZATION
+                            && ev.code() == SynchronizationCode::SYN_DROPPED.0
+                        {
+                            // The kernel's buffer overflowed: keys were lost, so the partial
+                            // code (and the modifier state) cannot be trusted.
+                            tracing::warn!(path = %s.info.path.display(), "input events dropped by the kernel; discarding the partial code");
+                            s.assembler.discard();
+                            continue;
+                        }
                         if ev.event_type() != EventType::KEY {
                             continue;
                         }

@@ -200,6 +200,18 @@ impl WedgeAssembler {
         }
     }
 
+    /// Events were lost (the kernel reported SYN_DROPPED): forget the partial code and the
+    /// modifier state, which may both be wrong now.
+    pub fn discard(&mut self) {
+        if self.is_pending() {
+            self.counters.fragments_dropped += 1;
+        }
+        *self = WedgeAssembler {
+            counters: self.counters,
+            ..WedgeAssembler::new(self.config.clone(), self.source.clone())
+        };
+    }
+
     /// The key source has ended (a recording played out): treat it as a timeout.
     pub fn finish(&mut self) -> Option<WedgeCode> {
         self.end_by_timeout()
@@ -585,6 +597,29 @@ mod tests {
             vec!["12345678"]
         );
         assert_eq!(a.counters().overflows, 1);
+    }
+
+    #[test]
+    fn lost_events_throw_away_the_partial_code_and_a_stuck_shift() {
+        let mut a = assembler();
+        let k = |code, value, ms| KeyEvent {
+            code,
+            value,
+            time: ms * MS,
+        };
+        feed_all(
+            &mut a,
+            &[k(code::KEY_LEFTSHIFT, 1, 0), k(30, 1, 1), k(30, 0, 2)],
+        );
+        a.discard();
+        assert!(!a.is_pending());
+        let codes = feed_all(
+            &mut a,
+            &type_text("28abc", Duration::from_millis(3), MS, true),
+        );
+        assert_eq!(codes[0].text, "28abc", "shift is no longer held");
+        assert_eq!(a.counters().fragments_dropped, 1);
+        assert_eq!(a.counters().codes, 1);
     }
 
     #[test]
