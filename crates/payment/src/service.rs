@@ -511,7 +511,7 @@ impl PaymentService {
             if !self.is_active(tx) && t.state != SaleState::Submitted {
                 return Ok(t);
             }
-            let tick = tokio::time::sleep(Duration::from_millis(50));
+            let tick = tokio::time::sleep(Duration::from_millis(10));
             tokio::select! {
                 _ = events.recv() => {}
                 _ = tick => {}

@@ -144,28 +144,21 @@ impl Transport {
         &self.endpoint
     }
 
-    /// POST to `path_and_query`. `body` is built once the connection is up, from the local
-    /// address the acquirer will see (WeChat's `spbill_create_ip`); if it fails, nothing is
-    /// sent.
-    pub async fn post(
+    /// Connect and complete the TLS handshake (pinned CA checked), send nothing: a
+    /// reachability probe for diagnostics. Returns how long it took.
+    pub async fn probe(&self) -> Result<Duration, TransportError> {
+        let start = tokio::time::Instant::now();
+        self.connect(&self.tls).await?;
+        Ok(start.elapsed())
+    }
+
+    async fn connect(
         &self,
-        path_and_query: &str,
-        content_type: &str,
-        client_cert: bool,
-        body: impl FnOnce(IpAddr) -> Result<String, String>,
-    ) -> Result<HttpResponse, TransportError> {
-        let connector = if client_cert {
-            self.tls_with_client_cert.as_ref().ok_or_else(|| {
-                TransportError::NotSent(
-                    "this call needs the merchant client certificate, none is configured".into(),
-                )
-            })?
-        } else {
-            &self.tls
-        };
+        connector: &TlsConnector,
+    ) -> Result<(tokio_rustls::client::TlsStream<TcpStream>, IpAddr), TransportError> {
         let host = self.endpoint.host.as_str();
         let port = self.endpoint.port;
-        let tls = tokio::time::timeout(self.connect_timeout, async {
+        tokio::time::timeout(self.connect_timeout, async {
             let addrs: Vec<_> = tokio::net::lookup_host((host, port))
                 .await
                 .map_err(|e| TransportError::NotSent(format!("DNS lookup of {host}: {e}")))?
@@ -199,8 +192,31 @@ impl Transport {
                 "no TLS connection to {host}:{port} within {:?}",
                 self.connect_timeout
             ))
-        })??;
-        let (tls, local_ip) = tls;
+        })?
+    }
+
+    /// POST to `path_and_query`. `body` is built once the connection is up, from the local
+    /// address the acquirer will see (WeChat's `spbill_create_ip`); if it fails, nothing is
+    /// sent.
+    pub async fn post(
+        &self,
+        path_and_query: &str,
+        content_type: &str,
+        client_cert: bool,
+        body: impl FnOnce(IpAddr) -> Result<String, String>,
+    ) -> Result<HttpResponse, TransportError> {
+        let connector = if client_cert {
+            self.tls_with_client_cert.as_ref().ok_or_else(|| {
+                TransportError::NotSent(
+                    "this call needs the merchant client certificate, none is configured".into(),
+                )
+            })?
+        } else {
+            &self.tls
+        };
+        let host = self.endpoint.host.as_str();
+        let port = self.endpoint.port;
+        let (tls, local_ip) = self.connect(connector).await?;
         let body = body(local_ip).map_err(TransportError::NotSent)?;
         let request = hyper::Request::post(path_and_query)
             .header(hyper::header::HOST, host_header(host, port))
