@@ -22,15 +22,9 @@ SKIPPED=0
 VERBOSE=${VERBOSE:-0}
 
 # Exposure ceilings for `systemd-analyze security --offline=yes` (systemd 252 scale,
-# 0.0-10.0; below 1.0 is "SAFE"). Units not listed must be SAFE. The network daemons
-# sit at 1.0-1.1 ("OK"): the score charges 0.5 for any network access, 0.3 for INET
-# sockets and 0.1 for the implicit char-rtc ACL of ProtectClock=, which a TLS client
-# cannot avoid; docs/PACKAGING.md lists every remaining item. A ceiling only goes down.
-declare -A MAX_EXPOSURE=(
-    [smartpos-paymentd]=1.0
-    [smartpos-otad]=1.0
-    [smartpos-netd]=1.1
-)
+# 0.0-10.0; below 1.0 is "SAFE"). Every unit must be SAFE unless listed here with a
+# reason; a ceiling only goes down. docs/PACKAGING.md lists what each score is made of.
+declare -A MAX_EXPOSURE=()
 SAFE_CEILING=0.9
 
 say() { [ "$VERBOSE" = 1 ] && echo "$@"; return 0; }
@@ -158,20 +152,31 @@ for u in "${UNITS[@]}"; do
     run "$u: notify, watchdog, restart policy, bus name" unit_contract "$u"
 done
 
-# Keep paymentd/otad's IPv4 allow list equal to "unicast minus private, CGNAT,
-# loopback, link-local, multicast and reserved" (the comment in the unit says so).
+# Keep each IP allow list equal to what its unit's comment promises:
+#   public   (paymentd, otad): unicast minus private, CGNAT, loopback, link-local,
+#            multicast and reserved; IPv6 global unicast only
+#   unicast  (netd): all unicast, LAN included; IPv6 global, ULA and link-local
+declare -A IP_PROFILE=([smartpos-paymentd]=public [smartpos-otad]=public [smartpos-netd]=unicast)
 allow_list_ok() {
-    python3 - "$1" <<'EOF'
+    python3 - "$1" "$2" <<'EOF'
 import ipaddress, sys
 unit = open(sys.argv[1]).read().splitlines()
+profile = sys.argv[2]
 got = []
 for l in unit:
     if l.startswith("IPAddressAllow="):
         got += [n for n in l.split("=", 1)[1].split() if n != "localhost"]
 v4 = sorted(n for n in map(ipaddress.ip_network, got) if n.version == 4)
 v6 = sorted(n for n in map(ipaddress.ip_network, got) if n.version == 6)
-excluded = ["0.0.0.0/8", "10.0.0.0/8", "100.64.0.0/10", "127.0.0.0/8", "169.254.0.0/16",
-            "172.16.0.0/12", "192.168.0.0/16", "224.0.0.0/4", "240.0.0.0/4"]
+if profile == "public":
+    excluded = ["0.0.0.0/8", "10.0.0.0/8", "100.64.0.0/10", "127.0.0.0/8", "169.254.0.0/16",
+                "172.16.0.0/12", "192.168.0.0/16", "224.0.0.0/4", "240.0.0.0/4"]
+    want6 = ["2000::/3"]
+elif profile == "unicast":
+    excluded = ["0.0.0.0/8", "127.0.0.0/8", "224.0.0.0/4", "240.0.0.0/4"]
+    want6 = ["2000::/3", "fc00::/7", "fe80::/10"]
+else:
+    sys.exit(f"{sys.argv[1]}: has an IP allow list but no profile in check-packaging.sh")
 want = [ipaddress.ip_network("0.0.0.0/0")]
 for x in map(ipaddress.ip_network, excluded):
     nxt = []
@@ -183,17 +188,18 @@ for x in map(ipaddress.ip_network, excluded):
     want = nxt
 want = sorted(ipaddress.collapse_addresses(want))
 if v4 != want:
-    sys.exit(f"{sys.argv[1]}: IPv4 allow list differs from the public unicast ranges: "
+    sys.exit(f"{sys.argv[1]}: IPv4 allow list differs from the {profile} ranges: "
              f"extra {sorted(set(v4) - set(want))}, missing {sorted(set(want) - set(v4))}")
-if v6 != [ipaddress.ip_network("2000::/3")]:
-    sys.exit(f"{sys.argv[1]}: IPv6 allow list should be exactly 2000::/3, got {v6}")
+if v6 != sorted(map(ipaddress.ip_network, want6)):
+    sys.exit(f"{sys.argv[1]}: IPv6 allow list should be exactly {want6}, got {v6}")
 if "IPAddressDeny=any" not in unit:
     sys.exit(f"{sys.argv[1]}: IPAddressDeny=any missing: the allow list would restrict nothing")
 EOF
 }
 for u in "${UNITS[@]}"; do
     if grep -q '^IPAddressAllow=.*/' "systemd-units/$u.service"; then
-        run "$u: IP allow list is exactly the public Internet" allow_list_ok "systemd-units/$u.service"
+        run "$u: IP allow list is exactly the ${IP_PROFILE[$u]:-?} ranges" \
+            allow_list_ok "systemd-units/$u.service" "${IP_PROFILE[$u]:-none}"
     fi
 done
 

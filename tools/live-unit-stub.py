@@ -101,6 +101,21 @@ def probes(daemon: str) -> dict:
         r["netlink"] = "yes"
     except OSError as e:
         r["netlink"] = errno.errorcode.get(e.errno, str(e.errno))
+    try:
+        r["ping_socket"] = "yes"
+        socket.socket(socket.AF_INET, socket.SOCK_DGRAM, socket.IPPROTO_ICMP).close()
+    except OSError as e:
+        r["ping_socket"] = errno.errorcode.get(e.errno, str(e.errno))
+    try:
+        socket.getaddrinfo("localhost", 443)
+        r["resolve"] = "yes"
+    except OSError as e:
+        r["resolve"] = type(e).__name__
+    r["ca_bundle"] = "yes" if os.access("/etc/ssl/certs/ca-certificates.crt", os.R_OK) else "no"
+    r["journal_socket"] = "yes" if os.path.exists("/run/systemd/journal/socket") else "no"
+    r["var_log"] = "visible" if os.path.exists("/var/log") else "hidden"
+    r["links"] = "yes" if os.access("/sys/class/net/lo/operstate", os.R_OK) else "no"
+    r["routes"] = "yes" if os.access("/proc/self/net/route", os.R_OK) else "no"
     name = BUS_NAMES[daemon]
     p = subprocess.run(
         ["/usr/bin/busctl", "--system", "call", "org.freedesktop.DBus", "/org/freedesktop/DBus",

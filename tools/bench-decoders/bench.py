@@ -12,7 +12,7 @@ Scoring follows qr-data/README.md:
 - zxing-cpp blackbox: payload equals <name>.txt after \\r\\n -> \\n; "wrong" counts images
   where something was returned but none of it matched. falsepositives-*: any read is wrong.
 Times are decode calls only (numpy array in, results out for Python; the Rust binary
-times Decoder::decode on an in-memory image).
+times Decoder::decode on an in-memory image). Decoders take turns image by image.
 """
 
 import argparse
@@ -95,57 +95,52 @@ def prepare(data, cache, only):
     return items
 
 
-def run_rust(binary, items, decoder, extra=()):
-    proc = subprocess.run([binary, "files", "--decoder", decoder, *extra], input="\n".join(i["pgm"] for i in items),
-                          capture_output=True, text=True, check=True)
-    by_file = {}
-    for line in proc.stdout.splitlines():
-        r = json.loads(line)
-        by_file[r["file"]] = r
-    out = []
-    for i in items:
-        r = by_file.get(i["pgm"], {})
-        codes = [(c["text"], [tuple(p) for p in c["corners"]]) for c in r.get("codes", [])]
-        out.append((codes, r.get("ms", float("nan"))))
-    return out
+class RustDecoder:
+    """decode-bench `files` as a long-lived child: one path in, one JSON line out."""
+
+    def __init__(self, binary, decoder, extra=()):
+        self.proc = subprocess.Popen([binary, "files", "--decoder", decoder, *extra], stdin=subprocess.PIPE,
+                                     stdout=subprocess.PIPE, text=True, bufsize=1)
+
+    def __call__(self, item, arr):
+        self.proc.stdin.write(item["pgm"] + "\n")
+        self.proc.stdin.flush()
+        r = json.loads(self.proc.stdout.readline())
+        return [(c["text"], [tuple(p) for p in c["corners"]]) for c in r.get("codes", [])], r.get("ms", float("nan"))
+
+    def close(self):
+        self.proc.stdin.close()
+        self.proc.wait()
 
 
-def load_array(path):
-    return np.asarray(Image.open(path))
+ZX_FORMATS = (zxingcpp.BarcodeFormat.QRCode, zxingcpp.BarcodeFormat.Code128)
 
 
-def run_zxingcpp(items):
-    fmts = (zxingcpp.BarcodeFormat.QRCode, zxingcpp.BarcodeFormat.Code128)
-    out = []
-    for i in items:
-        arr = load_array(i["pgm"])
-        t = time.perf_counter()
-        res = zxingcpp.read_barcodes(arr, formats=fmts, text_mode=zxingcpp.TextMode.Plain)
-        ms = (time.perf_counter() - t) * 1e3
-        codes = []
-        for r in res:
-            p = r.position
-            codes.append((r.text, [(p.top_left.x, p.top_left.y), (p.top_right.x, p.top_right.y),
-                                   (p.bottom_right.x, p.bottom_right.y), (p.bottom_left.x, p.bottom_left.y)]))
-        out.append((codes, ms))
-    return out
+def zxingcpp_decode(item, arr):
+    t = time.perf_counter()
+    res = zxingcpp.read_barcodes(arr, formats=ZX_FORMATS, text_mode=zxingcpp.TextMode.Plain)
+    ms = (time.perf_counter() - t) * 1e3
+    codes = []
+    for r in res:
+        p = r.position
+        codes.append((r.text, [(p.top_left.x, p.top_left.y), (p.top_right.x, p.top_right.y),
+                               (p.bottom_right.x, p.bottom_right.y), (p.bottom_left.x, p.bottom_left.y)]))
+    return codes, ms
 
 
-def run_zbar(items):
-    syms = [pyzbar.ZBarSymbol.QRCODE, pyzbar.ZBarSymbol.CODE128]
-    out = []
-    for i in items:
-        arr = load_array(i["pgm"])
-        h, w = arr.shape
-        t = time.perf_counter()
-        res = pyzbar.decode((arr.tobytes(), w, h), symbols=syms)
-        ms = (time.perf_counter() - t) * 1e3
-        codes = []
-        for r in res:
-            poly = [(p.x, p.y) for p in r.polygon] or [(r.rect.left, r.rect.top)]
-            codes.append((r.data.decode("utf-8", errors="replace"), poly))
-        out.append((codes, ms))
-    return out
+ZBAR_SYMBOLS = [pyzbar.ZBarSymbol.QRCODE, pyzbar.ZBarSymbol.CODE128]
+
+
+def zbar_decode(item, arr):
+    h, w = arr.shape
+    t = time.perf_counter()
+    res = pyzbar.decode((arr.tobytes(), w, h), symbols=ZBAR_SYMBOLS)
+    ms = (time.perf_counter() - t) * 1e3
+    codes = []
+    for r in res:
+        poly = [(p.x, p.y) for p in r.polygon] or [(r.rect.left, r.rect.top)]
+        codes.append((r.data.decode("utf-8", errors="replace"), poly))
+    return codes, ms
 
 
 def inside(p, poly):
@@ -209,16 +204,23 @@ def main():
     items = prepare(data, cache, a.only)
     print(f"{len(items)} images from {data}; PGM cache {cache}", flush=True)
 
-    decoders = {"smartpos": lambda: run_rust(a.rust, items, "cascade", a.rust_args.split()),
-                "zxingcpp": lambda: run_zxingcpp(items),
-                "zbar": lambda: run_zbar(items)}
+    decoders = {"smartpos": RustDecoder(a.rust, "cascade", a.rust_args.split()),
+                "zxingcpp": zxingcpp_decode,
+                "zbar": zbar_decode}
     if a.with_rqrr:
-        decoders["rqrr"] = lambda: run_rust(a.rust, items, "rqrr")
-    results = {}
-    for name, fn in decoders.items():
-        t = time.time()
-        results[name] = fn()
-        print(f"  ran {name} in {time.time() - t:.1f} s", flush=True)
+        decoders["rqrr"] = RustDecoder(a.rust, "rqrr")
+    # Decoders take turns on each image, so a busy moment on this shared machine falls on
+    # all of them alike rather than on whichever ran during it.
+    results = {name: [] for name in decoders}
+    t0 = time.time()
+    for item in items:
+        arr = np.asarray(Image.open(item["pgm"]))
+        for name, dec in decoders.items():
+            results[name].append(dec(item, arr))
+    for dec in decoders.values():
+        if isinstance(dec, RustDecoder):
+            dec.close()
+    print(f"  decoded in {time.time() - t0:.1f} s", flush=True)
     names = list(results)
 
     if a.per_image:
