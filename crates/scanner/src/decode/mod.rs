@@ -179,51 +179,46 @@ impl Decoder {
     pub fn decode(&mut self, img: &LumaImage) -> DecodeOutcome {
         let start = Instant::now();
         let mut out = DecodeOutcome::default();
-        if self.cfg.zxing {
-            merge(
-                &mut out.codes,
-                zxing::read(
-                    img,
-                    Mapping::IDENTITY,
-                    zxing::Pass::Default,
-                    self.cfg.code128,
-                ),
-            );
+        let cfg = &self.cfg;
+        if cfg.zxing {
+            let found = zxing::read(img, Mapping::IDENTITY, zxing::Pass::Default, cfg.code128);
+            merge(&mut out.codes, found);
         }
-        if self.cfg.zxing && out.codes.is_empty() && self.cfg.global_histogram_retry {
-            merge(
-                &mut out.codes,
-                zxing::read(
-                    img,
-                    Mapping::IDENTITY,
-                    zxing::Pass::GlobalHistogram,
-                    self.cfg.code128,
-                ),
+        // rqrr starts on its own thread as soon as the first pass has missed, so that the
+        // zxing-cpp retry below runs alongside it when a second core is free.
+        let job = (cfg.rqrr && !has_qr(&out.codes)).then(|| {
+            out.rqrr_ran = true;
+            let (small, map) = shrink_for_rqrr(img, cfg.rqrr_max_side);
+            (Instant::now(), self.quirc.start(small, map))
+        });
+        if cfg.zxing && out.codes.is_empty() && cfg.global_histogram_retry {
+            let found = zxing::read(
+                img,
+                Mapping::IDENTITY,
+                zxing::Pass::GlobalHistogram,
+                cfg.code128,
             );
+            merge(&mut out.codes, found);
         }
-        if self.cfg.rqrr && !out.codes.iter().any(|c| c.symbology == Symbology::Qr) {
-            let deadline = (start + self.cfg.budget).min(Instant::now() + self.cfg.rqrr_budget);
-            let (small, map) = shrink_for_rqrr(img, self.cfg.rqrr_max_side);
-            self.run_rqrr(small, map, deadline, &mut out);
+        if let Some((started, job)) = job {
+            let deadline = (start + cfg.budget).min(started + cfg.rqrr_budget);
+            let attempt = match job {
+                Ok(id) => self.quirc.wait(id, deadline),
+                Err(refused) => refused,
+            };
+            match attempt {
+                quirc::Attempt::Codes(codes) => merge(&mut out.codes, codes),
+                quirc::Attempt::TimedOut | quirc::Attempt::Busy => out.timed_out = true,
+                quirc::Attempt::Panicked => out.panicked = true,
+            }
         }
         out.elapsed = start.elapsed();
         out
     }
+}
 
-    fn run_rqrr(
-        &mut self,
-        img: LumaImage,
-        map: Mapping,
-        deadline: Instant,
-        out: &mut DecodeOutcome,
-    ) {
-        out.rqrr_ran = true;
-        match self.quirc.run(img, map, deadline) {
-            quirc::Attempt::Codes(codes) => merge(&mut out.codes, codes),
-            quirc::Attempt::TimedOut | quirc::Attempt::Busy => out.timed_out = true,
-            quirc::Attempt::Panicked => out.panicked = true,
-        }
-    }
+fn has_qr(codes: &[Code]) -> bool {
+    codes.iter().any(|c| c.symbology == Symbology::Qr)
 }
 
 /// A box-downscaled copy for rqrr (whole factor, so modules stay crisp) and how to map back.

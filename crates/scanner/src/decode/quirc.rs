@@ -70,21 +70,18 @@ impl QuircStage {
             .is_some_and(|w| w.busy.load(Ordering::Acquire))
     }
 
-    /// Run rqrr on `img` and wait for it until `deadline`.
-    pub(crate) fn run(&mut self, img: LumaImage, map: Mapping, deadline: Instant) -> Attempt {
+    /// Hand `img` to the worker without waiting, so the caller can do other work
+    /// meanwhile; `Err` when no job was started (busy, or no thread to be had).
+    pub(crate) fn start(&mut self, img: LumaImage, map: Mapping) -> Result<u64, Attempt> {
         if self.is_busy() {
-            return Attempt::Busy;
+            return Err(Attempt::Busy);
         }
-        if Instant::now() >= deadline {
-            return Attempt::TimedOut;
+        if self.worker.is_none() {
+            // No thread to be had: treat it like a job that never finished.
+            self.worker = Some(spawn().ok_or(Attempt::TimedOut)?);
         }
-        let worker = match self.worker.take() {
-            Some(w) => w,
-            None => match spawn() {
-                Some(w) => w,
-                // No thread to be had: treat it like a job that never finished.
-                None => return Attempt::TimedOut,
-            },
+        let Some(worker) = self.worker.as_ref() else {
+            return Err(Attempt::TimedOut);
         };
         // Drop results of jobs that overran earlier (any still in flight are skipped by id).
         while worker.done.try_recv().is_ok() {}
@@ -93,13 +90,22 @@ impl QuircStage {
         worker.busy.store(true, Ordering::Release);
         if worker.jobs.send(Job { id, img, map }).is_err() {
             // The thread is gone; a fresh one is spawned next time.
-            return Attempt::Panicked;
+            self.worker = None;
+            return Err(Attempt::Panicked);
         }
-        let outcome = loop {
+        Ok(id)
+    }
+
+    /// Wait for job `id` until `deadline`.
+    pub(crate) fn wait(&mut self, id: u64, deadline: Instant) -> Attempt {
+        let Some(worker) = self.worker.as_ref() else {
+            return Attempt::Panicked;
+        };
+        loop {
             let left = deadline.saturating_duration_since(Instant::now());
             match worker.done.recv_timeout(left) {
                 Ok(done) if done.id == id => {
-                    break match done.codes {
+                    return match done.codes {
                         Some(codes) => Attempt::Codes(codes),
                         None => Attempt::Panicked,
                     };
@@ -110,13 +116,14 @@ impl QuircStage {
                         job = id,
                         "rqrr overran its deadline; result will be dropped"
                     );
-                    break Attempt::TimedOut;
+                    return Attempt::TimedOut;
                 }
-                Err(RecvTimeoutError::Disconnected) => return Attempt::Panicked,
+                Err(RecvTimeoutError::Disconnected) => {
+                    self.worker = None;
+                    return Attempt::Panicked;
+                }
             }
-        };
-        self.worker = Some(worker);
-        outcome
+        }
     }
 }
 

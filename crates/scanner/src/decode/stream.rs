@@ -114,7 +114,7 @@ impl FrameDecoder {
             );
         }
         if !out.codes.iter().any(|c| c.symbology == Symbology::Qr) {
-            self.second_look(img, start, &mut out);
+            self.second_look(img, &mut out);
         }
 
         if out.codes.is_empty() {
@@ -134,31 +134,40 @@ impl FrameDecoder {
 
     /// Extra passes for a frame where zxing-cpp's default pass read no QR. They alternate
     /// between frames so no single frame pays for all of them.
-    fn second_look(&mut self, img: &LumaImage, start: Instant, out: &mut FrameOutcome) {
+    fn second_look(&mut self, img: &LumaImage, out: &mut FrameOutcome) {
         let odd = self.misses_in_a_row % 2 == 1;
+        // rqrr starts first, on its own thread, so the zxing-cpp retry overlaps it.
+        let job = self.cfg.rqrr.then(|| {
+            let (small, map) = self.rqrr_input(img, odd);
+            (Instant::now(), self.quirc.start(small, map))
+        });
         if odd {
-            merge(
-                &mut out.codes,
-                zxing::read(
-                    img,
-                    Mapping::IDENTITY,
-                    zxing::Pass::GlobalHistogram,
-                    self.cfg.code128,
-                ),
+            let found = zxing::read(
+                img,
+                Mapping::IDENTITY,
+                zxing::Pass::GlobalHistogram,
+                self.cfg.code128,
             );
-            if out.codes.iter().any(|c| c.symbology == Symbology::Qr) {
-                return;
+            merge(&mut out.codes, found);
+        }
+        if let Some((started, job)) = job {
+            let attempt = match job {
+                Ok(id) => self.quirc.wait(id, started + self.cfg.rqrr_budget),
+                Err(refused) => refused,
+            };
+            match attempt {
+                Attempt::Codes(codes) => merge(&mut out.codes, codes),
+                Attempt::TimedOut | Attempt::Busy => out.timed_out = true,
+                Attempt::Panicked => out.panicked = true,
             }
         }
-        if !self.cfg.rqrr {
-            return;
-        }
-        // rqrr reads the region of interest when there is one, else the whole frame: at a
-        // cheap scale on even frames, at up to twice that on odd ones.
-        let (base, base_map) = match self
-            .roi
-            .filter(|r| r.x + r.width <= img.width && r.y + r.height <= img.height)
-        {
+    }
+
+    /// What rqrr reads: the region of interest when there is one, else the whole frame;
+    /// at a cheap scale on even frames, at up to twice that on odd ones.
+    fn rqrr_input(&self, img: &LumaImage, odd: bool) -> (LumaImage, Mapping) {
+        let inside = |r: &Rect| r.x + r.width <= img.width && r.y + r.height <= img.height;
+        let (base, base_map) = match self.roi.filter(inside) {
             Some(r) => (
                 ops::crop(img, r),
                 Mapping {
@@ -173,21 +182,16 @@ impl FrameDecoder {
         } else {
             self.cfg.rqrr_max_side
         };
-        let long = base.width.max(base.height);
-        let k = long.div_ceil(max_side.max(64)).max(1);
-        let small = ops::downscale_int(&base, k);
+        let k = base
+            .width
+            .max(base.height)
+            .div_ceil(max_side.max(64))
+            .max(1);
         let map = Mapping {
             scale: base_map.scale * k as f32,
             offset: base_map.offset,
         };
-        match self
-            .quirc
-            .run(small, map, start.max(Instant::now()) + self.cfg.rqrr_budget)
-        {
-            Attempt::Codes(codes) => merge(&mut out.codes, codes),
-            Attempt::TimedOut | Attempt::Busy => out.timed_out = true,
-            Attempt::Panicked => out.panicked = true,
-        }
+        (ops::downscale_int(&base, k), map)
     }
 }
 
