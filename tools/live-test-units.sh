@@ -97,7 +97,8 @@ for _ in $(seq 100); do
 done
 [ -n "$INIT" ] || { echo "live-test-units: container did not start"; cat "$WORK/console"; exit 1; }
 ct() { nsenter -t "$INIT" -m -u -i -n -p -C -- "$@"; }
-for _ in $(seq 150); do
+# Up to a minute: the machine may be busy compiling.
+for _ in $(seq 300); do
     state=$(ct systemctl is-system-running 2>/dev/null)
     case "$state" in running | degraded) break ;; esac
     sleep 0.2
