@@ -79,8 +79,7 @@ ALLOW_EMPTY:${PN} = "1"
 
 FILES:${PN}-common += "${nonarch_libdir}/sysusers.d/smartpos.conf \
                        ${nonarch_libdir}/tmpfiles.d/smartpos.conf \
-                       ${datadir}/dbus-1/interfaces \
-                       ${docdir}/smartpos"
+                       ${datadir}/dbus-1/interfaces"
 FILES:${PN}-scannerd += "${bindir}/smartpos-scannerd \
                          ${systemd_system_unitdir}/smartpos-scannerd.service \
                          ${datadir}/dbus-1/system.d/org.smartpos.Scanner1.conf \
