@@ -12,7 +12,7 @@
 set -uo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
-cd "$ROOT"
+cd "$ROOT" || exit 1
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/check-packaging.XXXXXX")
 trap 'rm -rf "$WORK"' EXIT
 
@@ -63,6 +63,7 @@ command -v systemd-analyze >/dev/null || need_apt+=(systemd)
 command -v systemd-sysusers >/dev/null || need_apt+=(systemd)
 command -v dbus-daemon >/dev/null || need_apt+=(dbus)
 command -v python3 >/dev/null || need_apt+=(python3 python3-venv)
+command -v shellcheck >/dev/null || need_apt+=(shellcheck)
 if [ ${#need_apt[@]} -gt 0 ]; then
     if ! { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}"; } \
         >"$WORK/apt.log" 2>&1; then
@@ -218,6 +219,7 @@ accounts_ok() {
                 grep -q "^$g:" "$DEST/etc/group" || { echo "$u: $k=$g not created by sysusers.d"; bad=1; }
             fi
         done
+        # shellcheck disable=SC2013 # SupplementaryGroups= is a space-separated list
         for g in $(sed -n 's/^SupplementaryGroups=//p' "systemd-units/$u.service"); do
             local user
             user=$(sed -n 's/^User=//p' "systemd-units/$u.service")
@@ -347,8 +349,8 @@ srcrev_ok() {
 run "recipe SRCREV is a commit of this repository" srcrev_ok
 
 # --- our own scripts ---------------------------------------------------------------------
-run "shell scripts parse" bash -n tools/check-packaging.sh tools/live-test-units.sh
-run "install-files.sh is POSIX sh" sh -n tools/install-files.sh
+run "shellcheck on the packaging scripts" shellcheck -x tools/check-packaging.sh tools/install-files.sh \
+    tools/live-test-units.sh
 
 # --- under a real systemd (opt-in: root, about two minutes) ----------------------------------
 if [ "${LIVE:-0}" = 1 ]; then

@@ -41,7 +41,7 @@ elif [ "${1:-}" = "--list" ]; then
     PREFIX=$2
     TARGET_DIR=-
 else
-    [ $# -ge 2 ] && [ $# -le 3 ] || usage
+    if [ $# -lt 2 ] || [ $# -gt 3 ]; then usage; fi
     DESTDIR=$1
     PREFIX=$2
     TARGET_DIR=${3:--}

@@ -131,6 +131,7 @@ probe() { tr ' ' '\n' <<<"$(prop "$1" StatusText)" | sed -n "s/^$2=//p"; }
 expect_probe() {
     local unit=$1 key=$2 want=$3 got
     got=$(probe "$unit" "$key")
+    # shellcheck disable=SC2053 # $want is a glob on purpose (E*, *44*)
     if [[ "$got" == $want ]]; then ok "$unit: $key=$got"; else bad "$unit: $key is '$got', want '$want'"; fi
 }
 # ip_allowed UNIT_FILE ADDRESS: does the unit's IPAddressAllow=/IPAddressDeny= let it reach ADDRESS?
@@ -219,6 +220,7 @@ for u in "${UNITS[@]}"; do
     else
         expect_probe "$u" netlink EAFNOSUPPORT
     fi
+    # shellcheck disable=SC2013 # SupplementaryGroups= is a space-separated list
     for g in $(sed -n 's/^SupplementaryGroups=//p' "$unit_file"); do
         gid=$(awk -F: -v n="$g" '$1 == n { print $3 }' "$R/etc/group")
         expect_probe "$u" groups "*$gid*"
