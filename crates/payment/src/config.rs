@@ -426,6 +426,12 @@ impl Config {
         Duration::from_millis(now_ms.saturating_sub(synced).max(0) as u64)
     }
 
+    /// A diagnosis when the configuration is older than `max_age` (DESIGN.md cause 7).
+    pub fn staleness(&self, now_ms: i64, max_age: Duration) -> Option<crate::explain::Explanation> {
+        let age = self.age(now_ms);
+        (age > max_age).then(|| crate::explain::stale_config(age, self.version))
+    }
+
     /// The ordered paths for a payment of `amount_fen` in `scheme`: the first matching route.
     pub fn route_for(&self, scheme: Scheme, amount_fen: i64) -> Option<&Route> {
         self.route.iter().find(|r| {

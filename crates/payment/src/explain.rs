@@ -752,6 +752,34 @@ pub fn network_unreachable(detail: &str) -> Explanation {
     .with_raw(Some(detail))
 }
 
+/// The acquirer asks the customer to confirm on the phone (Alipay 10003, WeChat USERPAYING).
+pub fn waiting_for_customer() -> Explanation {
+    Explanation::new(
+        Cause::UserError,
+        "local.waiting_for_customer",
+        "等待顾客在手机上输入密码确认,请勿重复收款",
+        "waiting for the customer to confirm on the phone: do not charge again",
+    )
+}
+
+/// The merchant configuration has not been confirmed with the fleet server for too long.
+pub fn stale_config(age: std::time::Duration, version: u64) -> Explanation {
+    Explanation {
+        cause: Cause::SyncDelay,
+        code: "config.stale".into(),
+        zh: Cow::Owned(format!(
+            "商户配置(版本 {version})已 {} 小时未同步,请检查网络并联系服务商同步配置",
+            age.as_secs() / 3600
+        )),
+        en: Cow::Owned(format!(
+            "merchant configuration (version {version}) not synced for {} h: check the network and have it synced",
+            age.as_secs() / 3600
+        )),
+        raw_message: None,
+        known: true,
+    }
+}
+
 /// The waiting window passed without the customer confirming.
 pub fn customer_did_not_confirm() -> Explanation {
     Explanation::new(

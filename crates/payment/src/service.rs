@@ -806,7 +806,7 @@ impl Inner {
                     },
                 ),
                 PayOutcome::WaitingForCustomer { trade_no } => {
-                    let e = explain::wechat("USERPAYING", None);
+                    let e = explain::waiting_for_customer();
                     self.advance(
                         tx,
                         from,
@@ -985,7 +985,7 @@ impl Inner {
             QueryOutcome::Paid(p) => Ok(Some(self.record_paid(t.id, t.state, &p, "query: paid"))),
             QueryOutcome::Waiting => {
                 if t.state == SaleState::Unknown {
-                    let e = explain::wechat("USERPAYING", None);
+                    let e = explain::waiting_for_customer();
                     self.advance(
                         t.id,
                         SaleState::Unknown,
