@@ -26,7 +26,7 @@ use evdev::{AttributeSet, BusType, EventType, InputEvent, InputId, KeyCode};
 use smartpos_scanner::capture::{CameraSelector, CaptureConfig, ResiliencePolicy, ResilientSource};
 use smartpos_scanner::health::HealthMonitor;
 use smartpos_scanner::hid::wedge::type_text;
-use smartpos_scanner::hid::{CodeSource, HidConfig, HidMatch, HidScanners};
+use smartpos_scanner::hid::{CodeSource, HidConfig, HidMatch, HidScanners, WedgeConfig};
 use smartpos_scanner::{FrameSource, PixelFormat, SourceError};
 
 fn main() -> ExitCode {
@@ -268,12 +268,20 @@ fn hid() -> Result<(), String> {
             product: None,
         }],
         rescan_interval: Duration::from_millis(100),
+        // uinput stamps events when the typing thread writes them, and under emulation that
+        // thread can be descheduled for tens of ms; a real scanner's USB reports are stamped
+        // on arrival, a few ms apart. A generous timeout keeps this probe about the plumbing.
+        wedge: WedgeConfig {
+            inter_key_timeout: Duration::from_millis(500),
+            ..WedgeConfig::default()
+        },
         ..HidConfig::default()
     };
     let mut hid = HidScanners::new(cfg);
     let mut a = virtual_scanner(1)?;
     wait_for_devices(&mut hid, 1)?;
     let info = hid.devices()[0].clone();
+    let status = hid.status_handle();
     if !info.grabbed {
         return Err(format!("scanner not grabbed: {info:?}"));
     }
@@ -294,6 +302,10 @@ fn hid() -> Result<(), String> {
         return Err(format!(
             "{leaked} events reached another reader despite the grab"
         ));
+    }
+    let seen = status.devices();
+    if seen.len() != 1 || seen[0].counters.codes != 1 {
+        return Err(format!("status handle shows {seen:?}"));
     }
     println!(
         "hid: code read whole from {}, grabbed, nothing leaked",

@@ -235,7 +235,16 @@ impl<S: FrameSource> ResilientSource<S> {
         self.inner = None;
         let delay = self.backoff.next_delay();
         self.next_attempt = Instant::now() + delay;
-        tracing::warn!(camera = %self.name, ?state, retry_in = ?delay, %error, "camera not delivering; will reopen");
+        let news = {
+            let s = self.status.lock();
+            s.state != state || s.last_error.as_deref() != Some(error.as_str())
+        };
+        // An absent camera is retried for hours; say so once per change, not every attempt.
+        if news {
+            tracing::warn!(camera = %self.name, ?state, retry_in = ?delay, %error, "camera not delivering; will reopen");
+        } else {
+            tracing::debug!(camera = %self.name, ?state, retry_in = ?delay, "camera still not delivering");
+        }
         self.set_state(state, Some(error), Some(self.next_attempt));
     }
 

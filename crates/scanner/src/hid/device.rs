@@ -13,6 +13,7 @@ use std::io;
 use std::os::fd::{AsFd, AsRawFd};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use evdev::raw_stream::RawDevice;
@@ -20,7 +21,7 @@ use evdev::{EventType, KeyCode, SynchronizationCode};
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 
 use super::CodeSource;
-use super::wedge::{WedgeAssembler, WedgeCode, WedgeConfig};
+use super::wedge::{WedgeAssembler, WedgeCode, WedgeConfig, WedgeCounters};
 use crate::{KeyEvent, SourceError};
 
 /// Which input devices are scanners. Every field that is set must match; a matcher with no
@@ -94,6 +95,17 @@ pub struct HidDeviceInfo {
     pub vendor: u16,
     pub product: u16,
     pub grabbed: bool,
+    pub counters: WedgeCounters,
+}
+
+/// The open scanners as the reading thread last saw them, for the daemon's bus thread.
+#[derive(Debug, Clone, Default)]
+pub struct HidStatusHandle(Arc<Mutex<Vec<HidDeviceInfo>>>);
+
+impl HidStatusHandle {
+    pub fn devices(&self) -> Vec<HidDeviceInfo> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
 }
 
 struct OpenScanner {
@@ -120,6 +132,7 @@ pub struct HidScanners {
     skipped: HashMap<PathBuf, NodeId>,
     next_scan: Instant,
     pending: std::collections::VecDeque<WedgeCode>,
+    status: HidStatusHandle,
 }
 
 impl std::fmt::Debug for HidScanners {
@@ -159,12 +172,29 @@ impl HidScanners {
             skipped: HashMap::new(),
             next_scan: Instant::now(),
             pending: Default::default(),
+            status: HidStatusHandle::default(),
         }
     }
 
     /// The scanners open now.
     pub fn devices(&self) -> Vec<HidDeviceInfo> {
-        self.open.iter().map(|s| s.info.clone()).collect()
+        self.open
+            .iter()
+            .map(|s| HidDeviceInfo {
+                counters: s.assembler.counters(),
+                ..s.info.clone()
+            })
+            .collect()
+    }
+
+    /// A handle that shows [`Self::devices`] as of the last `next_code` pass, from any thread.
+    pub fn status_handle(&self) -> HidStatusHandle {
+        self.status.clone()
+    }
+
+    fn publish(&self) {
+        let devices = self.devices();
+        *self.status.0.lock().unwrap_or_else(|e| e.into_inner()) = devices;
     }
 
     /// Look for new and removed devices now, instead of waiting for the next interval.
@@ -256,6 +286,7 @@ impl HidScanners {
             vendor,
             product,
             grabbed,
+            counters: WedgeCounters::default(),
         };
         Ok(Some(OpenScanner {
             info,
@@ -334,11 +365,13 @@ impl CodeSource for HidScanners {
         let deadline = Instant::now() + timeout;
         loop {
             if let Some(code) = self.pending.pop_front() {
+                self.publish();
                 return Ok(code);
             }
             let now = Instant::now();
             if now >= self.next_scan {
                 self.rescan();
+                self.publish();
             }
             if now >= deadline {
                 return Err(SourceError::Timeout(timeout));
@@ -417,12 +450,17 @@ mod tests {
         };
         let mut hid = HidScanners::new(cfg);
         let t0 = Instant::now();
+        let status = hid.status_handle();
         assert!(matches!(
             hid.next_code(Duration::from_millis(30)),
             Err(SourceError::Timeout(_))
         ));
         assert!(t0.elapsed() >= Duration::from_millis(30));
         assert!(hid.devices().is_empty());
+        assert!(
+            status.devices().is_empty(),
+            "the bus thread sees no scanner either"
+        );
     }
 
     #[test]

@@ -11,7 +11,7 @@ pub mod device;
 pub mod evemu;
 pub mod wedge;
 
-pub use device::{HidConfig, HidDeviceInfo, HidMatch, HidScanners};
+pub use device::{HidConfig, HidDeviceInfo, HidMatch, HidScanners, HidStatusHandle};
 pub use evemu::{EvemuWriter, RecordedKeySource, record_typed_code};
 pub use wedge::{EndedBy, WedgeAssembler, WedgeCode, WedgeConfig, WedgeCounters};
 

@@ -12,6 +12,9 @@
 //!   far more likely a half-read or a stray key than a code, and every payment code is longer
 //!   (18 digits and up). Set it to 0 to drop every unterminated burst, for scanners that are
 //!   known to send Enter.
+//!   The gap is measured on the events' kernel timestamps, taken when the USB report arrives,
+//!   so a busy terminal does not split codes. (Events injected through uinput are stamped when
+//!   the injecting thread writes them; tests that inject under load need a longer timeout.)
 //! * More than `max_len` characters without a terminator means a stuck key or a device that
 //!   is not a scanner: the buffer is dropped and the rest up to the next terminator ignored.
 //!
