@@ -4,7 +4,9 @@
 use std::collections::BTreeMap;
 
 use serde_json::{Map, Value, json};
-use smartpos_acquirer::alipay::{Method, parse_gateway_params, response, verify_request};
+use smartpos_acquirer::alipay::{
+    Method, parse_gateway_params, parse_timestamp_gmt8, response, verify_request,
+};
 use smartpos_acquirer::money::{fen_to_yuan, yuan_to_fen};
 
 use crate::ledger::{Fault, PayAttempt, PayResult, Refusal, Scheme, Trade, TradeState, now_ms};
@@ -403,6 +405,20 @@ pub fn handle(state: &State, url_query: &str, body: &str) -> Reply {
             "Invalid Arguments",
             "isv.invalid-signature-type",
             "无效的签名类型",
+        );
+    }
+    let tolerance = i64::try_from(state.ledger().alipay_timestamp_tolerance_s).unwrap_or(i64::MAX);
+    let wall = (now_ms() / 1000) as i64;
+    let clock_ok = params
+        .get("timestamp")
+        .and_then(|t| parse_timestamp_gmt8(t))
+        .is_some_and(|t| (t - wall).abs() <= tolerance);
+    if !clock_ok {
+        return unsigned_error(
+            "40002",
+            "Invalid Arguments",
+            "isv.invalid-timestamp",
+            "非法的时间戳参数：请检查终端时间",
         );
     }
     if let Err(e) = verify_request(&params, &state.pki.app_verifier) {

@@ -306,6 +306,19 @@ pub struct Ledger {
     pub slow_delay_ms: u64,
     /// Sequence for trade numbers.
     pub seq: u64,
+    /// How far the emulator's clock runs ahead of the wall clock (`advance_clock_ms`), so a test
+    /// can let "46 seconds pass" for the 45 s auto-revoke without waiting.
+    #[serde(default)]
+    pub clock_offset_ms: u64,
+    /// How far an Alipay request `timestamp` may be from the emulator's wall clock before it
+    /// is refused with `isv.invalid-timestamp` (a terminal with a wrong clock). The real
+    /// gateway's tolerance is not documented; 15 minutes is an assumption.
+    #[serde(default = "default_timestamp_tolerance_s")]
+    pub alipay_timestamp_tolerance_s: u64,
+}
+
+fn default_timestamp_tolerance_s() -> u64 {
+    900
 }
 
 impl Default for Ledger {
@@ -338,6 +351,8 @@ impl Default for Ledger {
             issued_codes: BTreeMap::new(),
             slow_delay_ms: 20_000,
             seq: 0,
+            clock_offset_ms: 0,
+            alipay_timestamp_tolerance_s: default_timestamp_tolerance_s(),
         }
     }
 }
@@ -451,8 +466,12 @@ impl Ledger {
     }
 
     /// Resolve waiting trades whose customer has confirmed, and revoke WeChat/QRA trades left
-    /// unconfirmed for 45 s.
+    /// unconfirmed for 45 s. `now` is wall-clock time; the ledger adds its clock offset.
     pub fn tick(&mut self, now: u64) {
+        self.tick_at(now + self.clock_offset_ms);
+    }
+
+    fn tick_at(&mut self, now: u64) {
         let keys: Vec<String> = self
             .trades
             .iter()
@@ -557,7 +576,8 @@ impl Ledger {
 
     /// Charge a payment code.
     pub fn pay(&mut self, p: &PayAttempt<'_>, now: u64) -> PayResult {
-        self.tick(now);
+        let now = now + self.clock_offset_ms;
+        self.tick_at(now);
         let k = key(p.scheme, p.out_trade_no);
         if let Some(existing) = self.trades.get(&k) {
             return if existing.amount_fen == p.amount_fen && existing.subject == p.subject {
@@ -675,13 +695,15 @@ impl Ledger {
 
     /// A trade by order number (after resolving timers).
     pub fn query(&mut self, scheme: Scheme, out_trade_no: &str, now: u64) -> Option<Trade> {
-        self.tick(now);
+        let now = now + self.clock_offset_ms;
+        self.tick_at(now);
         self.trades.get(&key(scheme, out_trade_no)).cloned()
     }
 
     /// A trade by acquirer trade number.
     pub fn query_by_trade_no(&mut self, scheme: Scheme, trade_no: &str, now: u64) -> Option<Trade> {
-        self.tick(now);
+        let now = now + self.clock_offset_ms;
+        self.tick_at(now);
         self.trades
             .values()
             .find(|t| t.scheme == scheme && t.trade_no == trade_no)
@@ -701,7 +723,8 @@ impl Ledger {
 
     /// Cancel (Alipay) / reverse (WeChat, QRA): close an unpaid trade, refund a paid one.
     pub fn cancel(&mut self, scheme: Scheme, out_trade_no: &str, now: u64) -> CancelResult {
-        self.tick(now);
+        let now = now + self.clock_offset_ms;
+        self.tick_at(now);
         let k = key(scheme, out_trade_no);
         let Some(t) = self.trades.get(&k).cloned() else {
             return CancelResult::NotFound;
@@ -761,7 +784,8 @@ impl Ledger {
         amount_fen: i64,
         now: u64,
     ) -> RefundResult {
-        self.tick(now);
+        let now = now + self.clock_offset_ms;
+        self.tick_at(now);
         let k = key(scheme, out_trade_no);
         let Some(t) = self.trades.get(&k).cloned() else {
             return RefundResult::NotFound;

@@ -11,6 +11,7 @@ pub mod qra;
 pub mod reply;
 pub mod scenario;
 pub mod server;
+pub mod terminal;
 pub mod wechat;
 
 pub use server::{Sim, SimConfig, SimError, start};

@@ -344,6 +344,9 @@ pub struct Control {
     /// Reset trades and used codes (keeps buyers and merchant).
     #[serde(default)]
     pub reset_trades: bool,
+    /// Move the emulator's clock forward (waiting customers, the 45 s auto-revoke, code
+    /// expiry).
+    pub advance_clock_ms: Option<u64>,
 }
 
 /// A code and when it was shown.
@@ -391,6 +394,9 @@ fn control(state: &State, body: &str) -> Reply {
         }
         if let Some(i) = c.issued_code {
             l.issued_codes.insert(code_hash(&i.code), i.issued_ms);
+        }
+        if let Some(ms) = c.advance_clock_ms {
+            l.clock_offset_ms = l.clock_offset_ms.saturating_add(ms);
         }
         if c.reset_trades {
             l.trades.clear();

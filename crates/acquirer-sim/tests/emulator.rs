@@ -784,3 +784,49 @@ async fn the_binary_announces_its_ephemeral_port_and_serves_the_ledger() {
     );
     assert_eq!(mode & 0o777, 0o600, "private keys are owner-only");
 }
+
+#[tokio::test]
+async fn a_wechat_customer_who_walks_away_finds_the_order_revoked_after_45_seconds() {
+    let t = till().await;
+    let (_, r) = t
+        .wechat(
+            &Till::micropay("WX9", "131020000000000001", 100, false),
+            false,
+        )
+        .await;
+    assert_eq!(r.err_code(), Some("USERPAYING"));
+    let q = wechat::Request::order_query(&wechat::OrderRef::OutTradeNo("WX9".into())).unwrap();
+    t.control(serde_json::json!({"advance_clock_ms": 30_000}))
+        .await;
+    assert_eq!(
+        t.wechat(&q, false).await.1.trade_state(),
+        Some("USERPAYING")
+    );
+    t.control(serde_json::json!({"advance_clock_ms": 16_000}))
+        .await;
+    let (_, r) = t.wechat(&q, false).await;
+    assert_eq!(r.trade_state(), Some("REVOKED"));
+    assert_eq!(
+        r.disposition(wechat::Api::OrderQuery),
+        Disposition::Failed(FailureCause::OrderState)
+    );
+}
+
+#[tokio::test]
+async fn a_terminal_with_a_wrong_clock_is_told_so_by_alipay() {
+    let t = till().await;
+    let pay = PayRequest {
+        out_trade_no: "CLK1".into(),
+        auth_code: "2800012345678908".into(),
+        subject: "x".into(),
+        total_fen: 100,
+        ..PayRequest::default()
+    };
+    // The terminal thinks it is an hour later than it is.
+    let wrong =
+        alipay::timestamp_gmt8((smartpos_acquirer_sim::ledger::now_ms() / 1000) as i64 + 3600);
+    let r = t.alipay(Request::pay(&t.app, &pay, &wrong).unwrap()).await;
+    assert_eq!(r.sub_code.as_deref(), Some("isv.invalid-timestamp"));
+    let hint = smartpos_acquirer::alipay::codes::lookup("isv.invalid-timestamp").unwrap();
+    assert!(hint.hint_en.contains("clock"));
+}
