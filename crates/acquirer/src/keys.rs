@@ -4,7 +4,8 @@
 //! crate only parses the key formats merchants are handed (PKCS#8 for the Java SDK, PKCS#1 for
 //! the Python SDK, bare base64 from the Alipay console, X.509 SPKI for Alipay's public key) and
 //! generates keys for the emulator and tests. Private key material is never logged; files are
-//! written 0600.
+//! written 0600. (`rsa` 0.9 carries RUSTSEC-2023-0071, a timing side channel in its
+//! private-key operations; it performs none here — ring signs.)
 
 use std::fs;
 use std::io::Write;
