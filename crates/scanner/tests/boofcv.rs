@@ -103,8 +103,8 @@ fn still_photos_of_screens_are_read_and_located_at_1280_px() {
     let mut decoder = Decoder::default();
     let (mut hits, mut labels_total) = (0, 0);
     for photo_path in images_in(&dir) {
-        let photo = fit_long_side(&load(&photo_path), 1280);
         let full = load(&photo_path);
+        let photo = fit_long_side(&full, 1280);
         let s = photo.width as f32 / full.width as f32;
         let labels: Vec<_> = boofcv_labels(&photo_path.with_extension("txt"))
             .iter()

@@ -179,6 +179,9 @@ impl Decoder {
     pub fn decode(&mut self, img: &LumaImage) -> DecodeOutcome {
         let start = Instant::now();
         let mut out = DecodeOutcome::default();
+        if !well_formed(img) {
+            return out;
+        }
         let cfg = &self.cfg;
         if cfg.zxing {
             let found = zxing::read(img, Mapping::IDENTITY, zxing::Pass::Default, cfg.code128);
@@ -215,6 +218,13 @@ impl Decoder {
         out.elapsed = start.elapsed();
         out
     }
+}
+
+/// An image whose buffer holds at least width × height bytes, and is not empty. Anything
+/// else reads as nothing rather than risking an out-of-range index.
+fn well_formed(img: &LumaImage) -> bool {
+    let need = u64::from(img.width) * u64::from(img.height);
+    need > 0 && img.data.len() as u64 >= need
 }
 
 fn has_qr(codes: &[Code]) -> bool {
@@ -264,6 +274,32 @@ mod tests {
             corners: [[x, 0.0], [x + 10.0, 0.0], [x + 10.0, 10.0], [x, 10.0]],
             core,
         }
+    }
+
+    #[test]
+    fn decoders_can_move_to_the_capture_thread() {
+        fn send<T: Send>() {}
+        send::<Decoder>();
+        send::<FrameDecoder>();
+    }
+
+    #[test]
+    fn a_truncated_or_empty_buffer_reads_as_nothing() {
+        let mut d = Decoder::default();
+        let short = LumaImage {
+            width: 640,
+            height: 480,
+            data: vec![0; 100],
+        };
+        assert!(d.decode(&short).codes.is_empty());
+        let empty = LumaImage {
+            width: 0,
+            height: 0,
+            data: vec![],
+        };
+        assert!(d.decode(&empty).codes.is_empty());
+        let mut f = FrameDecoder::default();
+        assert!(f.decode(&short).codes.is_empty());
     }
 
     #[test]

@@ -92,6 +92,9 @@ impl FrameDecoder {
             ..FrameOutcome::default()
         };
         self.index += 1;
+        if !super::well_formed(img) {
+            return out;
+        }
 
         if let Some(roi) = self
             .roi
