@@ -7,7 +7,13 @@
 //!                 [--watch SECS]
 //! hw-probe hid
 //! hw-probe press <device> <control name>   (e.g. vivid's "Disconnect" button)
+//! hw-probe record-scan <text> [--interval-ms 4] [--no-enter] > scan.evemu
+//! hw-probe read-scan <scan.evemu> [--speed 1.0]
 //! ```
+//!
+//! `record-scan` writes what a US-layout scanner sends to type `text` as an evemu recording
+//! (for the demo and tests); `read-scan` plays a recording (also one made with `evemu-record`
+//! on a terminal) through the wedge assembler and prints the codes, masked.
 //!
 //! `camera` streams through `ResilientSource` and prints the negotiated format, the frame rate
 //! and the health verdict; `--save-raw` writes the frames as a replay folder; `--watch` keeps
@@ -25,8 +31,11 @@ use evdev::uinput::VirtualDevice;
 use evdev::{AttributeSet, BusType, EventType, InputEvent, InputId, KeyCode};
 use smartpos_scanner::capture::{CameraSelector, CaptureConfig, ResiliencePolicy, ResilientSource};
 use smartpos_scanner::health::HealthMonitor;
+use smartpos_scanner::hid::wedge::mask_code;
 use smartpos_scanner::hid::wedge::type_text;
-use smartpos_scanner::hid::{CodeSource, HidConfig, HidMatch, HidScanners, WedgeConfig};
+use smartpos_scanner::hid::{
+    CodeSource, HidConfig, HidMatch, HidScanners, RecordedKeySource, WedgeConfig, WedgeReader,
+};
 use smartpos_scanner::{FrameSource, PixelFormat, SourceError};
 
 fn main() -> ExitCode {
@@ -35,6 +44,8 @@ fn main() -> ExitCode {
         Some("camera") => camera(&args[1..]),
         Some("hid") => hid(),
         Some("press") => press(&args[1..]),
+        Some("record-scan") => record_scan(&args[1..]),
+        Some("read-scan") => read_scan(&args[1..]),
         _ => Err(
             "usage: hw-probe camera <path|match> [--size WxH] [--fps N] [--frames N] \
                   [--snapshot FILE.png] [--save-raw DIR] | hw-probe hid"
@@ -161,6 +172,42 @@ fn camera(args: &[String]) -> Result<(), String> {
         last.data.len(),
         snap.verdict.as_str()
     );
+    Ok(())
+}
+
+fn record_scan(args: &[String]) -> Result<(), String> {
+    let text = args.first().ok_or("record-scan <text>")?;
+    let ms: u64 = flag(args, "--interval-ms")
+        .map_or(Ok(4), str::parse)
+        .map_err(|_| "bad --interval-ms")?;
+    let enter = !args.iter().any(|a| a == "--no-enter");
+    print!(
+        "{}",
+        smartpos_scanner::hid::record_typed_code(text, Duration::from_millis(ms), enter)
+    );
+    Ok(())
+}
+
+fn read_scan(args: &[String]) -> Result<(), String> {
+    let path = PathBuf::from(args.first().ok_or("read-scan <file>")?);
+    let speed: f64 = flag(args, "--speed")
+        .map_or(Ok(1.0), str::parse)
+        .map_err(|_| "bad --speed")?;
+    let rec = RecordedKeySource::open(&path, speed).map_err(|e| e.to_string())?;
+    let mut reader = WedgeReader::new(rec, WedgeConfig::default());
+    loop {
+        match reader.next_code(Duration::from_secs(3600)) {
+            Ok(code) => println!(
+                "code {} ({} chars, ended by {:?})",
+                mask_code(&code.text),
+                code.text.chars().count(),
+                code.ended_by
+            ),
+            Err(SourceError::EndOfStream) => break,
+            Err(e) => return Err(e.to_string()),
+        }
+    }
+    println!("counters {:?}", reader.counters());
     Ok(())
 }
 
