@@ -6,6 +6,7 @@
 //! The daemons are the workspace's own binaries: `make test` builds them first
 //! (`cargo build --workspace --bins`); [`bin`] says so when they are missing.
 
+pub mod acquirer;
 pub mod contract;
 
 use std::io::Write;

@@ -4,13 +4,15 @@
 //! written to it, and `smartpos-tests` checks that every daemon serves exactly what its XML
 //! says.
 
+pub mod payment;
 pub mod scanner;
 
 /// Interface XML, by interface name, as committed.
-pub const INTERFACES: &[(&str, &str)] = &[(
-    scanner::INTERFACE,
-    include_str!("../xml/org.smartpos.Scanner1.xml"),
-)];
+pub const INTERFACES: &[(&str, &str)] = &[
+    (scanner::INTERFACE, include_str!("../xml/org.smartpos.Scanner1.xml")),
+    (payment::INTERFACE, include_str!("../xml/org.smartpos.Payment1.xml")),
+    (payment::TX_INTERFACE, include_str!("../xml/org.smartpos.Payment1.xml")),
+];
 
 /// The XML of one interface, if we have it.
 pub fn interface_xml(name: &str) -> Option<&'static str> {

@@ -4,6 +4,7 @@
 //! Exit codes: 0 ok, 64 usage, 65 bad input file, 69 daemon or bus unavailable,
 //! 75 timed out, 77 not allowed, 70 anything else.
 
+mod payment;
 mod scanner;
 mod status;
 
@@ -41,12 +42,60 @@ enum Cmd {
         #[command(subcommand)]
         cmd: ScannerCmd,
     },
+    /// Start a sale of AMOUNT yuan (e.g. 12.34) and wait for its outcome.
+    Sale {
+        /// Amount in yuan, at most two decimals.
+        amount: String,
+        /// The app's order reference (default: posctl-<time>).
+        #[arg(long)]
+        order_ref: Option<String>,
+        /// Pay with this code instead of arming the scanner (apps that scan themselves).
+        #[arg(long)]
+        code: Option<String>,
+        /// Seconds to keep the scanner armed.
+        #[arg(long, default_value_t = 60)]
+        timeout: u32,
+        /// Print the new sale and return without waiting.
+        #[arg(long)]
+        no_wait: bool,
+        /// Funding channels to switch off for this sale (huabei, huabei_instalments, credit_card, …).
+        #[arg(long, value_delimiter = ',')]
+        disable_funding: Vec<String>,
+        /// Virtual goods: no credit funding.
+        #[arg(long)]
+        virtual_goods: bool,
+    },
+    /// Refund AMOUNT yuan of sale TX (the same --ref twice refunds once).
+    Refund {
+        tx: String,
+        amount: String,
+        #[arg(long = "ref")]
+        refund_ref: Option<String>,
+    },
+    /// Sales in the journal.
+    Tx {
+        #[command(subcommand)]
+        cmd: TxCmd,
+    },
+    /// Why sale TX failed, and what the cashier should do.
+    Explain { tx: String },
     /// Decode image files with the scanner's own decoder (no daemon needed).
     Decode {
         /// PNG, JPEG or PGM files.
         #[arg(required = true)]
         images: Vec<std::path::PathBuf>,
     },
+}
+
+#[derive(Debug, Subcommand)]
+enum TxCmd {
+    /// The most recent sales.
+    List {
+        #[arg(long, default_value_t = 20)]
+        limit: u32,
+    },
+    /// Everything about one sale.
+    Show { tx: String },
 }
 
 #[derive(Debug, Subcommand)]
@@ -74,6 +123,8 @@ pub enum Error {
     #[error("{0}")]
     Input(String),
     #[error("{0}")]
+    Usage(String),
+    #[error("{0}")]
     Failed(String),
 }
 
@@ -84,6 +135,7 @@ impl Error {
             Error::Denied(_) => Exit::NoPerm,
             Error::Timeout(_) => Exit::TempFail,
             Error::Input(_) => Exit::DataErr,
+            Error::Usage(_) => Exit::Usage,
             Error::Failed(_) => Exit::Software,
         }
     }
@@ -128,21 +180,38 @@ fn main() -> ExitCode {
     };
     let result = rt.block_on(async move {
         match cli.cmd {
-            Cmd::Status => status::run(json).await,
-            Cmd::Scan { timeout, source } => scanner::scan(timeout, &source, json).await,
-            Cmd::Scanner { cmd: ScannerCmd::Status } => scanner::status(json).await,
-            Cmd::Scanner { cmd: ScannerCmd::Snapshot { file } } => scanner::snapshot(&file, json).await,
-            Cmd::Decode { .. } => unreachable!("handled above"),
+            Cmd::Sale { amount, order_ref, code, timeout, no_wait, disable_funding, virtual_goods } => {
+                let a = payment::SaleArgs { amount, order_ref, code, timeout, no_wait, disable_funding, virtual_goods };
+                payment::sale(a, json).await.map(Some)
+            }
+            Cmd::Refund { tx, amount, refund_ref } => payment::refund(&tx, &amount, refund_ref, json).await.map(Some),
+            other => run_plain(other, json).await.map(|()| None),
         }
     });
     match result {
-        Ok(()) => Exit::Ok.into(),
+        Ok(None) | Ok(Some(0)) => Exit::Ok.into(),
+        Ok(Some(code)) => ExitCode::from(u8::try_from(code).unwrap_or(1)),
         Err(e) => {
             if json {
                 println!("{}", serde_json::json!({ "error": e.to_string() }));
             }
             eprintln!("posctl: {e}");
             e.exit().into()
+        }
+    }
+}
+
+async fn run_plain(cmd: Cmd, json: bool) -> Result<(), Error> {
+    {
+        match cmd {
+            Cmd::Tx { cmd: TxCmd::List { limit } } => payment::list(limit, json).await,
+            Cmd::Tx { cmd: TxCmd::Show { tx } } => payment::show(&tx, json).await,
+            Cmd::Explain { tx } => payment::explain(&tx, json).await,
+            Cmd::Status => status::run(json).await,
+            Cmd::Scan { timeout, source } => scanner::scan(timeout, &source, json).await,
+            Cmd::Scanner { cmd: ScannerCmd::Status } => scanner::status(json).await,
+            Cmd::Scanner { cmd: ScannerCmd::Snapshot { file } } => scanner::snapshot(&file, json).await,
+            Cmd::Decode { .. } | Cmd::Sale { .. } | Cmd::Refund { .. } => unreachable!("handled in main"),
         }
     }
 }

@@ -1,0 +1,151 @@
+//! smartpos-paymentd: wires the payment library to the system bus, the scanner and systemd.
+//!
+//! Exit codes: 0 clean stop, 78 bad configuration (daemon or merchant file), 74 journal
+//! cannot be opened, 69 bus unavailable or name taken, 70 internal error.
+
+mod config;
+mod scan;
+mod service;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Parser;
+use smartpos_payment::PaymentService;
+use smartpos_runtime::{auth::Policy, bus, config::ConfigError, exit::Exit, notify};
+
+use crate::scan::ScanLink;
+use crate::service::{Hints, PaymentIface, announce, register};
+
+const DAEMON: &str = "smartpos-paymentd";
+
+/// The smartpos payment daemon (org.smartpos.Payment1).
+#[derive(Debug, Parser)]
+#[command(version, about)]
+struct Args {
+    /// Configuration file [default: /etc/smartpos/smartpos-paymentd.toml].
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Check the configuration (and the merchant configuration) and exit.
+    #[arg(long)]
+    check_config: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+enum Error {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error("{0}")]
+    Merchant(String),
+    #[error("cannot open the payment journal: {0}")]
+    Journal(String),
+    #[error(transparent)]
+    Bus(#[from] bus::BusError),
+    #[error("bus error: {0}")]
+    Zbus(#[from] zbus::Error),
+}
+
+impl Error {
+    fn exit(&self) -> Exit {
+        match self {
+            Error::Config(_) | Error::Merchant(_) => Exit::Config,
+            Error::Journal(_) => Exit::IoErr,
+            Error::Bus(_) => Exit::Unavailable,
+            Error::Zbus(_) => Exit::Software,
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    smartpos_runtime::logging::init(DAEMON);
+    // One TLS provider for the process: ring (see foundations.md §A.5).
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let rt = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            tracing::error!("cannot start the async runtime: {e}");
+            return Exit::Software.into();
+        }
+    };
+    match rt.block_on(run(args)) {
+        Ok(()) => Exit::Ok.into(),
+        Err(e) => {
+            tracing::error!("{e}");
+            eprintln!("{DAEMON}: {e}");
+            e.exit().into()
+        }
+    }
+}
+
+async fn run(args: Args) -> Result<(), Error> {
+    let (cfg, from): (config::Config, _) = smartpos_runtime::config::load(DAEMON, args.config.as_deref())?;
+    cfg.validate().map_err(|m| ConfigError::semantic(from.as_deref(), m))?;
+    let merchant = smartpos_payment::config::Config::load(&cfg.merchant_config)
+        .map_err(|e| Error::Merchant(format!("{}: {e}", cfg.merchant_config.display())))?;
+    if args.check_config {
+        println!("configuration OK (merchant config version {})", merchant.version);
+        return Ok(());
+    }
+    let svc = PaymentService::open(merchant, &cfg.journal).map_err(|e| Error::Journal(e.to_string()))?;
+    tracing::info!(journal = %cfg.journal.display(), terminal = %svc.config().terminal_id, "journal open");
+
+    let hints: Hints = Hints::default();
+    let conn = bus::system_builder()?.build().await.map_err(|e| bus::build_error(DAEMON, e))?;
+    let scan = ScanLink::new(&conn, cfg.scanner).await;
+    let iface = PaymentIface {
+        svc: svc.clone(),
+        policy: Policy::new(&cfg.auth.operator_groups),
+        scan: scan.clone(),
+        hints: hints.clone(),
+        scan_timeout_ms: cfg.scan_timeout_ms,
+    };
+    let server = conn.object_server();
+    server.at(smartpos_bus::payment::PATH, iface).await?;
+    // Recent sales are on the bus from the start, so an app that comes back finds them.
+    for t in svc.list_recent(200).map_err(|e| Error::Journal(e.to_string()))? {
+        register(server, &svc, &hints, t.id).await?;
+    }
+    let name = smartpos_bus::payment::INTERFACE;
+    conn.request_name(name).await.map_err(|e| bus::build_error(name, e))?;
+
+    // Announce every state change on the bus.
+    let mut events = svc.subscribe();
+    let (ev_conn, ev_svc, ev_hints) = (conn.clone(), svc.clone(), hints.clone());
+    tokio::spawn(async move {
+        loop {
+            match events.recv().await {
+                Ok(ev) => {
+                    let _ = register(ev_conn.object_server(), &ev_svc, &ev_hints, ev.tx).await;
+                    if ev.to.is_terminal() {
+                        tracing::info!(tx = %ev.tx, state = ev.to.as_str(), "sale settled");
+                    }
+                    if let Err(e) = announce(&ev_conn, ev.tx, ev.to.as_str()).await {
+                        tracing::warn!("cannot announce {}: {e}", ev.tx);
+                    }
+                }
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
+                    tracing::warn!("{n} state changes were not announced (clients re-read properties)");
+                }
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
+            }
+        }
+    });
+    let _listener = scan.spawn_listener(svc.clone(), hints.clone(), conn.clone());
+
+    // Finish what a crash or reboot left open, then keep sweeping.
+    match svc.resolve_all().await {
+        Ok(r) => tracing::info!(examined = r.examined, finished = r.finished, still_open = r.still_open, "start-up resolver pass"),
+        Err(e) => tracing::warn!("start-up resolver pass failed: {e}"),
+    }
+    let _resolver = svc.spawn_resolver();
+
+    notify::ready();
+    notify::status("ready");
+    let _watchdog = notify::spawn_watchdog();
+    tracing::info!("serving {name}");
+    smartpos_runtime::shutdown_signal().await;
+    notify::stopping();
+    tracing::info!("stopped; unfinished sales are in the journal and resume at next start");
+    Ok(())
+}

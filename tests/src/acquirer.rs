@@ -1,0 +1,36 @@
+//! The acquirer emulator for integration tests and the demo, and paymentd's configuration
+//! pointing at it.
+
+use std::path::{Path, PathBuf};
+
+pub use smartpos_acquirer_sim::terminal::Pace;
+use smartpos_acquirer_sim::{Sim, SimConfig};
+
+/// The emulator, in this process, on an ephemeral loopback port, with its PKI under `dir`.
+pub async fn start(dir: &Path) -> Sim {
+    smartpos_acquirer_sim::start(SimConfig {
+        listen: "127.0.0.1:0".parse().expect("loopback address"),
+        pki_dir: dir.join("acquirer-pki"),
+        ledger_file: None,
+    })
+    .await
+    .expect("the acquirer emulator starts")
+}
+
+/// Write a merchant configuration for `sim` and a paymentd configuration using it, with the
+/// journal in `dir`. Returns the paymentd config path.
+pub fn paymentd_config(sim: &Sim, dir: &Path, pace: Pace, scanner: bool) -> PathBuf {
+    let merchant = smartpos_acquirer_sim::terminal::merchant_config(&sim.base_url(), sim.pki(), dir, pace)
+        .expect("write merchant secrets");
+    let merchant_path = dir.join("merchant.toml");
+    std::fs::write(&merchant_path, merchant).expect("write merchant.toml");
+    let journal = dir.join("journal.db");
+    let text = format!(
+        "merchant_config = \"{}\"\njournal = \"{}\"\nscanner = {scanner}\nscan_timeout_ms = 30000\n",
+        merchant_path.display(),
+        journal.display()
+    );
+    let path = dir.join("smartpos-paymentd.toml");
+    std::fs::write(&path, text).expect("write paymentd config");
+    path
+}
