@@ -134,7 +134,11 @@ fn a_greasy_window_shows_as_a_dirty_window_while_codes_stop_reading() {
     }
     let snap = health.snapshot(t0 + Duration::from_millis(300));
     assert_eq!(snap.verdict, Verdict::DirtyWindow, "{:?}", snap.window);
-    assert_eq!((snap.decode_attempts, snap.decode_successes), (5, 0), "the code no longer reads");
+    assert_eq!(
+        (snap.decode_attempts, snap.decode_successes),
+        (5, 0),
+        "the code no longer reads"
+    );
     assert_eq!(snap.recent_success_ratio, Some(0.0));
     assert!(snap.instruction_en.contains("clean the scan window"));
     assert!(snap.instruction_zh.contains("擦拭"));
