@@ -47,7 +47,13 @@ impl PixelFormat {
 pub enum FrameError {
     /// The buffer is smaller than width × height needs for its format.
     #[error("{format:?} frame {width}x{height} needs {needed} bytes, got {got}")]
-    ShortBuffer { format: PixelFormat, width: u32, height: u32, needed: usize, got: usize },
+    ShortBuffer {
+        format: PixelFormat,
+        width: u32,
+        height: u32,
+        needed: usize,
+        got: usize,
+    },
     /// An MJPEG frame that does not decode.
     #[error("MJPEG frame does not decode: {0}")]
     BadJpeg(String),
@@ -139,10 +145,18 @@ impl Frame {
                 let img = image::load_from_memory_with_format(&self.data, image::ImageFormat::Jpeg)
                     .map_err(|e| FrameError::BadJpeg(e.to_string()))?
                     .into_luma8();
-                return Ok(LumaImage { width: img.width(), height: img.height(), data: img.into_raw() });
+                return Ok(LumaImage {
+                    width: img.width(),
+                    height: img.height(),
+                    data: img.into_raw(),
+                });
             }
         };
-        Ok(LumaImage { width: self.width, height: self.height, data })
+        Ok(LumaImage {
+            width: self.width,
+            height: self.height,
+            data,
+        })
     }
 }
 
@@ -156,7 +170,15 @@ mod tests {
     use super::*;
 
     fn frame(format: PixelFormat, w: u32, h: u32, data: Vec<u8>) -> Frame {
-        Frame { width: w, height: h, format, data, seq: 0, captured: Instant::now(), wall: SystemTime::now() }
+        Frame {
+            width: w,
+            height: h,
+            format,
+            data,
+            seq: 0,
+            captured: Instant::now(),
+            wall: SystemTime::now(),
+        }
     }
 
     #[test]

@@ -68,6 +68,8 @@ pub trait KeySource: Send {
     /// The current time on the clock of [`KeyEvent::time`], so that an inter-key timeout can
     /// be judged while no key comes. Defaults to CLOCK_REALTIME, which evdev stamps events with.
     fn now(&self) -> Duration {
-        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default()
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default()
     }
 }
