@@ -133,6 +133,7 @@ pub struct HidScanners {
     next_scan: Instant,
     pending: std::collections::VecDeque<WedgeCode>,
     status: HidStatusHandle,
+    sysfs_dir: PathBuf,
 }
 
 impl std::fmt::Debug for HidScanners {
@@ -173,6 +174,7 @@ impl HidScanners {
             next_scan: Instant::now(),
             pending: Default::default(),
             status: HidStatusHandle::default(),
+            sysfs_dir: PathBuf::from("/sys/class/input"),
         }
     }
 
@@ -247,7 +249,34 @@ impl HidScanners {
         }
     }
 
+    /// Whether sysfs says this node cannot be a configured scanner. Checked before opening, so
+    /// the daemon never opens the cashier's keyboard or mouse (and needs no access to them).
+    fn ruled_out_by_sysfs(&self, path: &Path) -> bool {
+        let Some(node) = path.file_name() else {
+            return false;
+        };
+        let dev = self.sysfs_dir.join(node).join("device");
+        let read = |f: &str| {
+            std::fs::read_to_string(dev.join(f))
+                .ok()
+                .map(|s| s.trim().to_string())
+        };
+        let hex = |f: &str| read(f).and_then(|v| u16::from_str_radix(&v, 16).ok());
+        match (read("name"), hex("id/vendor"), hex("id/product")) {
+            (Some(name), Some(vendor), Some(product)) => !self
+                .config
+                .matchers
+                .iter()
+                .any(|m| m.matches(vendor, product, &name)),
+            // No sysfs (a container, a test directory): decide after opening.
+            _ => false,
+        }
+    }
+
     fn try_open(&self, path: &Path) -> io::Result<Option<OpenScanner>> {
+        if self.ruled_out_by_sysfs(path) {
+            return Ok(None);
+        }
         let mut device = RawDevice::open(path)?;
         let name = device.name().unwrap_or("").to_string();
         let id = device.input_id();
@@ -482,6 +511,55 @@ mod tests {
             hid.skipped.len(),
             1,
             "remembered, so it is not reopened every scan"
+        );
+    }
+
+    #[test]
+    fn the_cashiers_keyboard_is_ruled_out_from_sysfs_without_opening_it() {
+        let input = tempfile::tempdir().unwrap();
+        let sys = tempfile::tempdir().unwrap();
+        for (node, name, vendor, product) in [
+            ("event3", "AT Translated Set 2 keyboard", "0001", "0001"),
+            ("event4", "Newland HR22 Scanner", "1eab", "1a03"),
+        ] {
+            // Not real device nodes: opening one fails, so a node that is opened is remembered
+            // as a failure, and one ruled out is remembered without an open attempt.
+            std::fs::write(input.path().join(node), b"").unwrap();
+            let dev = sys.path().join(node).join("device");
+            std::fs::create_dir_all(dev.join("id")).unwrap();
+            std::fs::write(dev.join("name"), format!("{name}\n")).unwrap();
+            std::fs::write(dev.join("id/vendor"), format!("{vendor}\n")).unwrap();
+            std::fs::write(dev.join("id/product"), format!("{product}\n")).unwrap();
+        }
+        let cfg = HidConfig {
+            matchers: vec![HidMatch {
+                vendor: Some(0x1eab),
+                ..Default::default()
+            }],
+            input_dir: input.path().to_path_buf(),
+            ..HidConfig::default()
+        };
+        let mut hid = HidScanners::new(cfg);
+        hid.sysfs_dir = sys.path().to_path_buf();
+        assert!(
+            hid.ruled_out_by_sysfs(&input.path().join("event3")),
+            "the keyboard"
+        );
+        assert!(
+            !hid.ruled_out_by_sysfs(&input.path().join("event4")),
+            "the scanner"
+        );
+        assert!(
+            !hid.ruled_out_by_sysfs(&input.path().join("event9")),
+            "no sysfs: open to find out"
+        );
+        assert!(matches!(
+            hid.try_open(&input.path().join("event3")),
+            Ok(None)
+        ));
+        assert!(
+            hid.try_open(&input.path().join("event4")).is_err(),
+            "the scanner is opened"
         );
     }
 
