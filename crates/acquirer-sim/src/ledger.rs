@@ -25,6 +25,8 @@ pub const BUYER_CREDIT_CARD: &str = "credit-card";
 
 /// WeChat revokes a payment-code order the customer has not confirmed after 45 s.
 pub const WECHAT_AUTO_REVOKE_MS: u64 = 45_000;
+/// WeChat reverses an order only within 7 days; later it must be refunded.
+pub const REVERSE_WINDOW_MS: u64 = 7 * 24 * 3600 * 1000;
 /// Payment codes are valid for one minute after they were shown.
 pub const CODE_VALIDITY_MS: u64 = 60_000;
 
@@ -442,6 +444,11 @@ impl Ledger {
             now / 1000 % 1_000_000_000_000,
             self.seq
         )
+    }
+
+    /// The emulator's current time: the wall clock plus `clock_offset_ms`.
+    pub fn emulator_now_ms(&self) -> u64 {
+        now_ms() + self.clock_offset_ms
     }
 
     /// The scenario for a code: a pinned one, else its digits.

@@ -202,6 +202,12 @@ fn reverse(state: &State, f: &Fields) -> Answer {
         a.fields.insert("recall".into(), "N".into());
         return a;
     };
+    let now = state.ledger().emulator_now_ms();
+    if now.saturating_sub(t.created_ms) > crate::ledger::REVERSE_WINDOW_MS {
+        let mut a = err("REVERSE_EXPIRE", "订单已超过撤销期限，请使用退款接口");
+        a.fields.insert("recall".into(), "N".into());
+        return a;
+    }
     let result = state
         .ledger()
         .cancel(Scheme::Wechat, &t.out_trade_no, now_ms());

@@ -830,3 +830,51 @@ async fn a_terminal_with_a_wrong_clock_is_told_so_by_alipay() {
     let hint = smartpos_acquirer::alipay::codes::lookup("isv.invalid-timestamp").unwrap();
     assert!(hint.hint_en.contains("clock"));
 }
+
+#[tokio::test]
+async fn wechat_lost_and_forged_answers_are_resolved_by_orderquery() {
+    let t = till().await;
+    let cfg = t.wechat_cfg(SignType::HmacSha256);
+    let lost = Till::micropay("WXL", "135010000000000001", 300, false);
+    let sent = t
+        .client
+        .post(lost.api().path(), "text/xml", lost.to_xml(&cfg))
+        .await;
+    assert!(sent.is_err(), "the connection drops after the charge");
+    let q = wechat::Request::order_query(&wechat::OrderRef::OutTradeNo("WXL".into())).unwrap();
+    assert_eq!(t.wechat(&q, false).await.1.trade_state(), Some("SUCCESS"));
+
+    let forged = Till::micropay("WXF", "135030000000000001", 300, false);
+    let a = t
+        .client
+        .post(forged.api().path(), "text/xml", forged.to_xml(&cfg))
+        .await
+        .unwrap();
+    assert_eq!(
+        wechat::Response::parse(&a.body, &cfg.api_key, cfg.sign_type),
+        Err(wechat::ResponseError::Signature(SignatureError::Mismatch))
+    );
+    let q = wechat::Request::order_query(&wechat::OrderRef::OutTradeNo("WXF".into())).unwrap();
+    assert_eq!(t.wechat(&q, false).await.1.trade_state(), Some("SUCCESS"));
+}
+
+#[tokio::test]
+async fn a_week_old_wechat_order_cannot_be_reversed_only_refunded() {
+    let t = till().await;
+    let (_, r) = t
+        .wechat(
+            &Till::micropay("WXOLD", "134000000000000009", 500, false),
+            false,
+        )
+        .await;
+    assert!(r.result_ok());
+    t.control(serde_json::json!({"advance_clock_ms": 8u64 * 24 * 3600 * 1000}))
+        .await;
+    let reverse = wechat::Request::reverse(&wechat::OrderRef::OutTradeNo("WXOLD".into())).unwrap();
+    let (_, r) = t.wechat(&reverse, true).await;
+    assert_eq!(r.err_code(), Some("REVERSE_EXPIRE"), "{:?}", r.fields());
+    assert_eq!(
+        r.disposition(wechat::Api::Reverse),
+        Disposition::Failed(FailureCause::OrderState)
+    );
+}
