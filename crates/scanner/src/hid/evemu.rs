@@ -270,7 +270,7 @@ impl KeySource for RecordedKeySource {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::hid::{CodeSource, WedgeReader, wedge::WedgeConfig};
+    use crate::hid::{CodeSource, EndedBy, WedgeReader, wedge::WedgeConfig};
 
     const REAL_RECORDING: &str = "\
 # EVEMU 1.3
@@ -393,6 +393,21 @@ E: 0.020050 0001 001c 0000	# EV_KEY / KEY_ENTER            0
         let mut reader = WedgeReader::new(src, WedgeConfig::default());
         let code = reader.next_code(Duration::from_secs(2)).unwrap();
         assert_eq!(code.text, "130000111122223333");
+    }
+
+    #[test]
+    fn a_looping_demo_recording_scans_the_code_again_and_again() {
+        let text = record_typed_code("281111222233334444", Duration::from_millis(1), true);
+        // Fast, so the one-second pause between loops takes 10 ms.
+        let src = RecordedKeySource::from_text("demo", &text, 100.0)
+            .unwrap()
+            .looping(true);
+        let mut reader = WedgeReader::new(src, WedgeConfig::default());
+        for _ in 0..3 {
+            let code = reader.next_code(Duration::from_secs(2)).unwrap();
+            assert_eq!(code.text, "281111222233334444");
+            assert_eq!(code.ended_by, EndedBy::Enter);
+        }
     }
 
     #[test]
