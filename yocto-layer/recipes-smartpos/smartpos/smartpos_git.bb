@@ -102,7 +102,9 @@ RDEPENDS:${PN}-scannerd += "${PN}-common"
 RDEPENDS:${PN}-paymentd += "${PN}-common"
 RDEPENDS:${PN}-netd += "${PN}-common"
 RDEPENDS:${PN}-otad += "${PN}-common"
-RRECOMMENDS:${PN}-otad += "rauc"
+# Only with meta-rauc in the build: without it nothing provides rauc and bitbake refuses
+# the whole recipe, even for images that leave otad out.
+RRECOMMENDS:${PN}-otad += "${@bb.utils.contains('BBFILE_COLLECTIONS', 'rauc', 'rauc', '', d)}"
 
 # Accounts are made at rootfs time; the sysusers.d file in ${PN}-common makes the
 # same ones on images that run systemd-sysusers instead.
