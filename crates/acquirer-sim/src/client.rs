@@ -92,6 +92,8 @@ impl SimClient {
     async fn send(&self, req: Request<Full<Bytes>>) -> Result<HttpAnswer, ClientError> {
         let t = |e: &dyn std::fmt::Display| ClientError::Transport(e.to_string());
         let tcp = TcpStream::connect(self.addr).await.map_err(|e| t(&e))?;
+        // Request headers and body go out as separate writes; do not let Nagle hold the body.
+        tcp.set_nodelay(true).map_err(|e| t(&e))?;
         let name = ServerName::try_from("localhost").map_err(|e| t(&e))?;
         let tls = self.connector.connect(name, tcp).await.map_err(|e| t(&e))?;
         let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls))

@@ -213,6 +213,10 @@ async fn accept_loop(listener: TcpListener, acceptor: TlsAcceptor, state: Arc<St
                 continue;
             }
         };
+        // Answers are small and written in pieces; Nagle plus delayed ACK would add ~40 ms.
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!(%peer, error = %e, "cannot set TCP_NODELAY");
+        }
         let acceptor = acceptor.clone();
         let state = state.clone();
         tokio::spawn(async move {
