@@ -15,6 +15,7 @@
 //!   The gap is measured on the events' kernel timestamps, taken when the USB report arrives,
 //!   so a busy terminal does not split codes. (Events injected through uinput are stamped when
 //!   the injecting thread writes them; tests that inject under load need a longer timeout.)
+//!   Those timestamps are CLOCK_REALTIME; a clock step either way also counts as a gap.
 //! * More than `max_len` characters without a terminator means a stuck key or a device that
 //!   is not a scanner: the buffer is dropped and the rest up to the next terminator ignored.
 //!
@@ -181,7 +182,9 @@ impl WedgeAssembler {
     /// before it shows that the previous burst had ended.
     pub fn feed(&mut self, ev: KeyEvent) -> Option<WedgeCode> {
         let timed_out = match self.last_event {
-            Some(last) => ev.time.saturating_sub(last) > self.config.inter_key_timeout,
+            // evdev stamps with CLOCK_REALTIME, which NTP may step (right after boot, say):
+            // a jump either way is a break in the burst, never a reason to merge two codes.
+            Some(last) => ev.time.abs_diff(last) > self.config.inter_key_timeout,
             None => false,
         };
         let flushed = if timed_out {
@@ -197,8 +200,12 @@ impl WedgeAssembler {
 
     /// Call when no key has come for a while: ends the pending code if its timeout has passed.
     pub fn poll_idle(&mut self, now: Duration) -> Option<WedgeCode> {
-        match self.deadline() {
-            Some(deadline) if now >= deadline => self.end_by_timeout(),
+        match (self.deadline(), self.last_event) {
+            (Some(deadline), _) if now >= deadline => self.end_by_timeout(),
+            // The clock stepped back: waiting for the deadline could take hours.
+            (Some(_), Some(last)) if last.saturating_sub(now) > self.config.inter_key_timeout => {
+                self.end_by_timeout()
+            }
             _ => None,
         }
     }
@@ -473,6 +480,30 @@ mod tests {
                 ("255555666677778888", EndedBy::Enter)
             ]
         );
+    }
+
+    #[test]
+    fn a_clock_step_back_during_a_burst_does_not_glue_two_codes_together() {
+        let mut a = assembler();
+        let start = Duration::from_secs(1_800_000_000);
+        feed_all(&mut a, &type_text("130000111122223333", start, MS, false));
+        // NTP steps the clock back an hour; the idle check still ends the code.
+        let code = a
+            .poll_idle(start - Duration::from_secs(3600))
+            .expect("ended");
+        assert_eq!(code.text, "130000111122223333");
+        // And keys stamped before the previous ones start a new code.
+        feed_all(&mut a, &type_text("2811", start, MS, false));
+        let codes = feed_all(
+            &mut a,
+            &type_text(
+                "255555666677778888",
+                start - Duration::from_secs(60),
+                MS,
+                true,
+            ),
+        );
+        assert_eq!(codes.last().unwrap().text, "255555666677778888");
     }
 
     #[test]
