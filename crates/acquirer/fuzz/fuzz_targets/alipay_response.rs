@@ -27,4 +27,6 @@ fuzz_target!(|data: &[u8]| {
         }
     }
     let _ = smartpos_acquirer::alipay::parse_gateway_params(text, text);
+    let _ = smartpos_acquirer::alipay::parse_timestamp_gmt8(text);
+    let _ = smartpos_acquirer::money::yuan_to_fen(text);
 });
