@@ -878,3 +878,34 @@ async fn a_week_old_wechat_order_cannot_be_reversed_only_refunded() {
         Disposition::Failed(FailureCause::OrderState)
     );
 }
+
+#[tokio::test]
+async fn the_alipay_gateway_takes_every_parameter_from_the_form_body_too() {
+    let t = till().await;
+    let pay = PayRequest {
+        out_trade_no: "FORM1".into(),
+        auth_code: "2800012345678909".into(),
+        subject: "x".into(),
+        total_fen: 250,
+        ..PayRequest::default()
+    };
+    let signed = Request::pay(&t.app, &pay, &alipay::timestamp_now())
+        .unwrap()
+        .sign(&t.app_key)
+        .unwrap();
+    // Some SDKs post everything as the form and nothing in the URL.
+    let body = smartpos_acquirer::form::encode_pairs(
+        signed
+            .params()
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str())),
+    );
+    let a = t
+        .client
+        .post(alipay::GATEWAY_PATH, alipay::CONTENT_TYPE, body)
+        .await
+        .unwrap();
+    let r = response::parse_and_verify(&a.body, Method::TradePay, &t.alipay_key).unwrap();
+    assert_eq!(r.code, "10000");
+    assert_eq!(r.total_fen(), Some(Ok(250)));
+}
