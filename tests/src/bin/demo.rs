@@ -1,71 +1,113 @@
-//! `make demo`: the whole stack on a private bus, with simulated devices, told as a story.
-//!
-//! Everything runs from a temporary directory and is torn down at the end (or on Ctrl-C).
+//! `make demo`: the whole stack on a private bus, with simulated devices and the acquirer
+//! emulator, told as a story. Everything runs from a temporary directory and is torn down at
+//! the end.
 
 use std::time::Duration;
 
+use smartpos_acquirer_sim::ledger::TradeState;
 use smartpos_scanner::decode::synth::{Scene, payment_frame};
+use smartpos_tests::acquirer::{self, Pace};
 use smartpos_tests::{TestBus, bin, write_file};
 
-/// A made-up Alipay payment code (prefix 28, 18 digits): what a customer's phone shows.
-const ALIPAY_CODE: &str = "287654321098765432";
+/// A made-up Alipay payment code (prefix 28, 18 digits) of a customer whose only funding is
+/// Huabei (花呗): the emulator's buyer for codes 28601….
+const HUABEI_CODE: &str = "286014455667788990";
+/// The next customer's code, which the acquirer's risk control refuses (28301…).
+const RISKY_CODE: &str = "283011122334455667";
 
 fn step(n: u32, text: &str) {
     println!("\n== {n}. {text}");
 }
 
-fn run(bus: &TestBus, args: &[&str]) -> bool {
+/// Run posctl as a cashier would, off the runtime: the emulator serves on this process's
+/// runtime while posctl waits.
+async fn posctl(bus: &TestBus, args: &[&str]) -> bool {
     println!("$ posctl {}", args.join(" "));
-    let status = bus.command(bin("posctl")).args(args).status().expect("run posctl");
+    let mut cmd = bus.command(bin("posctl"));
+    cmd.args(args);
+    let status = tokio::task::spawn_blocking(move || cmd.status()).await.expect("join").expect("run posctl");
     if !status.success() {
-        println!("(posctl exited with {status})");
+        println!("(posctl exited with {})", status.code().unwrap_or(-1));
     }
     status.success()
 }
 
-#[tokio::main(flavor = "current_thread")]
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() -> std::process::ExitCode {
     // The daemons log errors only: the story is told on stdout.
     if std::env::var_os("SMARTPOS_LOG").is_none() {
-        unsafe_env_set("SMARTPOS_LOG", "error");
+        // SAFETY: first thing in main, before the runtime starts any other thread.
+        unsafe { std::env::set_var("SMARTPOS_LOG", "error") };
     }
-    step(1, "A private system bus with smartpos's own D-Bus policy");
+    let mut ok = true;
+    step(1, "A private system bus with smartpos's own D-Bus policy, and the acquirer emulator");
     let bus = TestBus::start();
     println!("bus at {}", bus.address());
+    let sim = acquirer::start(bus.dir()).await;
+    println!("acquirer emulator (Alipay, WeChat Pay v2, UnionPay QRA) at {}", sim.base_url());
 
-    step(2, "The camera: a replay of a customer's phone showing an Alipay payment code");
+    step(2, "The camera: a replay of a customer's phone showing an Alipay payment code (付款码)");
     let folder = bus.dir().join("camera");
     std::fs::create_dir_all(&folder).expect("mkdir");
-    let (img, _) = payment_frame(1280, 720, Scene::QrAndCode128, ALIPAY_CODE, (40, -20), 3).expect("frame");
+    let (img, _) = payment_frame(1280, 720, Scene::QrAndCode128, HUABEI_CODE, (40, -20), 3).expect("frame");
     image::GrayImage::from_raw(img.width, img.height, img.data)
         .expect("frame size")
         .save(folder.join("0001.png"))
         .expect("write frame");
     println!("replay folder {} (1280x720, QR + Code128)", folder.display());
-    let cfg = write_file(
+    let scanner_cfg = write_file(
         bus.dir(),
         "smartpos-scannerd.toml",
         format!("[camera]\nreplay = \"{}\"\nfps = 15\n", folder.display()).as_bytes(),
     );
     let _scannerd = bus
-        .spawn_daemon("smartpos-scannerd", &["--config", cfg.to_str().expect("utf-8 path")], "org.smartpos.Scanner1")
+        .spawn_daemon("smartpos-scannerd", &["--config", scanner_cfg.to_str().expect("utf-8")], "org.smartpos.Scanner1")
+        .await;
+    let payment_cfg = acquirer::paymentd_config(&sim, bus.dir(), Pace::Documented, true);
+    let _paymentd = bus
+        .spawn_daemon("smartpos-paymentd", &["--config", payment_cfg.to_str().expect("utf-8")], "org.smartpos.Payment1")
         .await;
 
     step(3, "What runs");
-    let mut ok = run(&bus, &["status"]);
+    ok &= posctl(&bus, &["status"]).await;
 
-    step(4, "The cashier arms the scanner; the customer holds up the phone");
-    ok &= run(&bus, &["scan", "--timeout", "20"]);
+    step(4, "A technician checks the scanner: arm it, read one code");
+    ok &= posctl(&bus, &["scan", "--timeout", "20"]).await;
 
-    step(5, "Camera health, as a technician sees it");
-    tokio::time::sleep(Duration::from_millis(600)).await;
-    ok &= run(&bus, &["scanner", "status"]);
+    step(5, "A sale of 12.34 CNY: the scanner reads the customer's code, paymentd pays the acquirer");
+    ok &= posctl(&bus, &["sale", "12.34", "--order-ref", "demo-0001"]).await;
 
-    println!("\n{}", if ok { "demo finished: all steps succeeded" } else { "demo finished with failures (see above)" });
+    step(6, "The next customer: the vendor app scanned the code itself; the acquirer refuses");
+    let refused = !posctl(&bus, &["sale", "88.00", "--order-ref", "demo-0002", "--code", RISKY_CODE]).await;
+    ok &= refused;
+    ok &= posctl(&bus, &["explain", "2"]).await;
+
+    step(7, "A partial refund of the first sale, then the journal");
+    ok &= posctl(&bus, &["refund", "1", "2.00", "--ref", "demo-refund-1"]).await;
+    ok &= posctl(&bus, &["tx", "list"]).await;
+
+    step(8, "The acquirer's own ledger agrees with the terminal's journal");
+    let ledger = sim.ledger();
+    for t in ledger.trades.values() {
+        println!(
+            "acquirer: {} {} {}.{:02} CNY {:?} funding {:?} refunded {}.{:02}",
+            t.out_trade_no,
+            t.code_masked,
+            t.amount_fen / 100,
+            t.amount_fen % 100,
+            t.state,
+            t.fund_bills.iter().map(|b| b.fund_channel.as_str()).collect::<Vec<_>>(),
+            t.refunded_fen() / 100,
+            t.refunded_fen() % 100
+        );
+    }
+    let paid = ledger.trades.values().filter(|t| t.state == TradeState::Success).count();
+    ok &= paid == 1;
+
+    step(9, "Camera health, as a technician sees it");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    ok &= posctl(&bus, &["scanner", "status"]).await;
+
+    println!("\n{}", if ok { "demo finished: every step did what it should" } else { "demo finished with failures (see above)" });
     if ok { std::process::ExitCode::SUCCESS } else { std::process::ExitCode::FAILURE }
-}
-
-fn unsafe_env_set(key: &str, value: &str) {
-    // SAFETY: called at the top of main, before the runtime or any other thread exists.
-    unsafe { std::env::set_var(key, value) };
 }
