@@ -122,3 +122,28 @@ fn still_photos_of_screens_are_read_and_located_at_1280_px() {
         "every labelled screen code is read where it is"
     );
 }
+
+#[test]
+fn a_phone_photo_tagged_as_turned_is_read_as_stored_so_labels_line_up() {
+    // This JPEG carries EXIF orientation 6 ("rotate 90°"); BoofCV labelled the stored pixels.
+    let path = qr_data().join("boofcv-qrcodes-v3/blurred/image009.jpg");
+    let full = load(&path);
+    assert_eq!(
+        (full.width, full.height),
+        (4032, 3024),
+        "EXIF rotation must not be applied"
+    );
+    let photo = fit_long_side(&full, 1280);
+    let s = photo.width as f32 / full.width as f32;
+    let labels: Vec<_> = boofcv_labels(&path.with_extension("txt"))
+        .iter()
+        .map(|q| q.map(|[x, y]| [x * s, y * s]))
+        .collect();
+    let out = Decoder::default().decode(&photo);
+    assert!(
+        out.codes
+            .iter()
+            .any(|c| labels.iter().any(|q| point_in_quad(c.centre(), q))),
+        "the code is read where the label says"
+    );
+}

@@ -277,6 +277,36 @@ mod tests {
     }
 
     #[test]
+    fn corners_from_the_downscaled_rqrr_pass_land_on_the_code_in_the_input() {
+        let (img, truth) = synth::payment_frame(
+            1280,
+            720,
+            synth::Scene::Qr,
+            "287654321098765432",
+            (150, 40),
+            4,
+        )
+        .unwrap();
+        let mut rqrr_only = Decoder::new(DecoderConfig {
+            zxing: false,
+            rqrr_max_side: 640,
+            rqrr_budget: Duration::from_secs(5),
+            budget: Duration::from_secs(5),
+            ..DecoderConfig::default()
+        });
+        let out = rqrr_only.decode(&img);
+        assert_eq!(out.codes.len(), 1, "{out:?}");
+        let (got, want) = (out.codes[0].corners, truth.qr.unwrap());
+        for (g, w) in got.iter().zip(want.iter()) {
+            // rqrr saw a half-size copy: two input pixels per pixel it reports.
+            assert!(
+                (g[0] - w[0]).abs() <= 6.0 && (g[1] - w[1]).abs() <= 6.0,
+                "{got:?} vs {want:?}"
+            );
+        }
+    }
+
+    #[test]
     fn decoders_can_move_to_the_capture_thread() {
         fn send<T: Send>() {}
         send::<Decoder>();

@@ -13,6 +13,8 @@ use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, channel};
 use std::thread;
 use std::time::Instant;
 
+use rqrr::BitGrid;
+
 use super::ops::Mapping;
 use super::{Code, Core, Symbology};
 use crate::LumaImage;
@@ -172,7 +174,7 @@ fn scan(img: &LumaImage, map: Mapping) -> Vec<Code> {
         .iter()
         .filter_map(|grid| {
             let (_meta, text) = grid.decode().ok()?;
-            let corners = grid.bounds.map(|p| map.map([p.x as f32, p.y as f32]));
+            let corners = outer_corners(grid.bounds, grid.grid.size()).map(|p| map.map(p));
             Some(Code {
                 text,
                 symbology: Symbology::Qr,
@@ -181,6 +183,20 @@ fn scan(img: &LumaImage, map: Mapping) -> Vec<Code> {
             })
         })
         .collect()
+}
+
+/// rqrr reports the corners of a (size + 1)-module square, one module past the far
+/// edges; pull them back along the edges from the top-left so they sit on the symbol.
+fn outer_corners(b: [rqrr::Point; 4], size: usize) -> [[f32; 2]; 4] {
+    let f = size as f32 / (size as f32 + 1.0);
+    let o = [b[0].x as f32, b[0].y as f32];
+    let toward = |p: rqrr::Point| {
+        [
+            o[0] + (p.x as f32 - o[0]) * f,
+            o[1] + (p.y as f32 - o[1]) * f,
+        ]
+    };
+    [o, toward(b[1]), toward(b[2]), toward(b[3])]
 }
 
 /// rqrr alone, in the calling thread and without any guard: for the benchmark's

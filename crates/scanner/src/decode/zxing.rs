@@ -3,6 +3,8 @@
 //! Options mirror the zxing-cpp Python binding's defaults (try rotate, downscale and invert,
 //! local-average binariser), restricted to the symbologies a payment code comes in.
 
+use std::panic::{AssertUnwindSafe, catch_unwind};
+
 use zxingcpp::{BarcodeFormat, BarcodeReader, Binarizer, ImageFormat, ImageView, TextMode};
 
 use super::ops::Mapping;
@@ -44,6 +46,19 @@ fn reader(pass: Pass, code128: bool) -> BarcodeReader {
 /// Decode every QR (and Code128 when asked) in `img`; corners go through `map` back to
 /// the caller's pixels. A zxing-cpp error (it reports only bad arguments) reads as nothing.
 pub(crate) fn read(img: &LumaImage, map: Mapping, pass: Pass, code128: bool) -> Vec<Code> {
+    // The Rust wrapper panics on a few "cannot happen" states of the C API; a frame that
+    // reaches one reads as nothing instead of taking the scanner down.
+    catch_unwind(AssertUnwindSafe(|| read_inner(img, map, pass, code128))).unwrap_or_else(|_| {
+        tracing::warn!(
+            width = img.width,
+            height = img.height,
+            "zxing-cpp wrapper panicked"
+        );
+        Vec::new()
+    })
+}
+
+fn read_inner(img: &LumaImage, map: Mapping, pass: Pass, code128: bool) -> Vec<Code> {
     if img.width == 0 || img.height == 0 {
         return Vec::new();
     }
