@@ -160,6 +160,10 @@ pub struct RiskRules {
     /// Credit funding is switched off for round amounts at or above this (a classic
     /// cash-out 套现 pattern: "buy" exactly 5000.00 on Huabei, get cash back). 0 = off.
     pub cashout_round_amount_fen: i64,
+    /// Self-dealing / cash-out pattern: the same amount sent this many times within
+    /// `repeat_window_s` switches credit funding off for the next one. 0 = off.
+    pub repeat_amount_max: u32,
+    pub repeat_window_s: u64,
 }
 
 impl Default for RiskRules {
@@ -170,6 +174,8 @@ impl Default for RiskRules {
             velocity_max_sales: 20,
             velocity_window_s: 60,
             cashout_round_amount_fen: 100_000,
+            repeat_amount_max: 3,
+            repeat_window_s: 600,
         }
     }
 }

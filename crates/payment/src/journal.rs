@@ -302,7 +302,8 @@ impl Journal {
                  paid_fen = COALESCE(?5, paid_fen),
                  funding = COALESCE(?6, funding),
                  explanation = CASE WHEN ?8 THEN NULL ELSE COALESCE(?7, explanation) END,
-                 code_hash = CASE WHEN ?9 THEN NULL ELSE code_hash END
+                 code_hash = CASE WHEN ?9 THEN NULL ELSE code_hash END,
+                 cancel_requested = CASE WHEN ?2 = 'cancelling' THEN 0 ELSE cancel_requested END
              WHERE id = ?1",
             params![
                 id.0,
@@ -337,7 +338,8 @@ impl Journal {
     }
 
     /// Record the cashier's wish to cancel; the task driving the sale (or the resolver)
-    /// acts on it at its next step.
+    /// acts on it at its next step. Moving the sale to `cancelling` consumes the request, so
+    /// a cancel the acquirer refuses is not asked again in a loop.
     pub fn request_cancel(&mut self, id: TxId) -> Result<Transaction> {
         let n = self.conn.execute(
             "UPDATE sales SET cancel_requested = 1, updated_at_ms = ?2 WHERE id = ?1",
@@ -398,6 +400,15 @@ impl Journal {
         Ok(self.conn.query_row(
             "SELECT COUNT(*) FROM sales WHERE submitted_at_ms >= ?1",
             [since_ms],
+            |r| r.get(0),
+        )?)
+    }
+
+    /// Sales of exactly `amount_fen` that sent a payment since `since_ms` (repeat rule).
+    pub fn submissions_of_amount_since(&self, amount_fen: i64, since_ms: i64) -> Result<i64> {
+        Ok(self.conn.query_row(
+            "SELECT COUNT(*) FROM sales WHERE submitted_at_ms >= ?1 AND amount_fen = ?2",
+            params![since_ms, amount_fen],
             |r| r.get(0),
         )?)
     }

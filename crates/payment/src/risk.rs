@@ -21,6 +21,8 @@ pub struct RiskInput<'a> {
     pub committed_today_fen: i64,
     /// Payments sent within the velocity window.
     pub recent_submissions: i64,
+    /// Payments of exactly this amount sent within `repeat_window_s`.
+    pub same_amount_recent: i64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -120,6 +122,10 @@ pub fn evaluate(cfg: &Config, input: &RiskInput<'_>) -> RiskDecision {
         disabled.extend(CREDIT);
         applied.push("risk.cashout_round_amount".to_owned());
     }
+    if risk.repeat_amount_max > 0 && input.same_amount_recent >= i64::from(risk.repeat_amount_max) {
+        disabled.extend(CREDIT);
+        applied.push("risk.repeated_amount".to_owned());
+    }
     if !input.options.disable_funding.is_empty() {
         disabled.extend(input.options.disable_funding.iter().copied());
         applied.push("sale.disable_funding".to_owned());
@@ -153,6 +159,7 @@ mod tests {
             options,
             committed_today_fen: 0,
             recent_submissions: 0,
+            same_amount_recent: 0,
         }
     }
 
@@ -214,6 +221,22 @@ mod tests {
         let mut busy = input(100, &o);
         busy.recent_submissions = i64::from(c.risk.velocity_max_sales);
         assert_eq!(block(busy), "risk.velocity");
+    }
+
+    #[test]
+    fn the_same_amount_again_and_again_loses_credit_funding() {
+        let o = SaleOptions::default();
+        let mut i = input(4_999, &o);
+        i.same_amount_recent = 2;
+        assert!(
+            matches!(evaluate(&cfg(), &i), RiskDecision::Allow { ref disabled, .. } if disabled.is_empty())
+        );
+        i.same_amount_recent = 3;
+        let RiskDecision::Allow { disabled, applied } = evaluate(&cfg(), &i) else {
+            panic!("allowed without credit");
+        };
+        assert_eq!(disabled, CREDIT.to_vec());
+        assert_eq!(applied, ["risk.repeated_amount"]);
     }
 
     #[test]

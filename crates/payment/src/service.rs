@@ -329,6 +329,10 @@ impl PaymentService {
                 recent_submissions: j.submissions_since(
                     now - risk::velocity_window(&inner.config).as_millis() as i64,
                 )?,
+                same_amount_recent: j.submissions_of_amount_since(
+                    t.amount_fen,
+                    now - inner.config.risk.repeat_window_s as i64 * 1000,
+                )?,
             };
             risk::evaluate(&inner.config, &input)
         };
@@ -433,7 +437,6 @@ impl PaymentService {
                 if !lock(&inner.journal).refunds_of(tx)?.is_empty() {
                     return Err(PaymentError::WrongState { tx, state: t.state });
                 }
-                lock(&inner.journal).request_cancel(tx)?;
                 let t = inner.transition(
                     tx,
                     SaleState::Succeeded,

@@ -325,3 +325,61 @@ async fn a_cancel_that_keeps_failing_is_left_to_the_resolver_which_finishes_it()
     assert_eq!(report.finished, 1);
     assert_eq!(svc.get(tx).expect("sale").state, SaleState::Cancelled);
 }
+
+#[tokio::test]
+async fn a_void_the_acquirer_refuses_leaves_the_sale_paid_and_stops() {
+    let direct = Scripted::new("alipay-direct");
+    let aggregator = Scripted::new("aggregator");
+    let paid = Paid {
+        trade_no: Some("T9".into()),
+        paid_fen: Some(1_999),
+        funding: vec![],
+    };
+    direct
+        .pays
+        .lock()
+        .expect("lock")
+        .push_back(PayOutcome::Paid(paid.clone()));
+    direct
+        .queries
+        .lock()
+        .expect("lock")
+        .push_back(QueryOutcome::Paid(paid));
+    direct
+        .cancels
+        .lock()
+        .expect("lock")
+        .push_back(CancelOutcome::Refused(explain::alipay(
+            "40004",
+            Some("ACQ.CANCEL_NOT_ALLOWED"),
+            None,
+        )));
+    let svc = service(&[&direct, &aggregator]);
+    let tx = pay(&svc, ALIPAY).await;
+    assert_eq!(
+        svc.wait_settled(tx, Duration::from_secs(10))
+            .await
+            .expect("s")
+            .state,
+        SaleState::Succeeded
+    );
+    let t = svc.cancel(tx).await.expect("void requested");
+    assert_eq!(t.state, SaleState::Cancelling);
+    let t = svc
+        .wait_settled(tx, Duration::from_secs(10))
+        .await
+        .expect("s");
+    assert_eq!(t.state, SaleState::Succeeded);
+    assert!(!t.cancel_requested);
+    let e = t.explanation.expect("explained");
+    assert!(e.en.contains("refund it instead"), "{}", e.en);
+    assert_eq!(
+        direct
+            .calls()
+            .iter()
+            .filter(|c| c.starts_with("cancel"))
+            .count(),
+        1,
+        "the refused void is not repeated"
+    );
+}
