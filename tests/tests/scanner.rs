@@ -210,3 +210,29 @@ async fn sigterm_stops_the_daemon_cleanly() {
     let status = d.terminate();
     assert!(status.success(), "{status}");
 }
+
+#[tokio::test]
+async fn a_camera_that_is_unplugged_is_reported_absent_and_the_daemon_keeps_serving() {
+    let bus = TestBus::start();
+    let cfg = write_file(bus.dir(), "scannerd.toml", b"[camera]\ndevice = \"/dev/video-smartpos-missing\"\n");
+    let _d = bus
+        .spawn_daemon("smartpos-scannerd", &["--config", cfg.to_str().unwrap()], "org.smartpos.Scanner1")
+        .await;
+    let s = scanner(&bus).await;
+    let mut state = String::new();
+    for _ in 0..60 {
+        if let Some((_, _, st)) = s.sources().await.unwrap().into_iter().find(|(k, _, _)| k == "camera") {
+            state = st;
+            if state.starts_with("absent") {
+                break;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(state.starts_with("absent"), "{state}");
+    assert!(state.contains("video-smartpos-missing"), "{state}");
+    assert_eq!(s.verdict().await.unwrap(), "no_frames");
+    // Arming still works: a HID scanner could still be used.
+    let session = s.start_scan(1000, &[]).await.unwrap();
+    s.stop_scan(session).await.unwrap();
+}

@@ -111,12 +111,22 @@ async fn run(args: Args) -> Result<(), Error> {
 
     // Announce every state change on the bus.
     let mut events = svc.subscribe();
-    let (ev_conn, ev_svc, ev_hints) = (conn.clone(), svc.clone(), hints.clone());
+    let (ev_conn, ev_svc, ev_hints, ev_scan) = (conn.clone(), svc.clone(), hints.clone(), scan.clone());
+    let rearm_ms = cfg.scan_timeout_ms;
     tokio::spawn(async move {
         loop {
             match events.recv().await {
                 Ok(ev) => {
                     let _ = register(ev_conn.object_server(), &ev_svc, &ev_hints, ev.tx).await;
+                    // The payment provably never left the terminal (no network): the sale
+                    // waits for a code again, so the cashier can simply scan again.
+                    if ev.from == Some(smartpos_payment::SaleState::Submitted)
+                        && ev.to == smartpos_payment::SaleState::AwaitingCode
+                        && ev_scan.available()
+                        && let Err(why) = ev_scan.arm(ev.tx, rearm_ms).await
+                    {
+                        service::lock(&ev_hints).insert(ev.tx, why);
+                    }
                     if ev.to.is_terminal() {
                         tracing::info!(tx = %ev.tx, state = ev.to.as_str(), "sale settled");
                     }

@@ -274,7 +274,7 @@ impl PaymentIface {
 
     #[zbus(property)]
     pub fn state(&self) -> String {
-        if self.scan.available() { "ready" } else { "no-scanner" }.to_owned()
+        if self.scan.available() { "ready" } else { "no_scanner" }.to_owned()
     }
 
     #[zbus(property)]

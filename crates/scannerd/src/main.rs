@@ -98,7 +98,7 @@ async fn run(args: Args) -> Result<(), Error> {
     let has_camera = camera.is_some();
     if let Some(cam) = camera {
         let (s, t, st) = (shared.clone(), tx.clone(), stop.clone());
-        threads.push(spawn("camera", move || pipeline::run_camera(cam, s, t, st))?);
+        threads.push(spawn("camera", move || pipeline::run_camera(cam.source, cam.status, s, t, st))?);
     }
     for src in sources::hid(&cfg.hid).map_err(Error::Source)? {
         let (s, t, st) = (shared.clone(), tx.clone(), stop.clone());

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
+use smartpos_scanner::capture::resilient::StatusHandle;
 use smartpos_scanner::decode::{FrameDecoder, StreamConfig};
 use smartpos_scanner::health::{HealthConfig, HealthMonitor};
 use smartpos_scanner::hid::CodeSource;
@@ -30,6 +31,7 @@ fn wall_us(t: SystemTime) -> i64 {
 /// Run a camera until `stop` or the source ends.
 pub fn run_camera(
     mut source: Box<dyn FrameSource>,
+    status: Option<StatusHandle>,
     shared: Arc<Shared>,
     tx: UnboundedSender<Scanned>,
     stop: Arc<AtomicBool>,
@@ -103,7 +105,24 @@ pub fn run_camera(
                 std::thread::sleep(Duration::from_millis(500));
             }
         }
+        if let Some(h) = &status {
+            // A live camera says more than our own view: reopening, absent, the last error.
+            let st = h.status();
+            let state = json_name(&st.state);
+            let text = match &st.last_error {
+                Some(e) if state != "streaming" => format!("{state}: {e}"),
+                _ => state,
+            };
+            shared.set_source("camera", &name, &text);
+        }
         *lock(&shared.health) = Some(health.snapshot(Instant::now()));
+    }
+}
+
+fn json_name<T: serde::Serialize>(v: &T) -> String {
+    match serde_json::to_value(v) {
+        Ok(serde_json::Value::String(s)) => s,
+        other => format!("{other:?}"),
     }
 }
 

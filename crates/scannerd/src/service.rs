@@ -266,9 +266,9 @@ impl ScannerService {
     #[zbus(property)]
     pub fn verdict(&self) -> String {
         if !self.has_camera {
-            return "no-camera".into();
+            return "no_camera".into();
         }
-        self.health(|h| h.verdict.as_str().to_owned()).unwrap_or_else(|| "no-frames".into())
+        self.health(|h| h.verdict.as_str().to_owned()).unwrap_or_else(|| "no_frames".into())
     }
 
     #[zbus(property)]

@@ -1,18 +1,25 @@
 //! Build the configured sources.
 
 use smartpos_scanner::FrameSource;
+use smartpos_scanner::capture::resilient::{ResiliencePolicy, ResilientSource, StatusHandle};
 use smartpos_scanner::capture::{CameraSelector, CaptureConfig};
 use smartpos_scanner::hid::{CodeSource, HidScanners, RecordedKeySource, WedgeReader};
 use smartpos_scanner::replay::{ReplayFolder, ReplayOptions};
 
 use crate::config::{CameraConfig, HidSection};
 
+/// A camera and, for a live device, the handle through which it reports reopen/stall state.
+pub struct Camera {
+    pub source: Box<dyn FrameSource>,
+    pub status: Option<StatusHandle>,
+}
+
 /// The camera, if one is configured.
-pub fn camera(cfg: &CameraConfig) -> Result<Option<Box<dyn FrameSource>>, String> {
+pub fn camera(cfg: &CameraConfig) -> Result<Option<Camera>, String> {
     if let Some(dir) = &cfg.replay {
         let options = ReplayOptions { fps: Some(f64::from(cfg.fps)), looping: cfg.looping };
         let folder = ReplayFolder::open(dir, options).map_err(|e| format!("[camera] replay: {e}"))?;
-        return Ok(Some(Box::new(folder)));
+        return Ok(Some(Camera { source: Box::new(folder), status: None }));
     }
     let selector = match (&cfg.device, &cfg.name_match) {
         (Some(path), _) => CameraSelector::Path(path.clone()),
@@ -29,9 +36,10 @@ pub fn camera(cfg: &CameraConfig) -> Result<Option<Box<dyn FrameSource>>, String
     Ok(Some(live_camera(capture)))
 }
 
-fn live_camera(capture: CaptureConfig) -> Box<dyn FrameSource> {
-    use smartpos_scanner::capture::resilient::{ResiliencePolicy, ResilientSource};
-    Box::new(ResilientSource::v4l2(capture, &ResiliencePolicy::default()))
+fn live_camera(capture: CaptureConfig) -> Camera {
+    let source = ResilientSource::v4l2(capture, &ResiliencePolicy::default());
+    let status = Some(source.status_handle());
+    Camera { source: Box::new(source), status }
 }
 
 /// HID scanners: real devices (if any matcher is configured) and a replayed recording.
