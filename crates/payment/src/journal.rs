@@ -20,7 +20,10 @@ use crate::model::{
 };
 
 /// Migrations in order; index + 1 is the `user_version` each one produces.
-pub const MIGRATIONS: &[&str] = &[include_str!("../migrations/0001_initial.sql")];
+pub const MIGRATIONS: &[&str] = &[
+    include_str!("../migrations/0001_initial.sql"),
+    include_str!("../migrations/0002_risk_indexes.sql"),
+];
 
 /// Schema version this build reads and writes.
 pub const SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;
@@ -583,6 +586,11 @@ impl Journal {
 }
 
 fn migrate(conn: &mut Connection) -> Result<()> {
+    migrate_to(conn, SCHEMA_VERSION)
+}
+
+/// Apply migrations up to `target` (tests build older journals with it).
+fn migrate_to(conn: &mut Connection, target: u32) -> Result<()> {
     let found: u32 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
     if found > SCHEMA_VERSION {
         return Err(JournalError::TooNew {
@@ -590,7 +598,12 @@ fn migrate(conn: &mut Connection) -> Result<()> {
             supported: SCHEMA_VERSION,
         });
     }
-    for (i, sql) in MIGRATIONS.iter().enumerate().skip(found as usize) {
+    for (i, sql) in MIGRATIONS
+        .iter()
+        .enumerate()
+        .take(target as usize)
+        .skip(found as usize)
+    {
         let tx = conn.transaction_with_behavior(TransactionBehavior::Exclusive)?;
         tx.execute_batch(sql)?;
         tx.pragma_update(None, "user_version", (i + 1) as u32)?;
@@ -960,13 +973,60 @@ mod tests {
     }
 
     #[test]
-    fn the_schema_file_is_the_one_the_journal_runs() {
-        let sql = std::fs::read_to_string(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/migrations/0001_initial.sql"
-        ))
-        .expect("schema file");
-        assert_eq!(sql, MIGRATIONS[0]);
+    fn a_journal_written_by_schema_1_is_upgraded_with_its_sales_intact() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("old.db");
+        {
+            let mut c = Connection::open(&path).expect("raw");
+            migrate_to(&mut c, 1).expect("v1");
+            c.execute(
+                "INSERT INTO sales (created_at_ms, updated_at_ms, amount_fen, currency, order_ref, options, state)
+                 VALUES (1, 1, 2350, 'CNY', 'from-v1', '{}', 'succeeded')",
+                [],
+            )
+            .expect("old sale");
+        }
+        let j = Journal::open(&path).expect("upgrade");
+        assert_eq!(j.schema_version().expect("version"), SCHEMA_VERSION);
+        let sales = j.list_recent(10).expect("sales");
+        assert_eq!(sales.len(), 1);
+        assert_eq!(
+            (sales[0].order_ref.as_str(), sales[0].amount_fen),
+            ("from-v1", 2350)
+        );
+        let indexes: i64 = j
+            .conn
+            .query_row(
+                "SELECT COUNT(*) FROM sqlite_master WHERE type = 'index' AND name = 'sales_by_submitted'",
+                [],
+                |r| r.get(0),
+            )
+            .expect("index");
+        assert_eq!(indexes, 1);
+    }
+
+    #[test]
+    fn the_schema_files_are_the_ones_the_journal_runs() {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/migrations");
+        let mut files: Vec<_> = std::fs::read_dir(dir)
+            .expect("migrations dir")
+            .map(|e| e.expect("entry").path())
+            .filter(|p| p.extension().is_some_and(|x| x == "sql"))
+            .collect();
+        files.sort();
+        assert_eq!(
+            files.len(),
+            MIGRATIONS.len(),
+            "every .sql file is a migration"
+        );
+        for (i, f) in files.iter().enumerate() {
+            let name = f.file_name().and_then(|n| n.to_str()).unwrap_or("");
+            assert!(
+                name.starts_with(&format!("{:04}_", i + 1)),
+                "{name} out of order"
+            );
+            assert_eq!(std::fs::read_to_string(f).expect("read"), MIGRATIONS[i]);
+        }
         let j = Journal::open_in_memory().expect("open");
         let mut tables: Vec<String> = j
             .conn
