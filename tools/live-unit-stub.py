@@ -117,8 +117,10 @@ def probes(daemon: str) -> dict:
     r["links"] = "yes" if os.access("/sys/class/net/lo/operstate", os.R_OK) else "no"
     r["routes"] = "yes" if os.access("/proc/self/net/route", os.R_OK) else "no"
     name = BUS_NAMES[daemon]
+    # Where a zbus or libdbus client looks: the environment, else /var/run (not /run).
+    address = os.environ.get("DBUS_SYSTEM_BUS_ADDRESS", "unix:path=/var/run/dbus/system_bus_socket")
     p = subprocess.run(
-        ["/usr/bin/busctl", "--system", "call", "org.freedesktop.DBus", "/org/freedesktop/DBus",
+        ["/usr/bin/busctl", f"--address={address}", "call", "org.freedesktop.DBus", "/org/freedesktop/DBus",
          "org.freedesktop.DBus", "RequestName", "su", name, "4"],
         capture_output=True, text=True, timeout=10)
     out = (p.stdout + p.stderr).strip()
