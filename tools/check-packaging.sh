@@ -354,7 +354,9 @@ run "shellcheck on the packaging scripts" shellcheck -x tools/check-packaging.sh
 
 # --- under a real systemd (opt-in: root, about two minutes) ----------------------------------
 if [ "${LIVE:-0}" = 1 ]; then
-    run_rc "units under a real systemd (tools/live-test-units.sh)" tools/live-test-units.sh
+    # The daemons already built run in their units too (REAL=; absent ones are skipped).
+    run_rc "units under a real systemd (tools/live-test-units.sh)" \
+        env REAL="${REAL:-$ROOT/target/debug}" tools/live-test-units.sh
 else
     skip "units under a real systemd (LIVE=1 runs tools/live-test-units.sh)"
 fi
