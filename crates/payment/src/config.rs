@@ -500,6 +500,20 @@ mod tests {
     }
 
     #[test]
+    fn a_misspelt_key_in_a_path_is_refused_not_ignored() {
+        let text = EXAMPLE.replace(
+            "app_id = \"2014072300007148\"",
+            "appid = \"2014072300007148\"",
+        );
+        assert!(Config::parse(&text).is_err());
+        let text = EXAMPLE.replace(
+            "key_file = \"/etc/smartpos/keys/qra-key\"",
+            "key_file = \"/etc/smartpos/keys/qra-key\"\nsign_typ = \"md5\"",
+        );
+        assert!(Config::parse(&text).is_err(), "unknown key accepted");
+    }
+
+    #[test]
     fn endpoints_split_host_port_and_path() {
         assert_eq!(
             Endpoint::parse("https://127.0.0.1:8443/gateway.do").expect("ok"),
