@@ -531,6 +531,7 @@ impl PaymentService {
         let now = clock::now_ms();
         let expiry = inner.config.polling.awaiting_code_expiry_ms as i64;
         let unfinished = lock(&inner.journal).unfinished_sales()?;
+        let mut pending = Vec::new();
         for t in unfinished {
             if t.state == SaleState::AwaitingCode {
                 if now - t.created_at_ms >= expiry && !self.is_active(t.id) {
@@ -559,10 +560,24 @@ impl PaymentService {
             let Some(guard) = inner.try_activate(t.id) else {
                 continue;
             };
-            let _guard = guard;
             report.examined += 1;
-            inner.settle(t.id).await;
-            if inner.state_of(t.id)?.is_terminal() {
+            // Each sale in its own task: one still inside its confirmation window must not
+            // hold up the others.
+            let task_inner = inner.clone();
+            let id = t.id;
+            pending.push((
+                id,
+                tokio::spawn(async move {
+                    let _guard = guard;
+                    task_inner.settle(id).await;
+                }),
+            ));
+        }
+        for (id, task) in pending {
+            if let Err(e) = task.await {
+                tracing::error!(tx = %id, error = %e, "resolver task ended abnormally");
+            }
+            if inner.state_of(id)?.is_terminal() {
                 report.finished += 1;
             } else {
                 report.still_open += 1;

@@ -383,3 +383,27 @@ async fn a_void_the_acquirer_refuses_leaves_the_sale_paid_and_stops() {
         "the refused void is not repeated"
     );
 }
+
+#[tokio::test]
+async fn a_sale_above_the_terminal_limit_is_refused_before_anything_is_sent() {
+    let direct = Scripted::new("alipay-direct");
+    let aggregator = Scripted::new("aggregator");
+    let svc = service(&[&direct, &aggregator]);
+    let tx = svc
+        .sale(5_000_001, "CNY", "too-big", SaleOptions::default())
+        .await
+        .expect("sale");
+    let err = svc
+        .pay_with_code(PayTarget::Tx(tx), ALIPAY)
+        .await
+        .expect_err("blocked");
+    let e = err.explanation().expect("explained").clone();
+    assert_eq!(
+        (e.cause, e.code.as_str()),
+        (Cause::RiskControl, "risk.per_sale_limit")
+    );
+    let t = svc.get(tx).expect("sale");
+    assert_eq!(t.state, SaleState::Failed);
+    assert_eq!(t.explanation, Some(e));
+    assert!(direct.calls().is_empty() && aggregator.calls().is_empty());
+}
