@@ -65,6 +65,11 @@ do_install:append() {
                 "${D}${datadir}/polkit-1/rules.d/50-$daemon.rules"
         fi
     done
+    # What tmpfiles.d/smartpos.conf would make at boot, made in the image too, so that a
+    # read-only /etc already has it: acquirer secrets readable by the payment daemon only.
+    install -d -m 0755 ${D}${sysconfdir}/smartpos ${D}${sysconfdir}/smartpos/ca
+    install -d -m 0750 -g smartpos-payment ${D}${sysconfdir}/smartpos/keys
+
     # polkit owns its rules directory 0700 polkitd; match it, or the package manager
     # sees two packages disagree about one directory.
     if [ -d ${D}${datadir}/polkit-1/rules.d ]; then
@@ -73,18 +78,21 @@ do_install:append() {
     fi
 }
 
-# ${PN} pulls in every daemon package; ${PN}-common holds what they share.
-PACKAGE_BEFORE_PN = "${PN}-common ${PN}-scannerd ${PN}-paymentd ${PN}-netd ${PN}-otad"
+# ${PN} pulls in every daemon package; ${PN}-common holds what they share. It comes last
+# so that a daemon package claims its own files under a shared directory (keys/).
+PACKAGE_BEFORE_PN = "${PN}-scannerd ${PN}-paymentd ${PN}-netd ${PN}-otad ${PN}-common"
 ALLOW_EMPTY:${PN} = "1"
 
-FILES:${PN}-common += "${nonarch_libdir}/sysusers.d/smartpos.conf \
+FILES:${PN}-common += "${sysconfdir}/smartpos \
+                       ${nonarch_libdir}/sysusers.d/smartpos.conf \
                        ${nonarch_libdir}/tmpfiles.d/smartpos.conf \
                        ${datadir}/dbus-1/interfaces"
 FILES:${PN}-scannerd += "${bindir}/smartpos-scannerd \
                          ${systemd_system_unitdir}/smartpos-scannerd.service \
                          ${datadir}/dbus-1/system.d/org.smartpos.Scanner1.conf \
                          ${nonarch_base_libdir}/udev/rules.d/70-smartpos-devices.rules"
-FILES:${PN}-paymentd += "${bindir}/smartpos-paymentd \
+FILES:${PN}-paymentd += "${sysconfdir}/smartpos/keys \
+                         ${bindir}/smartpos-paymentd \
                          ${systemd_system_unitdir}/smartpos-paymentd.service \
                          ${datadir}/dbus-1/system.d/org.smartpos.Payment1.conf"
 FILES:${PN}-netd += "${bindir}/smartpos-netd \
