@@ -192,7 +192,10 @@ impl Decoder {
         let job = (cfg.rqrr && !has_qr(&out.codes)).then(|| {
             out.rqrr_ran = true;
             let (small, map) = shrink_for_rqrr(img, cfg.rqrr_max_side);
-            (Instant::now(), self.quirc.start(small, map))
+            (
+                Instant::now(),
+                self.quirc.start(small, map, quirc::Looks::Both),
+            )
         });
         if cfg.zxing && out.codes.is_empty() && cfg.global_histogram_retry {
             let found = zxing::read(

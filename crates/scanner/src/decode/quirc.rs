@@ -31,8 +31,30 @@ pub(crate) enum Attempt {
     Panicked,
 }
 
+/// Which thresholds rqrr reads an image with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Looks {
+    /// rqrr's own per-row threshold, then the local-mean one if that finds nothing.
+    Both,
+    /// rqrr's own threshold only.
+    Own,
+    /// The 2-D local-mean threshold only.
+    LocalMean,
+}
+
+impl Looks {
+    fn passes(self) -> &'static [bool] {
+        match self {
+            Looks::Both => &[false, true],
+            Looks::Own => &[false],
+            Looks::LocalMean => &[true],
+        }
+    }
+}
+
 struct Job {
     id: u64,
+    looks: Looks,
     img: LumaImage,
     map: Mapping,
 }
@@ -74,7 +96,12 @@ impl QuircStage {
 
     /// Hand `img` to the worker without waiting, so the caller can do other work
     /// meanwhile; `Err` when no job was started (busy, or no thread to be had).
-    pub(crate) fn start(&mut self, img: LumaImage, map: Mapping) -> Result<u64, Attempt> {
+    pub(crate) fn start(
+        &mut self,
+        img: LumaImage,
+        map: Mapping,
+        looks: Looks,
+    ) -> Result<u64, Attempt> {
         if self.is_busy() {
             return Err(Attempt::Busy);
         }
@@ -90,7 +117,16 @@ impl QuircStage {
         self.next_id += 1;
         let id = self.next_id;
         worker.busy.store(true, Ordering::Release);
-        if worker.jobs.send(Job { id, img, map }).is_err() {
+        if worker
+            .jobs
+            .send(Job {
+                id,
+                looks,
+                img,
+                map,
+            })
+            .is_err()
+        {
             // The thread is gone; a fresh one is spawned next time.
             self.worker = None;
             return Err(Attempt::Panicked);
@@ -136,7 +172,7 @@ fn spawn() -> Option<Worker> {
     let flag = busy.clone();
     let spawned = thread::Builder::new().name("rqrr".into()).spawn(move || {
         for job in job_rx {
-            let codes = catch_unwind(AssertUnwindSafe(|| scan(&job.img, job.map))).ok();
+            let codes = catch_unwind(AssertUnwindSafe(|| scan(&job.img, job.map, job.looks))).ok();
             if codes.is_none() {
                 tracing::warn!(
                     width = job.img.width,
@@ -165,12 +201,12 @@ fn spawn() -> Option<Worker> {
 /// finds nothing, again on a 2-D local-mean threshold, which keeps finder patterns whole
 /// under glare and uneven light where the row average drifts. Measured on the BoofCV
 /// photos, the second look adds a few codes that neither zxing-cpp nor plain rqrr read.
-fn scan(img: &LumaImage, map: Mapping) -> Vec<Code> {
+fn scan(img: &LumaImage, map: Mapping, looks: Looks) -> Vec<Code> {
     let (w, h) = (img.width as usize, img.height as usize);
     if w == 0 || h == 0 {
         return Vec::new();
     }
-    for second_look in [false, true] {
+    for &second_look in looks.passes() {
         let mut prepared = if second_look {
             let dark = local_mean_threshold(img, (w.max(h) / 16).max(8), 5);
             rqrr::PreparedImage::prepare_from_bitmap(w, h, |x, y| dark[y * w + x])
@@ -243,7 +279,7 @@ fn outer_corners(b: [rqrr::Point; 4], size: usize) -> [[f32; 2]; 4] {
 /// rqrr alone, in the calling thread and without any guard: for the benchmark's
 /// "rqrr alone" column and for tests that compare against it.
 pub fn scan_unguarded(img: &LumaImage) -> Vec<Code> {
-    scan(img, Mapping::IDENTITY)
+    scan(img, Mapping::IDENTITY, Looks::Both)
 }
 
 #[cfg(test)]

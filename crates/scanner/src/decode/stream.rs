@@ -10,7 +10,7 @@
 use std::time::{Duration, Instant};
 
 use super::ops::{self, Mapping, Rect};
-use super::quirc::{Attempt, QuircStage};
+use super::quirc::{Attempt, Looks, QuircStage};
 use super::{Code, Symbology, merge, zxing};
 use crate::LumaImage;
 
@@ -142,7 +142,11 @@ impl FrameDecoder {
         // rqrr starts first, on its own thread, so the zxing-cpp retry overlaps it.
         let job = self.cfg.rqrr.then(|| {
             let (small, map) = self.rqrr_input(img, odd);
-            (Instant::now(), self.quirc.start(small, map))
+            (
+                Instant::now(),
+                self.quirc
+                    .start(small, map, if odd { Looks::LocalMean } else { Looks::Own }),
+            )
         });
         if odd {
             let found = zxing::read(
@@ -167,7 +171,8 @@ impl FrameDecoder {
     }
 
     /// What rqrr reads: the region of interest when there is one, else the whole frame;
-    /// at a cheap scale on even frames, at up to twice that on odd ones.
+    /// at a cheap scale with its own threshold on even frames, at up to twice that scale
+    /// with the local-mean threshold on odd ones.
     fn rqrr_input(&self, img: &LumaImage, odd: bool) -> (LumaImage, Mapping) {
         let inside = |r: &Rect| r.x + r.width <= img.width && r.y + r.height <= img.height;
         let (base, base_map) = match self.roi.filter(inside) {
