@@ -25,4 +25,6 @@ pub use model::{
     Currency, FundingChannel, FundingUsed, Refund, RefundState, SaleOptions, SaleState,
     Transaction, TxEvent, TxId,
 };
-pub use service::{PayTarget, PaymentError, PaymentService, ResolveReport, ValidationError};
+pub use service::{
+    Finding, PayTarget, PaymentError, PaymentService, ResolveReport, ValidationError,
+};

@@ -599,6 +599,76 @@ impl PaymentService {
         Ok(report)
     }
 
+    /// Health of the payment side: configuration age (cause 7), a TLS handshake with every
+    /// acquirer path against its pinned CA (causes 3 and 6), and work left open in the
+    /// journal.
+    pub async fn doctor(&self, max_config_age: Duration) -> Vec<Finding> {
+        let inner = &self.inner;
+        let cfg = &inner.config;
+        let mut out = Vec::new();
+        let stale = cfg.staleness(clock::now_ms(), max_config_age);
+        out.push(Finding {
+            subject: "config".into(),
+            ok: stale.is_none(),
+            detail: format!(
+                "version {}, synced {} ({} s ago)",
+                cfg.version,
+                cfg.synced_at,
+                cfg.age(clock::now_ms()).as_secs()
+            ),
+            explanation: stale,
+        });
+        let mut names: Vec<_> = inner.connectors.keys().cloned().collect();
+        names.sort();
+        for name in names {
+            let connector = inner.connectors[&name].clone();
+            let (ok, detail, explanation) = match connector.probe().await {
+                Ok(d) => (true, format!("TLS handshake in {} ms", d.as_millis()), None),
+                Err(e) => {
+                    let why = Explanation::new(
+                        Cause::Network,
+                        "net.acquirer_unreachable",
+                        "无法与收单机构建立安全连接,请检查网络、系统时间和证书配置",
+                        "cannot open a secure connection to the acquirer: check the network, the clock and the pinned CA",
+                    )
+                    .with_raw(Some(&e));
+                    (false, e, Some(why))
+                }
+            };
+            out.push(Finding {
+                subject: format!("path:{name}"),
+                ok,
+                detail,
+                explanation,
+            });
+        }
+        let open = lock(&inner.journal).unfinished_sales().map(|v| {
+            v.iter()
+                .filter(|t| t.state != SaleState::AwaitingCode)
+                .count()
+        });
+        out.push(match open {
+            Ok(n) => Finding {
+                subject: "journal".into(),
+                ok: true,
+                detail: format!("{n} sale(s) being resolved"),
+                explanation: None,
+            },
+            Err(e) => Finding {
+                subject: "journal".into(),
+                ok: false,
+                detail: e.to_string(),
+                explanation: Some(Explanation::new(
+                    Cause::Software,
+                    "local.journal_unreadable",
+                    "交易日志无法读取,请联系技术支持",
+                    "the payment journal cannot be read: call support",
+                )),
+            },
+        });
+        out
+    }
+
     /// Run [`Self::resolve_all`] now and then every `polling.resolver_interval_ms`.
     pub fn spawn_resolver(&self) -> tokio::task::JoinHandle<()> {
         let svc = self.clone();
@@ -612,6 +682,17 @@ impl PaymentService {
             }
         })
     }
+}
+
+/// One line of a health check (`posctl doctor`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Finding {
+    /// What was checked: `config`, `path:<name>`, `journal`.
+    pub subject: String,
+    pub ok: bool,
+    pub detail: String,
+    /// Set when not ok: the cause group and what to do.
+    pub explanation: Option<Explanation>,
 }
 
 /// What one resolver pass did.

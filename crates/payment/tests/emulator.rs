@@ -545,3 +545,24 @@ async fn the_cashier_cancels_while_the_customer_is_still_deciding() {
     let trades = trades_for(&h, t.out_trade_no.as_deref().expect("order number"));
     assert_eq!(trades[0].state, TradeState::Revoked);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_technician_checks_the_acquirer_links_and_finds_the_dead_one() {
+    let h = Harness::start().await;
+    let svc = h.service();
+    let findings = svc.doctor(Duration::from_secs(365 * 86_400 * 100)).await;
+    let by = |s: &str| findings.iter().find(|f| f.subject == s).expect(s).clone();
+    assert!(by("config").ok);
+    assert!(by("path:alipay").ok, "{:?}", by("path:alipay"));
+    assert!(by("path:wechat").ok);
+    assert!(by("path:qra").ok);
+    let dead = by("path:alipay-dead");
+    assert!(!dead.ok);
+    assert_eq!(dead.explanation.map(|e| e.cause), Some(Cause::Network));
+    // Held to a one-second limit, the 09:30 sync of the test config is stale.
+    let stale = svc.doctor(Duration::from_secs(1)).await;
+    assert_eq!(
+        stale[0].explanation.as_ref().map(|e| e.cause),
+        Some(Cause::SyncDelay)
+    );
+}

@@ -155,6 +155,10 @@ impl Connector for AlipayConnector {
         &self.name
     }
 
+    fn probe(&self) -> BoxFuture<'_, Result<std::time::Duration, String>> {
+        Box::pin(async { self.transport.probe().await.map_err(|e| e.to_string()) })
+    }
+
     fn pay<'a>(&'a self, order: &'a PayOrder) -> BoxFuture<'a, PayOutcome> {
         Box::pin(async move {
             let request = PayRequest {

@@ -108,6 +108,11 @@ pub trait Connector: Send + Sync {
     /// Alipay `trade.cancel`, WeChat and QRA `reverse`.
     fn cancel<'a>(&'a self, out_trade_no: &'a str) -> BoxFuture<'a, CancelOutcome>;
     fn refund<'a>(&'a self, order: &'a RefundOrder) -> BoxFuture<'a, RefundOutcome>;
+    /// Connect and handshake without sending anything (diagnostics). A connector without a
+    /// network transport reports that it cannot be probed.
+    fn probe(&self) -> BoxFuture<'_, Result<std::time::Duration, String>> {
+        Box::pin(async { Err("this path cannot be probed".to_owned()) })
+    }
 }
 
 /// Build the connector for a configured path (reads its keys and CA).

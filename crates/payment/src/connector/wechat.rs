@@ -167,6 +167,10 @@ impl Connector for WechatConnector {
         &self.name
     }
 
+    fn probe(&self) -> BoxFuture<'_, Result<std::time::Duration, String>> {
+        Box::pin(async { self.transport.probe().await.map_err(|e| e.to_string()) })
+    }
+
     fn pay<'a>(&'a self, order: &'a PayOrder) -> BoxFuture<'a, PayOutcome> {
         Box::pin(async move {
             let make = |ip: String| {
