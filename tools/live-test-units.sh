@@ -348,6 +348,43 @@ for u in "${UNITS[@]}"; do
     fi
 done
 
+# --- the bus policy, end to end (REAL= with posctl and paymentd) ------------------------
+# A cashier in smartpos-vendor may list sales; a passer-by may read who is running but
+# not touch the payment service: the installed policy and the daemon's own check agree.
+if [ -n "${REAL:-}" ] && [ -x "$REAL/posctl" ] && [ -x "$REAL/smartpos-paymentd" ] &&
+    printf '%s\n' "${UNITS[@]}" | grep -qx smartpos-paymentd; then
+    install -m 0755 "$REAL/posctl" "$R/usr/bin/posctl"
+    mkdir -p "$R/etc/sysusers.d"
+    printf 'u cashier - "live test cashier"\nm cashier smartpos-vendor\nu passerby - "live test outsider"\n' \
+        >"$R/etc/sysusers.d/live-test.conf"
+    systemd-sysusers --root="$R" >/dev/null 2>&1
+    as() { local who=$1; shift; ct setpriv --reuid="$who" --regid="$who" --init-groups "$@"; }
+    if ct systemctl start smartpos-paymentd.service 2>/dev/null; then
+        if as cashier posctl tx list >"$WORK/out" 2>&1; then
+            ok "posctl tx list as a cashier (smartpos-vendor)"
+        else
+            bad "posctl tx list as a cashier failed: $(head -3 "$WORK/out")"
+        fi
+        if as passerby posctl tx list >"$WORK/out" 2>&1; then
+            bad "posctl tx list as an outsider succeeded: $(head -3 "$WORK/out")"
+        elif grep -q 'Rejected send message' "$WORK/out"; then
+            ok "posctl tx list as an outsider is refused by the bus policy"
+        elif grep -q -i 'not allowed\|AccessDenied' "$WORK/out"; then
+            ok "posctl tx list as an outsider is refused by the daemon"
+        else
+            bad "posctl tx list as an outsider failed, but not as refused: $(head -3 "$WORK/out")"
+        fi
+        if as passerby posctl status >"$WORK/out" 2>&1; then
+            ok "posctl status as an outsider (read-only)"
+        else
+            bad "posctl status as an outsider failed: $(head -3 "$WORK/out")"
+        fi
+        ct systemctl stop smartpos-paymentd.service
+    else
+        bad "smartpos-paymentd (real) did not start for the policy check"
+    fi
+fi
+
 ct systemctl poweroff >/dev/null 2>&1
 wait_for 20 bash -c "! kill -0 $NSPAWN_PID 2>/dev/null"
 echo "live-test-units: $PASSED passed, $FAILED failed, $SKIPPED skipped"
