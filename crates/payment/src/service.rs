@@ -210,6 +210,8 @@ fn check_sale(
 struct Pace {
     interval: Duration,
     window: Duration,
+    /// Alipay's flow counts queries (`max_query_retry`); WeChat's is a time window.
+    max_queries: Option<u32>,
 }
 
 enum Step {
@@ -806,12 +808,16 @@ impl Inner {
         let ms = |interval: u64, window: u64| Pace {
             interval: Duration::from_millis(interval),
             window: Duration::from_millis(window),
+            max_queries: None,
         };
         match kind {
-            Some(PathKind::Alipay { .. }) => ms(
-                p.alipay_interval_ms,
-                p.alipay_interval_ms * u64::from(p.alipay_max_queries),
-            ),
+            Some(PathKind::Alipay { .. }) => Pace {
+                max_queries: Some(p.alipay_max_queries.max(1)),
+                ..ms(
+                    p.alipay_interval_ms,
+                    p.alipay_interval_ms * u64::from(p.alipay_max_queries),
+                )
+            },
             Some(PathKind::Wechat { .. }) => ms(p.wechat_interval_ms, p.wechat_window_ms),
             Some(PathKind::Qra { .. }) | None => ms(p.qra_interval_ms, p.qra_window_ms),
         }
@@ -1010,9 +1016,12 @@ impl Inner {
         let pace = self.pace(t);
         let deadline_ms =
             t.submitted_at_ms.unwrap_or(t.created_at_ms) + pace.window.as_millis() as i64;
-        // After a restart the first query goes out at once; otherwise wait one interval,
-        // the customer needs time to type the password.
-        let mut first = clock::now_ms() >= deadline_ms || t.state == SaleState::Unknown;
+        // After a restart past the window: one query, then cancel. Otherwise wait one
+        // interval before the first query (the customer needs time to type the password),
+        // except for an unknown outcome, which is queried at once.
+        let recovered = clock::now_ms() >= deadline_ms;
+        let mut first = recovered || t.state == SaleState::Unknown;
+        let mut queries = 0u32;
         loop {
             let t = match lock(&self.journal).get(t.id) {
                 Ok(t) => t,
@@ -1033,8 +1042,14 @@ impl Inner {
                 );
             }
             if !first {
-                let left = Duration::from_millis((deadline_ms - clock::now_ms()).max(0) as u64);
-                let nap = pace.interval.min(left.max(Duration::from_millis(1)));
+                let nap = match pace.max_queries {
+                    Some(_) => pace.interval,
+                    None => {
+                        let left =
+                            Duration::from_millis((deadline_ms - clock::now_ms()).max(0) as u64);
+                        pace.interval.min(left.max(Duration::from_millis(1)))
+                    }
+                };
                 tokio::select! {
                     _ = tokio::time::sleep(nap) => {}
                     _ = self.cancel_wakeup.notified() => continue,
@@ -1046,7 +1061,13 @@ impl Inner {
                 Ok(None) => {}
                 Err(_) => return Step::Later,
             }
-            if clock::now_ms() >= deadline_ms {
+            queries += 1;
+            let out_of_time = recovered
+                || match pace.max_queries {
+                    Some(max) => queries >= max,
+                    None => clock::now_ms() >= deadline_ms,
+                };
+            if out_of_time {
                 let t = match lock(&self.journal).get(t.id) {
                     Ok(t) => t,
                     Err(_) => return Step::Later,
