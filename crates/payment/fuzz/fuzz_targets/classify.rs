@@ -15,7 +15,10 @@ fuzz_target!(|data: &[u8]| {
     // Every verdict but "payment" has a cashier-facing explanation.
     assert_eq!(explain::scan(&class).is_none(), class.scheme().is_some());
     if let CodeClass::Payment { scheme, code } = &class {
-        assert!(code.bytes().all(|b| b.is_ascii_digit()), "non-digit payment code");
+        assert!(
+            code.bytes().all(|b| b.is_ascii_digit()),
+            "non-digit payment code"
+        );
         let prefix: u32 = code[..2].parse().expect("two digits");
         let ok = match scheme {
             Scheme::Alipay => (25..=30).contains(&prefix) && (16..=24).contains(&code.len()),

@@ -14,7 +14,11 @@ fuzz_target!(|data: &[u8]| {
     let _ = smartpos_payment::clock::parse_rfc3339_ms(text);
     if let Ok(cfg) = Config::parse(text) {
         for p in &cfg.path {
-            assert!(p.url.get(..8).is_some_and(|s| s.eq_ignore_ascii_case("https://")));
+            assert!(
+                p.url
+                    .get(..8)
+                    .is_some_and(|s| s.eq_ignore_ascii_case("https://"))
+            );
         }
         let _ = cfg.staleness(0, std::time::Duration::from_secs(1));
     }
