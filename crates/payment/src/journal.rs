@@ -613,8 +613,10 @@ fn migrate_to(conn: &mut Connection, target: u32) -> Result<()> {
     Ok(())
 }
 
-/// A per-journal secret so that the stored code hashes cannot be matched against a list of
-/// guessed codes by someone who copies the file.
+/// A per-journal random key for the code hashes, so that the hashes of two terminals (or a
+/// precomputed table) cannot be matched against each other to follow a customer's codes.
+/// It lives in the same file, so it does not hide a code from whoever holds the file; that
+/// is acceptable because a code is single-use and expires within a minute.
 fn code_hash_key(conn: &Connection) -> Result<Vec<u8>> {
     let existing: Option<String> = conn
         .query_row(
