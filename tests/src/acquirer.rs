@@ -20,8 +20,9 @@ pub async fn start(dir: &Path) -> Sim {
 /// Write a merchant configuration for `sim` and a paymentd configuration using it, with the
 /// journal in `dir`. Returns the paymentd config path.
 pub fn paymentd_config(sim: &Sim, dir: &Path, pace: Pace, scanner: bool) -> PathBuf {
-    let merchant = smartpos_acquirer_sim::terminal::merchant_config(&sim.base_url(), sim.pki(), dir, pace)
-        .expect("write merchant secrets");
+    let merchant =
+        smartpos_acquirer_sim::terminal::merchant_config(&sim.base_url(), sim.pki(), dir, pace)
+            .expect("write merchant secrets");
     let merchant_path = dir.join("merchant.toml");
     std::fs::write(&merchant_path, merchant).expect("write merchant.toml");
     let journal = dir.join("journal.db");

@@ -16,17 +16,32 @@ fn members(xml: &str, interface: &str) -> BTreeSet<String> {
         let args: Vec<String> = m
             .args()
             .iter()
-            .map(|a| format!("{:?} {} {:?}", a.direction(), a.name().unwrap_or_default(), a.ty()))
+            .map(|a| {
+                format!(
+                    "{:?} {} {:?}",
+                    a.direction(),
+                    a.name().unwrap_or_default(),
+                    a.ty()
+                )
+            })
             .collect();
         out.insert(format!("method {}({})", m.name(), args.join(", ")));
     }
     for s in iface.signals() {
-        let args: Vec<String> =
-            s.args().iter().map(|a| format!("{} {:?}", a.name().unwrap_or_default(), a.ty())).collect();
+        let args: Vec<String> = s
+            .args()
+            .iter()
+            .map(|a| format!("{} {:?}", a.name().unwrap_or_default(), a.ty()))
+            .collect();
         out.insert(format!("signal {}({})", s.name(), args.join(", ")));
     }
     for p in iface.properties() {
-        out.insert(format!("property {} {:?} {:?}", p.name(), p.ty(), p.access()));
+        out.insert(format!(
+            "property {} {:?} {:?}",
+            p.name(),
+            p.ty(),
+            p.access()
+        ));
     }
     out
 }

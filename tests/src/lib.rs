@@ -16,7 +16,10 @@ use std::time::{Duration, Instant};
 
 /// The workspace root.
 pub fn workspace() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("tests/ has a parent").to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ has a parent")
+        .to_path_buf()
 }
 
 /// The path of a workspace binary, built by `cargo build --workspace --bins`.
@@ -24,7 +27,11 @@ pub fn bin(name: &str) -> PathBuf {
     let target = std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| workspace().join("target"));
-    let profile = if cfg!(debug_assertions) { "debug" } else { "release" };
+    let profile = if cfg!(debug_assertions) {
+        "debug"
+    } else {
+        "release"
+    };
     let p = target.join(profile).join(name);
     assert!(
         p.exists(),
@@ -87,7 +94,10 @@ impl TestBus {
     /// The same, plus one more policy file, e.g. a loosened one to show that the daemon's own
     /// check still refuses a caller the bus would let through.
     pub fn start_with_extra_policy(extra: Option<&str>) -> Self {
-        let dir = tempfile::Builder::new().prefix("smartpos-bus-").tempdir().expect("tempdir");
+        let dir = tempfile::Builder::new()
+            .prefix("smartpos-bus-")
+            .tempdir()
+            .expect("tempdir");
         // Clients of other uids must reach the socket.
         set_mode(dir.path(), 0o755);
         let socket = dir.path().join("system_bus_socket");
@@ -111,9 +121,17 @@ impl TestBus {
             .stderr(log)
             .spawn()
             .expect("dbus-daemon must be installed (apt-get install dbus-daemon)");
-        wait_until(Duration::from_secs(10), || socket.exists(), "dbus-daemon socket");
+        wait_until(
+            Duration::from_secs(10),
+            || socket.exists(),
+            "dbus-daemon socket",
+        );
         let address = format!("unix:path={}", socket.display());
-        TestBus { dir, child, address }
+        TestBus {
+            dir,
+            child,
+            address,
+        }
     }
 
     /// The address to put in `DBUS_SYSTEM_BUS_ADDRESS`.
@@ -147,11 +165,17 @@ impl TestBus {
         let child = self
             .command(bin(binary))
             .args(args)
-            .env("SMARTPOS_LOG", std::env::var("SMARTPOS_LOG").unwrap_or_else(|_| "info".into()))
+            .env(
+                "SMARTPOS_LOG",
+                std::env::var("SMARTPOS_LOG").unwrap_or_else(|_| "info".into()),
+            )
             .stdin(Stdio::null())
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start {binary}: {e}"));
-        let mut daemon = Daemon { child, name: binary.to_owned() };
+        let mut daemon = Daemon {
+            child,
+            name: binary.to_owned(),
+        };
         let conn = self.connect().await;
         let dbus = zbus::fdo::DBusProxy::new(&conn).await.expect("DBus proxy");
         let deadline = Instant::now() + Duration::from_secs(30);
@@ -163,7 +187,10 @@ impl TestBus {
             if let Ok(Some(status)) = daemon.child.try_wait() {
                 panic!("{binary} exited before owning {bus_name}: {status}");
             }
-            assert!(Instant::now() < deadline, "{binary} did not own {bus_name} within 30 s");
+            assert!(
+                Instant::now() < deadline,
+                "{binary} did not own {bus_name} within 30 s"
+            );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         daemon
@@ -258,6 +285,7 @@ pub fn write_file(dir: &Path, name: &str, contents: &[u8]) -> PathBuf {
 /// the "process of another uid" of the authorization tests.
 pub fn as_nobody(bus: &TestBus, program: &Path) -> Command {
     let mut c = bus.command("setpriv");
-    c.args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"]).arg(program);
+    c.args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+        .arg(program);
     c
 }

@@ -15,14 +15,20 @@ use zbus::zvariant::{OwnedObjectPath, Value};
 
 /// An Alipay code (18 digits) whose digits 3–5 choose the emulator's scenario.
 fn alipay_code(scenario: &str, n: u32) -> String {
-    format!("28{scenario}{:013}", 4_000_000_000u64 + u64::from(std::process::id()) * 100 + u64::from(n))
+    format!(
+        "28{scenario}{:013}",
+        4_000_000_000u64 + u64::from(std::process::id()) * 100 + u64::from(n)
+    )
 }
 
 fn camera_showing(dir: &Path, text: &str) -> std::path::PathBuf {
     let folder = dir.join(format!("camera-{}", text.len()));
     std::fs::create_dir_all(&folder).unwrap();
     let (img, _) = payment_frame(1280, 720, Scene::Qr, text, (0, 0), 5).unwrap();
-    image::GrayImage::from_raw(img.width, img.height, img.data).unwrap().save(folder.join("0001.png")).unwrap();
+    image::GrayImage::from_raw(img.width, img.height, img.data)
+        .unwrap()
+        .save(folder.join("0001.png"))
+        .unwrap();
     let cfg = format!("[camera]\nreplay = \"{}\"\nfps = 10\n", folder.display());
     write_file(dir, "scannerd.toml", cfg.as_bytes())
 }
@@ -40,13 +46,31 @@ async fn stack(camera_text: Option<&str>) -> Stack {
     let scannerd = match camera_text {
         Some(text) => {
             let cfg = camera_showing(bus.dir(), text);
-            Some(bus.spawn_daemon("smartpos-scannerd", &["--config", cfg.to_str().unwrap()], "org.smartpos.Scanner1").await)
+            Some(
+                bus.spawn_daemon(
+                    "smartpos-scannerd",
+                    &["--config", cfg.to_str().unwrap()],
+                    "org.smartpos.Scanner1",
+                )
+                .await,
+            )
         }
         None => None,
     };
     let cfg = acquirer::paymentd_config(&sim, bus.dir(), Pace::Fast, camera_text.is_some());
-    let paymentd = bus.spawn_daemon("smartpos-paymentd", &["--config", cfg.to_str().unwrap()], "org.smartpos.Payment1").await;
-    Stack { bus, sim, _scannerd: scannerd, paymentd }
+    let paymentd = bus
+        .spawn_daemon(
+            "smartpos-paymentd",
+            &["--config", cfg.to_str().unwrap()],
+            "org.smartpos.Payment1",
+        )
+        .await;
+    Stack {
+        bus,
+        sim,
+        _scannerd: scannerd,
+        paymentd,
+    }
 }
 
 async fn payments(bus: &TestBus) -> (zbus::Connection, PaymentProxy<'static>) {
@@ -74,7 +98,10 @@ async fn settled(t: &TransactionProxy<'_>, within: Duration) -> String {
         if matches!(s.as_str(), "succeeded" | "failed" | "cancelled") {
             return s;
         }
-        if tokio::time::timeout_at(deadline, changes.next()).await.is_err() {
+        if tokio::time::timeout_at(deadline, changes.next())
+            .await
+            .is_err()
+        {
             return t.state().await.unwrap();
         }
     }
@@ -93,14 +120,26 @@ async fn a_customer_shows_a_huabei_payment_code_and_the_app_sees_it_paid_with_hu
     let t = tx(&conn, &path).await;
     assert_eq!(settled(&t, Duration::from_secs(30)).await, "succeeded");
     assert_eq!(t.scheme().await.unwrap(), "alipay");
-    assert_eq!(t.funding_channels().await.unwrap(), vec!["huabei".to_owned()]);
+    assert_eq!(
+        t.funding_channels().await.unwrap(),
+        vec!["huabei".to_owned()]
+    );
     assert_eq!(t.paid_fen().await.unwrap(), 1234);
     assert!(!t.acquirer_trade_no().await.unwrap().is_empty());
     let masked = t.code_masked().await.unwrap();
-    assert!(masked.starts_with("28") && masked.ends_with(&code[code.len() - 4..]) && masked.contains('*'), "{masked}");
+    assert!(
+        masked.starts_with("28")
+            && masked.ends_with(&code[code.len() - 4..])
+            && masked.contains('*'),
+        "{masked}"
+    );
     // The acquirer's ledger holds exactly this one payment, funded by Huabei.
     let ledger = s.sim.ledger();
-    let paid: Vec<_> = ledger.trades.values().filter(|tr| tr.state == TradeState::Success).collect();
+    let paid: Vec<_> = ledger
+        .trades
+        .values()
+        .filter(|tr| tr.state == TradeState::Success)
+        .collect();
     assert_eq!(paid.len(), 1);
     assert_eq!(paid[0].amount_fen, 1234);
     assert!(paid[0].huabei());
@@ -111,24 +150,57 @@ async fn a_customer_shows_a_huabei_payment_code_and_the_app_sees_it_paid_with_hu
 async fn a_risk_refusal_tells_the_cashier_the_cause_and_what_to_do() {
     let s = stack(None).await;
     let (conn, p) = payments(&s.bus).await;
-    let path = p.pay_with_code(5000, "CNY", "order-risk", no_options(), &alipay_code("301", 2)).await.unwrap();
+    let path = p
+        .pay_with_code(
+            5000,
+            "CNY",
+            "order-risk",
+            no_options(),
+            &alipay_code("301", 2),
+        )
+        .await
+        .unwrap();
     let t = tx(&conn, &path).await;
     assert_eq!(settled(&t, Duration::from_secs(30)).await, "failed");
     assert_eq!(t.cause().await.unwrap(), "risk_control");
-    assert_eq!(t.error_code().await.unwrap(), "ACQ.PAYMENT_REQUEST_HAS_RISK");
+    assert_eq!(
+        t.error_code().await.unwrap(),
+        "ACQ.PAYMENT_REQUEST_HAS_RISK"
+    );
     assert!(!t.instruction_zh().await.unwrap().is_empty());
-    assert!(t.instruction_en().await.unwrap().to_lowercase().contains("another"), "{}", t.instruction_en().await.unwrap());
+    assert!(
+        t.instruction_en()
+            .await
+            .unwrap()
+            .to_lowercase()
+            .contains("another"),
+        "{}",
+        t.instruction_en().await.unwrap()
+    );
 
-    let out = s.bus.command(bin("posctl")).args(["explain", &t.id().await.unwrap().to_string()]).output().unwrap();
+    let out = s
+        .bus
+        .command(bin("posctl"))
+        .args(["explain", &t.id().await.unwrap().to_string()])
+        .output()
+        .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success() && text.contains("risk_control") && text.contains("ACQ.PAYMENT_REQUEST_HAS_RISK"), "{text}");
+    assert!(
+        out.status.success()
+            && text.contains("risk_control")
+            && text.contains("ACQ.PAYMENT_REQUEST_HAS_RISK"),
+        "{text}"
+    );
 }
 
 #[tokio::test]
 async fn a_collection_code_shown_by_mistake_leaves_the_sale_waiting_with_a_hint() {
     let s = stack(Some("https://qr.alipay.com/fkx12345abcdef")).await;
     let (conn, p) = payments(&s.bus).await;
-    let path = p.sale(800, "CNY", "order-collect", no_options()).await.unwrap();
+    let path = p
+        .sale(800, "CNY", "order-collect", no_options())
+        .await
+        .unwrap();
     let t = tx(&conn, &path).await;
     let mut hint = String::new();
     for _ in 0..100 {
@@ -140,7 +212,10 @@ async fn a_collection_code_shown_by_mistake_leaves_the_sale_waiting_with_a_hint(
     }
     assert!(hint.contains("付款码"), "{hint}");
     assert_eq!(t.state().await.unwrap(), "awaiting_code");
-    assert!(s.sim.ledger().trades.is_empty(), "nothing was sent to the acquirer");
+    assert!(
+        s.sim.ledger().trades.is_empty(),
+        "nothing was sent to the acquirer"
+    );
     assert_eq!(p.cancel(&path.as_ref()).await.unwrap(), "cancelled");
 }
 
@@ -150,30 +225,47 @@ async fn bad_input_gets_a_clear_error_and_changes_nothing() {
     let (_conn, p) = payments(&s.bus).await;
     let invalid = |r: zbus::Result<OwnedObjectPath>| match r {
         Err(zbus::Error::FDO(e)) => matches!(*e, zbus::fdo::Error::InvalidArgs(_)),
-        Err(zbus::Error::MethodError(name, _, _)) => name.as_str() == "org.freedesktop.DBus.Error.InvalidArgs",
+        Err(zbus::Error::MethodError(name, _, _)) => {
+            name.as_str() == "org.freedesktop.DBus.Error.InvalidArgs"
+        }
         _ => false,
     };
     let r = p.sale(-5, "CNY", "neg", no_options()).await;
     assert!(invalid(r.clone()), "{r:?}");
     assert!(invalid(p.sale(0, "CNY", "zero", no_options()).await));
-    assert!(invalid(p.sale(10_000_000_001, "CNY", "huge", no_options()).await));
+    assert!(invalid(
+        p.sale(10_000_000_001, "CNY", "huge", no_options()).await
+    ));
     assert!(invalid(p.sale(100, "USD", "usd", no_options()).await));
-    assert!(invalid(p.sale(100, "CNY", &"x".repeat(10_000), no_options()).await));
+    assert!(invalid(
+        p.sale(100, "CNY", &"x".repeat(10_000), no_options()).await
+    ));
     let mut odd = no_options();
     odd.insert("colour", Value::from("red"));
     assert!(invalid(p.sale(100, "CNY", "opt", odd).await));
     let mut wrong = no_options();
     wrong.insert("disable_funding", Value::from(vec!["gold"]));
     assert!(invalid(p.sale(100, "CNY", "opt2", wrong).await));
-    assert!(p.list_transactions(50).await.unwrap().is_empty(), "nothing was journaled");
+    assert!(
+        p.list_transactions(50).await.unwrap().is_empty(),
+        "nothing was journaled"
+    );
 
     // A malformed code is refused by name, before anything is sent.
-    let r = p.pay_with_code(100, "CNY", "junk", no_options(), "hello world").await;
-    assert!(matches!(&r, Err(zbus::Error::MethodError(n, Some(m), _)) if n.as_str() == smartpos_bus::payment::ERROR_REFUSED && m.contains("付款码")), "{r:?}");
+    let r = p
+        .pay_with_code(100, "CNY", "junk", no_options(), "hello world")
+        .await;
+    assert!(
+        matches!(&r, Err(zbus::Error::MethodError(n, Some(m), _)) if n.as_str() == smartpos_bus::payment::ERROR_REFUSED && m.contains("付款码")),
+        "{r:?}"
+    );
     assert!(s.sim.ledger().trades.is_empty());
 
     // A refund above what was paid is refused and the sale keeps its money.
-    let path = p.pay_with_code(300, "CNY", "paid", no_options(), &alipay_code("000", 3)).await.unwrap();
+    let path = p
+        .pay_with_code(300, "CNY", "paid", no_options(), &alipay_code("000", 3))
+        .await
+        .unwrap();
     let conn = s.bus.connect().await;
     let t = tx(&conn, &path).await;
     assert_eq!(settled(&t, Duration::from_secs(30)).await, "succeeded");
@@ -185,7 +277,13 @@ async fn bad_input_gets_a_clear_error_and_changes_nothing() {
     let r2 = p.refund(&path.as_ref(), 100, "part-1").await.unwrap();
     assert_eq!(r1.get("id"), r2.get("id"));
     assert_eq!(t.refunded_fen().await.unwrap(), 100);
-    let trade = s.sim.ledger().trades.into_values().find(|tr| tr.state == TradeState::Success).unwrap();
+    let trade = s
+        .sim
+        .ledger()
+        .trades
+        .into_values()
+        .find(|tr| tr.state == TradeState::Success)
+        .unwrap();
     assert_eq!(trade.refunded_fen(), 100);
 }
 
@@ -213,8 +311,16 @@ async fn what_paymentd_serves_matches_the_committed_xml() {
 #[tokio::test]
 async fn a_process_of_another_uid_cannot_take_payments() {
     let s = stack(None).await;
-    let out = as_nobody(&s.bus, &bin("posctl")).args(["sale", "1.00", "--code", &alipay_code("000", 4)]).output().unwrap();
-    assert_eq!(out.status.code(), Some(77), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = as_nobody(&s.bus, &bin("posctl"))
+        .args(["sale", "1.00", "--code", &alipay_code("000", 4)])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(77),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(s.sim.ledger().trades.is_empty());
 }
 
@@ -223,16 +329,31 @@ async fn paymentd_killed_after_the_charge_finishes_the_sale_on_restart_without_c
     let mut s = stack(None).await;
     let (conn, p) = payments(&s.bus).await;
     // The acquirer charges, then the answer is lost on the way back.
-    let path = p.pay_with_code(4200, "CNY", "lost", no_options(), &alipay_code("501", 5)).await.unwrap();
+    let path = p
+        .pay_with_code(4200, "CNY", "lost", no_options(), &alipay_code("501", 5))
+        .await
+        .unwrap();
     for _ in 0..200 {
-        if s.sim.ledger().trades.values().any(|tr| tr.state == TradeState::Success) {
+        if s.sim
+            .ledger()
+            .trades
+            .values()
+            .any(|tr| tr.state == TradeState::Success)
+        {
             break;
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     s.paymentd.kill9();
     let cfg = s.bus.dir().join("smartpos-paymentd.toml");
-    s.paymentd = s.bus.spawn_daemon("smartpos-paymentd", &["--config", cfg.to_str().unwrap()], "org.smartpos.Payment1").await;
+    s.paymentd = s
+        .bus
+        .spawn_daemon(
+            "smartpos-paymentd",
+            &["--config", cfg.to_str().unwrap()],
+            "org.smartpos.Payment1",
+        )
+        .await;
     let t = tx(&conn, &path).await;
     assert_eq!(settled(&t, Duration::from_secs(30)).await, "succeeded");
     let ledger = s.sim.ledger();

@@ -47,20 +47,29 @@ async fn a_customer_shows_a_payment_code_to_the_camera_and_the_app_receives_it()
     let bus = TestBus::start();
     let cfg = camera_config(&bus);
     let _d = bus
-        .spawn_daemon("smartpos-scannerd", &["--config", cfg.to_str().unwrap()], "org.smartpos.Scanner1")
+        .spawn_daemon(
+            "smartpos-scannerd",
+            &["--config", cfg.to_str().unwrap()],
+            "org.smartpos.Scanner1",
+        )
         .await;
     let s = scanner(&bus).await;
     let mut codes = s.receive_code_scanned().await.unwrap();
     let session = s.start_scan(20_000, &["camera"]).await.unwrap();
-    let (text, symbology, source, got_session) =
-        next_code(&mut codes, Duration::from_secs(15)).await.expect("a CodeScanned signal");
+    let (text, symbology, source, got_session) = next_code(&mut codes, Duration::from_secs(15))
+        .await
+        .expect("a CodeScanned signal");
     assert_eq!(text, CODE);
     assert_eq!(symbology, "qr");
     assert!(source.starts_with("camera:"), "{source}");
     assert_eq!(got_session, session);
     assert_eq!(s.state().await.unwrap(), "scanning");
     // The same code keeps being in view: it is reported once per duplicate window, not per frame.
-    assert!(next_code(&mut codes, Duration::from_millis(800)).await.is_none());
+    assert!(
+        next_code(&mut codes, Duration::from_millis(800))
+            .await
+            .is_none()
+    );
     s.stop_scan(session).await.unwrap();
     tokio::time::sleep(Duration::from_millis(100)).await;
     assert_eq!(s.state().await.unwrap(), "idle");
@@ -77,17 +86,28 @@ async fn a_usb_scanner_types_a_code_and_the_app_receives_it() {
         record_typed_code(CODE, Duration::from_millis(4), true).as_bytes(),
     );
     // Give the session time to start before the recording plays.
-    let toml = format!("[hid]\nreplay = \"{}\"\nreplay_speed = 0.5\n", rec.display());
+    let toml = format!(
+        "[hid]\nreplay = \"{}\"\nreplay_speed = 0.5\n",
+        rec.display()
+    );
     let cfg = write_file(bus.dir(), "scannerd.toml", toml.as_bytes());
     let _d = bus
-        .spawn_daemon("smartpos-scannerd", &["--config", cfg.to_str().unwrap()], "org.smartpos.Scanner1")
+        .spawn_daemon(
+            "smartpos-scannerd",
+            &["--config", cfg.to_str().unwrap()],
+            "org.smartpos.Scanner1",
+        )
         .await;
     let s = scanner(&bus).await;
     let mut codes = s.receive_code_scanned().await.unwrap();
     let session = s.start_scan(20_000, &[]).await.unwrap();
-    let (text, symbology, source, got) =
-        next_code(&mut codes, Duration::from_secs(15)).await.expect("a CodeScanned signal");
-    assert_eq!((text.as_str(), symbology.as_str(), got), (CODE, "hid", session));
+    let (text, symbology, source, got) = next_code(&mut codes, Duration::from_secs(15))
+        .await
+        .expect("a CodeScanned signal");
+    assert_eq!(
+        (text.as_str(), symbology.as_str(), got),
+        (CODE, "hid", session)
+    );
     assert!(source.starts_with("hid:"), "{source}");
 }
 
@@ -96,31 +116,70 @@ async fn posctl_scan_prints_the_code_and_status_lists_the_scanner() {
     let bus = TestBus::start();
     let cfg = camera_config(&bus);
     let _d = bus
-        .spawn_daemon("smartpos-scannerd", &["--config", cfg.to_str().unwrap()], "org.smartpos.Scanner1")
+        .spawn_daemon(
+            "smartpos-scannerd",
+            &["--config", cfg.to_str().unwrap()],
+            "org.smartpos.Scanner1",
+        )
         .await;
-    let out = bus.command(bin("posctl")).args(["scan", "--timeout", "15"]).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = bus
+        .command(bin("posctl"))
+        .args(["scan", "--timeout", "15"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), CODE);
 
-    let out = bus.command(bin("posctl")).args(["status", "--json"]).output().unwrap();
+    let out = bus
+        .command(bin("posctl"))
+        .args(["status", "--json"])
+        .output()
+        .unwrap();
     assert!(out.status.success());
     let rows: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    let scanner = rows.as_array().unwrap().iter().find(|r| r["daemon"] == "scanner").unwrap();
+    let scanner = rows
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["daemon"] == "scanner")
+        .unwrap();
     assert_eq!(scanner["running"], true);
     assert_eq!(scanner["version"], env!("CARGO_PKG_VERSION"));
     assert_eq!(scanner["state"], "idle");
-    let payment = rows.as_array().unwrap().iter().find(|r| r["daemon"] == "payment").unwrap();
+    let payment = rows
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["daemon"] == "payment")
+        .unwrap();
     assert_eq!(payment["running"], false);
 
-    let out = bus.command(bin("posctl")).args(["scanner", "status", "--json"]).output().unwrap();
+    let out = bus
+        .command(bin("posctl"))
+        .args(["scanner", "status", "--json"])
+        .output()
+        .unwrap();
     assert!(out.status.success());
     let h: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(h["verdict"], "ok", "{h}");
     assert_eq!(h["sources"][0]["kind"], "camera");
 
     let png = bus.dir().join("snap.png");
-    let out = bus.command(bin("posctl")).args(["scanner", "snapshot"]).arg(&png).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = bus
+        .command(bin("posctl"))
+        .args(["scanner", "snapshot"])
+        .arg(&png)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let img = image::open(&png).unwrap();
     assert_eq!((img.width(), img.height()), (1280, 720));
 }
@@ -130,20 +189,37 @@ async fn a_process_of_another_uid_may_read_health_but_not_arm_the_scanner() {
     let bus = TestBus::start();
     let cfg = camera_config(&bus);
     let _d = bus
-        .spawn_daemon("smartpos-scannerd", &["--config", cfg.to_str().unwrap()], "org.smartpos.Scanner1")
+        .spawn_daemon(
+            "smartpos-scannerd",
+            &["--config", cfg.to_str().unwrap()],
+            "org.smartpos.Scanner1",
+        )
         .await;
-    let out = as_nobody(&bus, &bin("posctl")).args(["scan", "--timeout", "3"]).output().unwrap();
+    let out = as_nobody(&bus, &bin("posctl"))
+        .args(["scan", "--timeout", "3"])
+        .output()
+        .unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(77), "{err}");
     assert!(err.contains("not allowed"), "{err}");
     // Refused by the bus policy itself, before the daemon saw it.
     assert!(err.contains("Rejected send message"), "{err}");
 
-    let out = as_nobody(&bus, &bin("posctl")).args(["scanner", "snapshot", "/tmp/x.png"]).output().unwrap();
+    let out = as_nobody(&bus, &bin("posctl"))
+        .args(["scanner", "snapshot", "/tmp/x.png"])
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(77));
 
-    let out = as_nobody(&bus, &bin("posctl")).args(["scanner", "status"]).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = as_nobody(&bus, &bin("posctl"))
+        .args(["scanner", "status"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 /// A policy an administrator might have loosened by mistake: anyone may call the scanner.
@@ -156,9 +232,16 @@ async fn the_daemon_refuses_a_stranger_even_when_the_bus_policy_lets_it_through(
     let bus = TestBus::start_with_extra_policy(Some(LOOSE_POLICY));
     let cfg = camera_config(&bus);
     let _d = bus
-        .spawn_daemon("smartpos-scannerd", &["--config", cfg.to_str().unwrap()], "org.smartpos.Scanner1")
+        .spawn_daemon(
+            "smartpos-scannerd",
+            &["--config", cfg.to_str().unwrap()],
+            "org.smartpos.Scanner1",
+        )
         .await;
-    let out = as_nobody(&bus, &bin("posctl")).args(["scan", "--timeout", "3"]).output().unwrap();
+    let out = as_nobody(&bus, &bin("posctl"))
+        .args(["scan", "--timeout", "3"])
+        .output()
+        .unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(77), "{err}");
     assert!(err.contains("uid 65534 may not start a scan"), "{err}");
@@ -169,7 +252,11 @@ async fn what_the_daemon_serves_matches_the_committed_xml() {
     let bus = TestBus::start();
     let cfg = write_file(bus.dir(), "empty.toml", b"");
     let _d = bus
-        .spawn_daemon("smartpos-scannerd", &["--config", cfg.to_str().unwrap()], "org.smartpos.Scanner1")
+        .spawn_daemon(
+            "smartpos-scannerd",
+            &["--config", cfg.to_str().unwrap()],
+            "org.smartpos.Scanner1",
+        )
         .await;
     let conn = bus.connect().await;
     let intro = zbus::fdo::IntrospectableProxy::builder(&conn)
@@ -187,14 +274,31 @@ async fn what_the_daemon_serves_matches_the_committed_xml() {
 #[tokio::test]
 async fn a_misspelt_config_key_stops_the_daemon_with_a_message_naming_it() {
     let bus = TestBus::start();
-    let cfg = write_file(bus.dir(), "bad.toml", b"[camera]\nfps = 10\nrepaly = \"/tmp\"\n");
-    let out = bus.command(bin("smartpos-scannerd")).arg("--config").arg(&cfg).output().unwrap();
+    let cfg = write_file(
+        bus.dir(),
+        "bad.toml",
+        b"[camera]\nfps = 10\nrepaly = \"/tmp\"\n",
+    );
+    let out = bus
+        .command(bin("smartpos-scannerd"))
+        .arg("--config")
+        .arg(&cfg)
+        .output()
+        .unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(78), "{err}");
-    assert!(err.contains("bad.toml") && err.contains("line 3") && err.contains("repaly"), "{err}");
+    assert!(
+        err.contains("bad.toml") && err.contains("line 3") && err.contains("repaly"),
+        "{err}"
+    );
 
     let cfg = write_file(bus.dir(), "bad2.toml", b"[camera]\nfps = \"fast\"\n");
-    let out = bus.command(bin("smartpos-scannerd")).arg("--config").arg(&cfg).output().unwrap();
+    let out = bus
+        .command(bin("smartpos-scannerd"))
+        .arg("--config")
+        .arg(&cfg)
+        .output()
+        .unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(78), "{err}");
     assert!(err.contains("key `fps`"), "{err}");
@@ -205,7 +309,11 @@ async fn sigterm_stops_the_daemon_cleanly() {
     let bus = TestBus::start();
     let cfg = camera_config(&bus);
     let mut d = bus
-        .spawn_daemon("smartpos-scannerd", &["--config", cfg.to_str().unwrap()], "org.smartpos.Scanner1")
+        .spawn_daemon(
+            "smartpos-scannerd",
+            &["--config", cfg.to_str().unwrap()],
+            "org.smartpos.Scanner1",
+        )
         .await;
     let status = d.terminate();
     assert!(status.success(), "{status}");
@@ -214,14 +322,28 @@ async fn sigterm_stops_the_daemon_cleanly() {
 #[tokio::test]
 async fn a_camera_that_is_unplugged_is_reported_absent_and_the_daemon_keeps_serving() {
     let bus = TestBus::start();
-    let cfg = write_file(bus.dir(), "scannerd.toml", b"[camera]\ndevice = \"/dev/video-smartpos-missing\"\n");
+    let cfg = write_file(
+        bus.dir(),
+        "scannerd.toml",
+        b"[camera]\ndevice = \"/dev/video-smartpos-missing\"\n",
+    );
     let _d = bus
-        .spawn_daemon("smartpos-scannerd", &["--config", cfg.to_str().unwrap()], "org.smartpos.Scanner1")
+        .spawn_daemon(
+            "smartpos-scannerd",
+            &["--config", cfg.to_str().unwrap()],
+            "org.smartpos.Scanner1",
+        )
         .await;
     let s = scanner(&bus).await;
     let mut state = String::new();
     for _ in 0..60 {
-        if let Some((_, _, st)) = s.sources().await.unwrap().into_iter().find(|(k, _, _)| k == "camera") {
+        if let Some((_, _, st)) = s
+            .sources()
+            .await
+            .unwrap()
+            .into_iter()
+            .find(|(k, _, _)| k == "camera")
+        {
             state = st;
             if state.starts_with("absent") {
                 break;

@@ -190,7 +190,10 @@ mod tests {
         // Found by the wechat_xml fuzz target: decode accepted it, encode could not round-trip it.
         let r = decode("<xml><ret\u{0}urn>x</ret\u{0}urn></xml>");
         assert!(matches!(r, Err(XmlError::IllegalChar(0))), "{r:?}");
-        assert!(matches!(decode("<xml><a>\u{1b}</a></xml>"), Err(XmlError::IllegalChar(0x1b))));
+        assert!(matches!(
+            decode("<xml><a>\u{1b}</a></xml>"),
+            Err(XmlError::IllegalChar(0x1b))
+        ));
         assert!(decode("<xml><a>tab\tand\nnewline</a></xml>").is_ok());
     }
     use super::*;

@@ -9,9 +9,18 @@ pub mod scanner;
 
 /// Interface XML, by interface name, as committed.
 pub const INTERFACES: &[(&str, &str)] = &[
-    (scanner::INTERFACE, include_str!("../xml/org.smartpos.Scanner1.xml")),
-    (payment::INTERFACE, include_str!("../xml/org.smartpos.Payment1.xml")),
-    (payment::TX_INTERFACE, include_str!("../xml/org.smartpos.Payment1.xml")),
+    (
+        scanner::INTERFACE,
+        include_str!("../xml/org.smartpos.Scanner1.xml"),
+    ),
+    (
+        payment::INTERFACE,
+        include_str!("../xml/org.smartpos.Payment1.xml"),
+    ),
+    (
+        payment::TX_INTERFACE,
+        include_str!("../xml/org.smartpos.Payment1.xml"),
+    ),
 ];
 
 /// The XML of one interface, if we have it.

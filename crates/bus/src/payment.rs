@@ -75,7 +75,10 @@ pub trait Payment {
 }
 
 /// Client side of one transaction object.
-#[zbus::proxy(interface = "org.smartpos.Payment1.Transaction", default_service = "org.smartpos.Payment1")]
+#[zbus::proxy(
+    interface = "org.smartpos.Payment1.Transaction",
+    default_service = "org.smartpos.Payment1"
+)]
 pub trait Transaction {
     #[zbus(signal)]
     fn changed(&self, state: String) -> zbus::Result<()>;

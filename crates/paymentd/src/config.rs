@@ -41,14 +41,19 @@ pub struct AuthConfig {
 
 impl Default for AuthConfig {
     fn default() -> Self {
-        AuthConfig { operator_groups: vec!["smartpos-vendor".into(), "smartpos-tech".into()] }
+        AuthConfig {
+            operator_groups: vec!["smartpos-vendor".into(), "smartpos-tech".into()],
+        }
     }
 }
 
 impl Config {
     pub fn validate(&self) -> Result<(), String> {
         if self.scan_timeout_ms == 0 || self.scan_timeout_ms > 600_000 {
-            return Err(format!("scan_timeout_ms = {}: expected 1 to 600000", self.scan_timeout_ms));
+            return Err(format!(
+                "scan_timeout_ms = {}: expected 1 to 600000",
+                self.scan_timeout_ms
+            ));
         }
         match self.journal.parent() {
             Some(dir) if dir.as_os_str().is_empty() || dir.is_dir() => Ok(()),

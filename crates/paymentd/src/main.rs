@@ -61,7 +61,11 @@ fn main() -> ExitCode {
     smartpos_runtime::logging::init(DAEMON);
     // One TLS provider for the process: ring (see foundations.md §A.5).
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let rt = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             tracing::error!("cannot start the async runtime: {e}");
@@ -79,19 +83,28 @@ fn main() -> ExitCode {
 }
 
 async fn run(args: Args) -> Result<(), Error> {
-    let (cfg, from): (config::Config, _) = smartpos_runtime::config::load(DAEMON, args.config.as_deref())?;
-    cfg.validate().map_err(|m| ConfigError::semantic(from.as_deref(), m))?;
+    let (cfg, from): (config::Config, _) =
+        smartpos_runtime::config::load(DAEMON, args.config.as_deref())?;
+    cfg.validate()
+        .map_err(|m| ConfigError::semantic(from.as_deref(), m))?;
     let merchant = smartpos_payment::config::Config::load(&cfg.merchant_config)
         .map_err(|e| Error::Merchant(format!("{}: {e}", cfg.merchant_config.display())))?;
     if args.check_config {
-        println!("configuration OK (merchant config version {})", merchant.version);
+        println!(
+            "configuration OK (merchant config version {})",
+            merchant.version
+        );
         return Ok(());
     }
-    let svc = PaymentService::open(merchant, &cfg.journal).map_err(|e| Error::Journal(e.to_string()))?;
+    let svc =
+        PaymentService::open(merchant, &cfg.journal).map_err(|e| Error::Journal(e.to_string()))?;
     tracing::info!(journal = %cfg.journal.display(), terminal = %svc.config().terminal_id, "journal open");
 
     let hints: Hints = Hints::default();
-    let conn = bus::system_builder()?.build().await.map_err(|e| bus::build_error(DAEMON, e))?;
+    let conn = bus::system_builder()?
+        .build()
+        .await
+        .map_err(|e| bus::build_error(DAEMON, e))?;
     let scan = ScanLink::new(&conn, cfg.scanner).await;
     let iface = PaymentIface {
         svc: svc.clone(),
@@ -103,15 +116,21 @@ async fn run(args: Args) -> Result<(), Error> {
     let server = conn.object_server();
     server.at(smartpos_bus::payment::PATH, iface).await?;
     // Recent sales are on the bus from the start, so an app that comes back finds them.
-    for t in svc.list_recent(200).map_err(|e| Error::Journal(e.to_string()))? {
+    for t in svc
+        .list_recent(200)
+        .map_err(|e| Error::Journal(e.to_string()))?
+    {
         register(server, &svc, &hints, t.id).await?;
     }
     let name = smartpos_bus::payment::INTERFACE;
-    conn.request_name(name).await.map_err(|e| bus::build_error(name, e))?;
+    conn.request_name(name)
+        .await
+        .map_err(|e| bus::build_error(name, e))?;
 
     // Announce every state change on the bus.
     let mut events = svc.subscribe();
-    let (ev_conn, ev_svc, ev_hints, ev_scan) = (conn.clone(), svc.clone(), hints.clone(), scan.clone());
+    let (ev_conn, ev_svc, ev_hints, ev_scan) =
+        (conn.clone(), svc.clone(), hints.clone(), scan.clone());
     let rearm_ms = cfg.scan_timeout_ms;
     tokio::spawn(async move {
         loop {
@@ -135,7 +154,9 @@ async fn run(args: Args) -> Result<(), Error> {
                     }
                 }
                 Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
-                    tracing::warn!("{n} state changes were not announced (clients re-read properties)");
+                    tracing::warn!(
+                        "{n} state changes were not announced (clients re-read properties)"
+                    );
                 }
                 Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
             }
@@ -145,7 +166,12 @@ async fn run(args: Args) -> Result<(), Error> {
 
     // Finish what a crash or reboot left open, then keep sweeping.
     match svc.resolve_all().await {
-        Ok(r) => tracing::info!(examined = r.examined, finished = r.finished, still_open = r.still_open, "start-up resolver pass"),
+        Ok(r) => tracing::info!(
+            examined = r.examined,
+            finished = r.finished,
+            still_open = r.still_open,
+            "start-up resolver pass"
+        ),
         Err(e) => tracing::warn!("start-up resolver pass failed: {e}"),
     }
     let _resolver = svc.spawn_resolver();

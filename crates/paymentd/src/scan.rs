@@ -35,7 +35,11 @@ impl ScanLink {
         } else {
             None
         };
-        ScanLink { proxy, sessions: Arc::default(), available: Arc::new(AtomicBool::new(enabled)) }
+        ScanLink {
+            proxy,
+            sessions: Arc::default(),
+            available: Arc::new(AtomicBool::new(enabled)),
+        }
     }
 
     pub fn available(&self) -> bool {
@@ -68,7 +72,11 @@ impl ScanLink {
     pub async fn disarm(&self, tx: TxId) {
         let sessions: Vec<u64> = {
             let mut s = lock(&self.sessions);
-            let ids: Vec<u64> = s.iter().filter(|(_, t)| **t == tx).map(|(k, _)| *k).collect();
+            let ids: Vec<u64> = s
+                .iter()
+                .filter(|(_, t)| **t == tx)
+                .map(|(k, _)| *k)
+                .collect();
             for id in &ids {
                 s.remove(id);
             }
@@ -82,7 +90,12 @@ impl ScanLink {
     }
 
     /// Take scanned codes and pay the sales they belong to, until the bus connection ends.
-    pub fn spawn_listener(&self, svc: PaymentService, hints: Hints, conn: Connection) -> Option<tokio::task::JoinHandle<()>> {
+    pub fn spawn_listener(
+        &self,
+        svc: PaymentService,
+        hints: Hints,
+        conn: Connection,
+    ) -> Option<tokio::task::JoinHandle<()>> {
         let proxy = self.proxy.clone()?;
         let link = self.clone();
         Some(tokio::spawn(async move {
@@ -95,13 +108,17 @@ impl ScanLink {
             };
             while let Some(sig) = codes.next().await {
                 let Ok(args) = sig.args() else { continue };
-                let Some(tx) = lock(&link.sessions).get(&args.session).copied() else { continue };
+                let Some(tx) = lock(&link.sessions).get(&args.session).copied() else {
+                    continue;
+                };
                 tracing::info!(%tx, code = %mask_code(&args.text), source = %args.source, "code for sale");
                 let outcome = svc.pay_with_code(PayTarget::Tx(tx), &args.text).await;
                 let hint = match &outcome {
                     Ok(_) => None,
                     // The sale keeps waiting for a proper payment code.
-                    Err(PaymentError::NotPaymentCode(e) | PaymentError::SchemeDisabled(e)) => Some(e.one_line()),
+                    Err(PaymentError::NotPaymentCode(e) | PaymentError::SchemeDisabled(e)) => {
+                        Some(e.one_line())
+                    }
                     Err(e) => Some(e.to_string()),
                 };
                 let keep_scanning = matches!(

@@ -26,8 +26,12 @@ pub enum Error {
 }
 
 impl zbus::DBusError for Error {
-    fn create_reply(&self, hdr: &zbus::message::Header<'_>) -> zbus::Result<zbus::message::Message> {
-        zbus::message::Message::error(hdr, self.name())?.build(&(self.description().unwrap_or_default(),))
+    fn create_reply(
+        &self,
+        hdr: &zbus::message::Header<'_>,
+    ) -> zbus::Result<zbus::message::Message> {
+        zbus::message::Message::error(hdr, self.name())?
+            .build(&(self.description().unwrap_or_default(),))
     }
 
     fn name(&self) -> zbus::names::ErrorName<'_> {
@@ -61,13 +65,15 @@ impl From<PaymentError> for Error {
     fn from(e: PaymentError) -> Self {
         match &e {
             PaymentError::Invalid(v) => fdo::Error::InvalidArgs(v.to_string()).into(),
-            PaymentError::NotPaymentCode(x) | PaymentError::SchemeDisabled(x) | PaymentError::Blocked(x) => {
-                Error::Refused(x.one_line())
-            }
-            PaymentError::WrongState { .. } | PaymentError::NoSaleAwaitingCode | PaymentError::NoRoute { .. } => {
-                Error::Refused(e.to_string())
-            }
-            PaymentError::Journal(j) if j.to_string().contains("refund") || j.to_string().contains("no sale") => {
+            PaymentError::NotPaymentCode(x)
+            | PaymentError::SchemeDisabled(x)
+            | PaymentError::Blocked(x) => Error::Refused(x.one_line()),
+            PaymentError::WrongState { .. }
+            | PaymentError::NoSaleAwaitingCode
+            | PaymentError::NoRoute { .. } => Error::Refused(e.to_string()),
+            PaymentError::Journal(j)
+                if j.to_string().contains("refund") || j.to_string().contains("no sale") =>
+            {
                 Error::Refused(e.to_string())
             }
             _ => fdo::Error::Failed(e.to_string()).into(),
@@ -91,24 +97,36 @@ pub struct PaymentIface {
 }
 
 /// Options of Sale and PayWithCode: (sale options, arm the scanner, scan timeout).
-fn parse_options(options: &HashMap<String, OwnedValue>, default_timeout: u32) -> fdo::Result<(SaleOptions, bool, u32)> {
+fn parse_options(
+    options: &HashMap<String, OwnedValue>,
+    default_timeout: u32,
+) -> fdo::Result<(SaleOptions, bool, u32)> {
     let mut o = SaleOptions::default();
     let (mut scan, mut timeout) = (true, default_timeout);
     let bad = |k: &str, want: &str| fdo::Error::InvalidArgs(format!("option {k:?} must be {want}"));
     for (k, v) in options {
         match k.as_str() {
-            "subject" => o.subject = Some(String::try_from(dup(v)?).map_err(|_| bad(k, "a string (s)"))?),
-            "operator_id" => o.operator_id = Some(String::try_from(dup(v)?).map_err(|_| bad(k, "a string (s)"))?),
-            "virtual_goods" => o.virtual_goods = bool::try_from(&**v).map_err(|_| bad(k, "a boolean (b)"))?,
+            "subject" => {
+                o.subject = Some(String::try_from(dup(v)?).map_err(|_| bad(k, "a string (s)"))?)
+            }
+            "operator_id" => {
+                o.operator_id = Some(String::try_from(dup(v)?).map_err(|_| bad(k, "a string (s)"))?)
+            }
+            "virtual_goods" => {
+                o.virtual_goods = bool::try_from(&**v).map_err(|_| bad(k, "a boolean (b)"))?
+            }
             "scan" => scan = bool::try_from(&**v).map_err(|_| bad(k, "a boolean (b)"))?,
             "scan_timeout_ms" => {
                 timeout = u32::try_from(&**v).map_err(|_| bad(k, "an unsigned integer (u)"))?;
                 if timeout == 0 || timeout > 600_000 {
-                    return Err(fdo::Error::InvalidArgs(format!("scan_timeout_ms {timeout}: expected 1 to 600000")));
+                    return Err(fdo::Error::InvalidArgs(format!(
+                        "scan_timeout_ms {timeout}: expected 1 to 600000"
+                    )));
                 }
             }
             "disable_funding" => {
-                let names = Vec::<String>::try_from(dup(v)?).map_err(|_| bad(k, "a string array (as)"))?;
+                let names =
+                    Vec::<String>::try_from(dup(v)?).map_err(|_| bad(k, "a string array (as)"))?;
                 for n in names {
                     let ch: FundingChannel = serde_json::from_value(serde_json::Value::String(n.clone())).map_err(|_| {
                         fdo::Error::InvalidArgs(format!(
@@ -129,13 +147,16 @@ fn parse_options(options: &HashMap<String, OwnedValue>, default_timeout: u32) ->
 }
 
 fn dup(v: &OwnedValue) -> fdo::Result<OwnedValue> {
-    v.try_clone().map_err(|e| fdo::Error::InvalidArgs(e.to_string()))
+    v.try_clone()
+        .map_err(|e| fdo::Error::InvalidArgs(e.to_string()))
 }
 
 fn tx_of(path: &ObjectPath<'_>) -> fdo::Result<TxId> {
-    tx_id(path.as_str())
-        .map(TxId)
-        .ok_or_else(|| fdo::Error::InvalidArgs(format!("{path} is not a transaction path (/org/smartpos/Payment1/tx/<id>)")))
+    tx_id(path.as_str()).map(TxId).ok_or_else(|| {
+        fdo::Error::InvalidArgs(format!(
+            "{path} is not a transaction path (/org/smartpos/Payment1/tx/<id>)"
+        ))
+    })
 }
 
 fn owned_path(id: TxId) -> OwnedObjectPath {
@@ -143,8 +164,17 @@ fn owned_path(id: TxId) -> OwnedObjectPath {
 }
 
 /// Serve the object of `id` if it is not served yet.
-pub async fn register(server: &ObjectServer, svc: &PaymentService, hints: &Hints, id: TxId) -> zbus::Result<()> {
-    let obj = TxIface { svc: svc.clone(), hints: hints.clone(), id };
+pub async fn register(
+    server: &ObjectServer,
+    svc: &PaymentService,
+    hints: &Hints,
+    id: TxId,
+) -> zbus::Result<()> {
+    let obj = TxIface {
+        svc: svc.clone(),
+        hints: hints.clone(),
+        id,
+    };
     server.at(tx_path(id.0), obj).await?;
     Ok(())
 }
@@ -164,7 +194,10 @@ impl PaymentIface {
     ) -> Result<OwnedObjectPath, Error> {
         self.policy.check(&hdr, conn, "start a sale").await?;
         let (opts, scan, timeout) = parse_options(&options, self.scan_timeout_ms)?;
-        let id = self.svc.sale(amount_fen, &currency, &order_ref, opts).await?;
+        let id = self
+            .svc
+            .sale(amount_fen, &currency, &order_ref, opts)
+            .await?;
         register(server, &self.svc, &self.hints, id).await?;
         if scan && let Err(why) = self.scan.arm(id, timeout).await {
             lock(&self.hints).insert(id, why);
@@ -187,9 +220,17 @@ impl PaymentIface {
         self.policy.check(&hdr, conn, "take a payment").await?;
         let (opts, _, _) = parse_options(&options, self.scan_timeout_ms)?;
         if code.len() > 512 {
-            return Err(fdo::Error::InvalidArgs("code is longer than 512 bytes: not a payment code".into()).into());
+            return Err(fdo::Error::InvalidArgs(
+                "code is longer than 512 bytes: not a payment code".into(),
+            )
+            .into());
         }
-        let target = PayTarget::New { amount_fen, currency, order_ref, options: opts };
+        let target = PayTarget::New {
+            amount_fen,
+            currency,
+            order_ref,
+            options: opts,
+        };
         let id = self.svc.pay_with_code(target, &code).await?;
         register(server, &self.svc, &self.hints, id).await?;
         Ok(owned_path(id))
@@ -231,7 +272,10 @@ impl PaymentIface {
         #[zbus(connection)] conn: &Connection,
     ) -> Result<HashMap<String, OwnedValue>, Error> {
         self.policy.check(&hdr, conn, "refund").await?;
-        let r = self.svc.refund(tx_of(&transaction)?, amount_fen, &refund_ref).await?;
+        let r = self
+            .svc
+            .refund(tx_of(&transaction)?, amount_fen, &refund_ref)
+            .await?;
         let mut out: HashMap<String, OwnedValue> = HashMap::new();
         out.insert("id".into(), OwnedValue::from(r.id));
         out.insert("state".into(), str_value(r.state.as_str()));
@@ -255,7 +299,10 @@ impl PaymentIface {
     ) -> Result<Vec<OwnedObjectPath>, Error> {
         self.policy.check(&hdr, conn, "list sales").await?;
         let n = usize::try_from(limit.min(500)).unwrap_or(500);
-        let txs = self.svc.list_recent(n).map_err(|e| fdo::Error::Failed(e.to_string()))?;
+        let txs = self
+            .svc
+            .list_recent(n)
+            .map_err(|e| fdo::Error::Failed(e.to_string()))?;
         let mut out = Vec::with_capacity(txs.len());
         for t in txs {
             register(server, &self.svc, &self.hints, t.id).await?;
@@ -265,7 +312,11 @@ impl PaymentIface {
     }
 
     #[zbus(signal)]
-    pub async fn transaction_changed(emitter: &SignalEmitter<'_>, transaction: ObjectPath<'_>, state: &str) -> zbus::Result<()>;
+    pub async fn transaction_changed(
+        emitter: &SignalEmitter<'_>,
+        transaction: ObjectPath<'_>,
+        state: &str,
+    ) -> zbus::Result<()>;
 
     #[zbus(property)]
     fn version(&self) -> String {
@@ -274,7 +325,12 @@ impl PaymentIface {
 
     #[zbus(property)]
     pub fn state(&self) -> String {
-        if self.scan.available() { "ready" } else { "no_scanner" }.to_owned()
+        if self.scan.available() {
+            "ready"
+        } else {
+            "no_scanner"
+        }
+        .to_owned()
     }
 
     #[zbus(property)]
@@ -294,12 +350,24 @@ impl PaymentIface {
 
     #[zbus(property)]
     fn schemes(&self) -> Vec<String> {
-        self.svc.config().merchant.schemes.iter().map(|s| s.as_str().to_owned()).collect()
+        self.svc
+            .config()
+            .merchant
+            .schemes
+            .iter()
+            .map(|s| s.as_str().to_owned())
+            .collect()
     }
 
     #[zbus(property)]
     fn funding(&self) -> Vec<String> {
-        self.svc.config().merchant.funding.iter().map(|f| json_name(f)).collect()
+        self.svc
+            .config()
+            .merchant
+            .funding
+            .iter()
+            .map(json_name)
+            .collect()
     }
 }
 
@@ -325,10 +393,15 @@ pub struct TxIface {
 
 impl TxIface {
     fn tx(&self) -> fdo::Result<Transaction> {
-        self.svc.get(self.id).map_err(|e| fdo::Error::Failed(e.to_string()))
+        self.svc
+            .get(self.id)
+            .map_err(|e| fdo::Error::Failed(e.to_string()))
     }
 
-    fn explanation_field(&self, f: impl FnOnce(&smartpos_payment::Explanation) -> String) -> fdo::Result<String> {
+    fn explanation_field(
+        &self,
+        f: impl FnOnce(&smartpos_payment::Explanation) -> String,
+    ) -> fdo::Result<String> {
         Ok(self.tx()?.explanation.as_ref().map(f).unwrap_or_default())
     }
 }
@@ -379,7 +452,11 @@ impl TxIface {
     }
     #[zbus(property)]
     fn scheme(&self) -> fdo::Result<String> {
-        Ok(self.tx()?.scheme.map(|s| s.as_str().to_owned()).unwrap_or_default())
+        Ok(self
+            .tx()?
+            .scheme
+            .map(|s| s.as_str().to_owned())
+            .unwrap_or_default())
     }
     #[zbus(property)]
     fn code_masked(&self) -> fdo::Result<String> {
@@ -399,8 +476,15 @@ impl TxIface {
     }
     #[zbus(property)]
     fn refunded_fen(&self) -> fdo::Result<i64> {
-        let refunds = self.svc.refunds_of(self.id).map_err(|e| fdo::Error::Failed(e.to_string()))?;
-        Ok(refunds.iter().filter(|r| r.state == RefundState::Succeeded).map(|r| r.amount_fen).sum())
+        let refunds = self
+            .svc
+            .refunds_of(self.id)
+            .map_err(|e| fdo::Error::Failed(e.to_string()))?;
+        Ok(refunds
+            .iter()
+            .filter(|r| r.state == RefundState::Succeeded)
+            .map(|r| r.amount_fen)
+            .sum())
     }
     #[zbus(property)]
     fn funding_channels(&self) -> fdo::Result<Vec<String>> {
@@ -408,7 +492,11 @@ impl TxIface {
             .tx()?
             .funding
             .iter()
-            .map(|f| f.channel.map(|c| json_name(&c)).unwrap_or_else(|| f.raw.clone()))
+            .map(|f| {
+                f.channel
+                    .map(|c| json_name(&c))
+                    .unwrap_or_else(|| f.raw.clone())
+            })
             .collect())
     }
     #[zbus(property)]
@@ -459,5 +547,6 @@ pub async fn announce(conn: &Connection, id: TxId, state: &str) -> zbus::Result<
     )
     .await?;
     let svc_emitter = SignalEmitter::new(conn, smartpos_bus::payment::PATH)?;
-    PaymentIface::transaction_changed(&svc_emitter, ObjectPath::try_from(path.as_str())?, state).await
+    PaymentIface::transaction_changed(&svc_emitter, ObjectPath::try_from(path.as_str())?, state)
+        .await
 }

@@ -114,7 +114,9 @@ enum ScannerCmd {
 pub enum Error {
     #[error(transparent)]
     Bus(#[from] smartpos_runtime::bus::BusError),
-    #[error("{0} is not running (no owner of its bus name); check `systemctl status` of its daemon")]
+    #[error(
+        "{0} is not running (no owner of its bus name); check `systemctl status` of its daemon"
+    )]
     NotRunning(String),
     #[error("not allowed: {0}")]
     Denied(String),
@@ -150,13 +152,20 @@ impl From<zbus::fdo::Error> for Error {
 impl From<zbus::Error> for Error {
     fn from(e: zbus::Error) -> Self {
         match &e {
-            zbus::Error::FDO(f) if matches!(**f, zbus::fdo::Error::AccessDenied(_)) => Error::Denied(f.to_string()),
+            zbus::Error::FDO(f) if matches!(**f, zbus::fdo::Error::AccessDenied(_)) => {
+                Error::Denied(f.to_string())
+            }
             zbus::Error::MethodError(name, msg, _)
                 if name.as_str() == "org.freedesktop.DBus.Error.AccessDenied" =>
             {
                 Error::Denied(msg.clone().unwrap_or_default())
             }
-            zbus::Error::FDO(f) if matches!(**f, zbus::fdo::Error::ServiceUnknown(_) | zbus::fdo::Error::NameHasNoOwner(_)) => {
+            zbus::Error::FDO(f)
+                if matches!(
+                    **f,
+                    zbus::fdo::Error::ServiceUnknown(_) | zbus::fdo::Error::NameHasNoOwner(_)
+                ) =>
+            {
                 Error::NotRunning(f.to_string())
             }
             _ => Error::Failed(e.to_string()),
@@ -171,7 +180,10 @@ fn main() -> ExitCode {
         // Pure CPU work on local files: no bus, no runtime.
         return scanner::decode(images, json).into();
     }
-    let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("posctl: cannot start: {e}");
@@ -180,11 +192,33 @@ fn main() -> ExitCode {
     };
     let result = rt.block_on(async move {
         match cli.cmd {
-            Cmd::Sale { amount, order_ref, code, timeout, no_wait, disable_funding, virtual_goods } => {
-                let a = payment::SaleArgs { amount, order_ref, code, timeout, no_wait, disable_funding, virtual_goods };
+            Cmd::Sale {
+                amount,
+                order_ref,
+                code,
+                timeout,
+                no_wait,
+                disable_funding,
+                virtual_goods,
+            } => {
+                let a = payment::SaleArgs {
+                    amount,
+                    order_ref,
+                    code,
+                    timeout,
+                    no_wait,
+                    disable_funding,
+                    virtual_goods,
+                };
                 payment::sale(a, json).await.map(Some)
             }
-            Cmd::Refund { tx, amount, refund_ref } => payment::refund(&tx, &amount, refund_ref, json).await.map(Some),
+            Cmd::Refund {
+                tx,
+                amount,
+                refund_ref,
+            } => payment::refund(&tx, &amount, refund_ref, json)
+                .await
+                .map(Some),
             other => run_plain(other, json).await.map(|()| None),
         }
     });
@@ -204,14 +238,24 @@ fn main() -> ExitCode {
 async fn run_plain(cmd: Cmd, json: bool) -> Result<(), Error> {
     {
         match cmd {
-            Cmd::Tx { cmd: TxCmd::List { limit } } => payment::list(limit, json).await,
-            Cmd::Tx { cmd: TxCmd::Show { tx } } => payment::show(&tx, json).await,
+            Cmd::Tx {
+                cmd: TxCmd::List { limit },
+            } => payment::list(limit, json).await,
+            Cmd::Tx {
+                cmd: TxCmd::Show { tx },
+            } => payment::show(&tx, json).await,
             Cmd::Explain { tx } => payment::explain(&tx, json).await,
             Cmd::Status => status::run(json).await,
             Cmd::Scan { timeout, source } => scanner::scan(timeout, &source, json).await,
-            Cmd::Scanner { cmd: ScannerCmd::Status } => scanner::status(json).await,
-            Cmd::Scanner { cmd: ScannerCmd::Snapshot { file } } => scanner::snapshot(&file, json).await,
-            Cmd::Decode { .. } | Cmd::Sale { .. } | Cmd::Refund { .. } => unreachable!("handled in main"),
+            Cmd::Scanner {
+                cmd: ScannerCmd::Status,
+            } => scanner::status(json).await,
+            Cmd::Scanner {
+                cmd: ScannerCmd::Snapshot { file },
+            } => scanner::snapshot(&file, json).await,
+            Cmd::Decode { .. } | Cmd::Sale { .. } | Cmd::Refund { .. } => {
+                unreachable!("handled in main")
+            }
         }
     }
 }

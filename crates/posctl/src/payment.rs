@@ -12,14 +12,29 @@ use crate::Error;
 
 /// `12.34` yuan → 1234 fen, exactly (no floats): at most two decimals.
 pub fn parse_yuan(s: &str) -> Result<i64, Error> {
-    let bad = || Error::Usage(format!("amount {s:?}: give yuan with at most two decimals, e.g. 12.34"));
+    let bad = || {
+        Error::Usage(format!(
+            "amount {s:?}: give yuan with at most two decimals, e.g. 12.34"
+        ))
+    };
     let (whole, frac) = s.split_once('.').unwrap_or((s, ""));
-    if whole.is_empty() || frac.len() > 2 || !whole.bytes().all(|b| b.is_ascii_digit()) || !frac.bytes().all(|b| b.is_ascii_digit()) {
+    if whole.is_empty()
+        || frac.len() > 2
+        || !whole.bytes().all(|b| b.is_ascii_digit())
+        || !frac.bytes().all(|b| b.is_ascii_digit())
+    {
         return Err(bad());
     }
     let whole: i64 = whole.parse().map_err(|_| bad())?;
-    let frac: i64 = if frac.is_empty() { 0 } else { format!("{frac:0<2}").parse().map_err(|_| bad())? };
-    whole.checked_mul(100).and_then(|w| w.checked_add(frac)).ok_or_else(bad)
+    let frac: i64 = if frac.is_empty() {
+        0
+    } else {
+        format!("{frac:0<2}").parse().map_err(|_| bad())?
+    };
+    whole
+        .checked_mul(100)
+        .and_then(|w| w.checked_add(frac))
+        .ok_or_else(bad)
 }
 
 pub fn yuan(fen: i64) -> String {
@@ -30,9 +45,13 @@ pub fn yuan(fen: i64) -> String {
 async fn connect() -> Result<(zbus::Connection, PaymentProxy<'static>), Error> {
     let conn = smartpos_runtime::bus::connect_system().await?;
     let dbus = zbus::fdo::DBusProxy::new(&conn).await?;
-    let name = zbus::names::BusName::try_from(smartpos_bus::payment::INTERFACE).map_err(|e| Error::Failed(e.to_string()))?;
+    let name = zbus::names::BusName::try_from(smartpos_bus::payment::INTERFACE)
+        .map_err(|e| Error::Failed(e.to_string()))?;
     if !dbus.name_has_owner(name).await? {
-        return Err(Error::NotRunning(format!("the payment service ({})", smartpos_bus::payment::INTERFACE)));
+        return Err(Error::NotRunning(format!(
+            "the payment service ({})",
+            smartpos_bus::payment::INTERFACE
+        )));
     }
     let p = PaymentProxy::new(&conn).await?;
     Ok((conn, p))
@@ -40,12 +59,23 @@ async fn connect() -> Result<(zbus::Connection, PaymentProxy<'static>), Error> {
 
 /// A transaction given as `12` or as its object path.
 fn tx_arg(s: &str) -> Result<OwnedObjectPath, Error> {
-    let id = s.parse::<i64>().ok().or_else(|| tx_id(s)).ok_or_else(|| Error::Usage(format!("{s:?} is not a transaction id")))?;
+    let id = s
+        .parse::<i64>()
+        .ok()
+        .or_else(|| tx_id(s))
+        .ok_or_else(|| Error::Usage(format!("{s:?} is not a transaction id")))?;
     OwnedObjectPath::try_from(tx_path(id)).map_err(|e| Error::Failed(e.to_string()))
 }
 
-async fn tx_proxy(conn: &zbus::Connection, path: &OwnedObjectPath) -> Result<TransactionProxy<'static>, Error> {
-    Ok(TransactionProxy::builder(conn).path(path.clone())?.cache_properties(zbus::proxy::CacheProperties::No).build().await?)
+async fn tx_proxy(
+    conn: &zbus::Connection,
+    path: &OwnedObjectPath,
+) -> Result<TransactionProxy<'static>, Error> {
+    Ok(TransactionProxy::builder(conn)
+        .path(path.clone())?
+        .cache_properties(zbus::proxy::CacheProperties::No)
+        .build()
+        .await?)
 }
 
 /// Everything a transaction object says, for `tx show`, `explain` and the end of `sale`.
@@ -120,13 +150,21 @@ fn terminal(state: &str) -> bool {
 fn outcome_line(v: &TxView) -> String {
     match v.state.as_str() {
         "succeeded" => {
-            let funding: Vec<String> = v.funding_channels.iter().map(|c| funding_label(c)).collect();
+            let funding: Vec<String> = v
+                .funding_channels
+                .iter()
+                .map(|c| funding_label(c))
+                .collect();
             format!(
                 "PAID {} {} with {} — funding: {} — acquirer trade {}",
                 v.amount,
                 v.currency,
                 v.scheme,
-                if funding.is_empty() { "not reported".into() } else { funding.join(", ") },
+                if funding.is_empty() {
+                    "not reported".into()
+                } else {
+                    funding.join(", ")
+                },
                 v.acquirer_trade_no
             )
         }
@@ -137,7 +175,11 @@ fn outcome_line(v: &TxView) -> String {
             v.error_code,
             v.instruction_zh,
             v.instruction_en,
-            if v.acquirer_message.is_empty() { String::new() } else { format!(" — acquirer said: {}", v.acquirer_message) }
+            if v.acquirer_message.is_empty() {
+                String::new()
+            } else {
+                format!(" — acquirer said: {}", v.acquirer_message)
+            }
         ),
         _ => v.state.to_uppercase(),
     }
@@ -158,7 +200,10 @@ pub async fn sale(a: SaleArgs, json: bool) -> Result<i32, Error> {
     let fen = parse_yuan(&a.amount)?;
     let (conn, p) = connect().await?;
     let order_ref = a.order_ref.unwrap_or_else(|| {
-        let ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis()).unwrap_or(0);
+        let ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis())
+            .unwrap_or(0);
         format!("posctl-{ms}")
     });
     let mut options: HashMap<&str, Value<'_>> = HashMap::new();
@@ -168,11 +213,15 @@ pub async fn sale(a: SaleArgs, json: bool) -> Result<i32, Error> {
     if a.virtual_goods {
         options.insert("virtual_goods", Value::from(true));
     }
-    options.insert("scan_timeout_ms", Value::from(a.timeout.saturating_mul(1000).clamp(1, 600_000)));
+    options.insert(
+        "scan_timeout_ms",
+        Value::from(a.timeout.saturating_mul(1000).clamp(1, 600_000)),
+    );
     let path = match &a.code {
         Some(code) => {
             options.remove("scan_timeout_ms");
-            p.pay_with_code(fen, "CNY", &order_ref, options, code).await?
+            p.pay_with_code(fen, "CNY", &order_ref, options, code)
+                .await?
         }
         None => p.sale(fen, "CNY", &order_ref, options).await?,
     };
@@ -181,7 +230,10 @@ pub async fn sale(a: SaleArgs, json: bool) -> Result<i32, Error> {
     let mut changes = t.receive_changed().await?;
     let first = view(&t).await?;
     if !json {
-        println!("sale {} for {} CNY (order {}): {}", first.id, first.amount, first.order_ref, first.state);
+        println!(
+            "sale {} for {} CNY (order {}): {}",
+            first.id, first.amount, first.order_ref, first.state
+        );
         if first.state == "awaiting_code" {
             println!("  show the customer's payment code (付款码) to the scanner");
         }
@@ -191,7 +243,10 @@ pub async fn sale(a: SaleArgs, json: bool) -> Result<i32, Error> {
     }
     if a.no_wait {
         if json {
-            println!("{}", serde_json::to_string(&first).map_err(|e| Error::Failed(e.to_string()))?);
+            println!(
+                "{}",
+                serde_json::to_string(&first).map_err(|e| Error::Failed(e.to_string()))?
+            );
         }
         return Ok(0);
     }
@@ -216,7 +271,10 @@ pub async fn sale(a: SaleArgs, json: bool) -> Result<i32, Error> {
     }
     let v = view(&t).await?;
     if json {
-        println!("{}", serde_json::to_string(&v).map_err(|e| Error::Failed(e.to_string()))?);
+        println!(
+            "{}",
+            serde_json::to_string(&v).map_err(|e| Error::Failed(e.to_string()))?
+        );
     } else {
         println!("{}", outcome_line(&v));
     }
@@ -227,18 +285,38 @@ pub async fn sale(a: SaleArgs, json: bool) -> Result<i32, Error> {
     })
 }
 
-pub async fn refund(tx: &str, amount: &str, refund_ref: Option<String>, json: bool) -> Result<i32, Error> {
+pub async fn refund(
+    tx: &str,
+    amount: &str,
+    refund_ref: Option<String>,
+    json: bool,
+) -> Result<i32, Error> {
     let fen = parse_yuan(amount)?;
     let path = tx_arg(tx)?;
     let (_conn, p) = connect().await?;
-    let refund_ref = refund_ref.unwrap_or_else(|| format!("posctl-refund-{}-{fen}", path.as_str().rsplit('/').next().unwrap_or("")));
+    let refund_ref = refund_ref.unwrap_or_else(|| {
+        format!(
+            "posctl-refund-{}-{fen}",
+            path.as_str().rsplit('/').next().unwrap_or("")
+        )
+    });
     let r = p.refund(&ObjectPath::from(&path), fen, &refund_ref).await?;
-    let get = |k: &str| r.get(k).and_then(|v| String::try_from(v.try_clone().ok()?).ok()).unwrap_or_default();
+    let get = |k: &str| {
+        r.get(k)
+            .and_then(|v| String::try_from(v.try_clone().ok()?).ok())
+            .unwrap_or_default()
+    };
     let state = get("state");
     if json {
         let m: HashMap<&str, String> =
-            ["state", "cause", "code", "instruction_zh", "instruction_en"].into_iter().map(|k| (k, get(k))).collect();
-        println!("{}", serde_json::json!({"refund_ref": refund_ref, "amount_fen": fen, "result": m}));
+            ["state", "cause", "code", "instruction_zh", "instruction_en"]
+                .into_iter()
+                .map(|k| (k, get(k)))
+                .collect();
+        println!(
+            "{}",
+            serde_json::json!({"refund_ref": refund_ref, "amount_fen": fen, "result": m})
+        );
     } else if get("cause").is_empty() {
         println!("refund of {} CNY ({}): {state}", yuan(fen), refund_ref);
     } else {
@@ -262,10 +340,16 @@ pub async fn list(limit: u32, json: bool) -> Result<(), Error> {
         rows.push(view(&tx_proxy(&conn, &path).await?).await?);
     }
     if json {
-        println!("{}", serde_json::to_string_pretty(&rows).map_err(|e| Error::Failed(e.to_string()))?);
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&rows).map_err(|e| Error::Failed(e.to_string()))?
+        );
         return Ok(());
     }
-    println!("{:>5} {:>10} {:<22} {:<8} {:<20} CAUSE", "TX", "AMOUNT", "STATE", "SCHEME", "FUNDING");
+    println!(
+        "{:>5} {:>10} {:<22} {:<8} {:<20} CAUSE",
+        "TX", "AMOUNT", "STATE", "SCHEME", "FUNDING"
+    );
     for v in rows {
         println!(
             "{:>5} {:>10} {:<22} {:<8} {:<20} {}",
@@ -273,8 +357,16 @@ pub async fn list(limit: u32, json: bool) -> Result<(), Error> {
             v.amount,
             v.state,
             if v.scheme.is_empty() { "-" } else { &v.scheme },
-            if v.funding_channels.is_empty() { "-".into() } else { v.funding_channels.join(",") },
-            if v.cause.is_empty() { "-".into() } else { format!("{} ({})", v.cause, v.error_code) }
+            if v.funding_channels.is_empty() {
+                "-".into()
+            } else {
+                v.funding_channels.join(",")
+            },
+            if v.cause.is_empty() {
+                "-".into()
+            } else {
+                format!("{} ({})", v.cause, v.error_code)
+            }
         );
     }
     Ok(())
@@ -283,11 +375,18 @@ pub async fn list(limit: u32, json: bool) -> Result<(), Error> {
 pub async fn show(tx: &str, json: bool) -> Result<(), Error> {
     let path = tx_arg(tx)?;
     let (conn, _p) = connect().await?;
-    let v = view(&tx_proxy(&conn, &path).await.map_err(|_| Error::Usage(format!("no transaction {tx}")))?)
-        .await
-        .map_err(|e| Error::Usage(format!("no transaction {tx}: {e}")))?;
+    let v = view(
+        &tx_proxy(&conn, &path)
+            .await
+            .map_err(|_| Error::Usage(format!("no transaction {tx}")))?,
+    )
+    .await
+    .map_err(|e| Error::Usage(format!("no transaction {tx}: {e}")))?;
     if json {
-        println!("{}", serde_json::to_string_pretty(&v).map_err(|e| Error::Failed(e.to_string()))?);
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&v).map_err(|e| Error::Failed(e.to_string()))?
+        );
         return Ok(());
     }
     let value = serde_json::to_value(&v).map_err(|e| Error::Failed(e.to_string()))?;
@@ -307,7 +406,9 @@ pub async fn show(tx: &str, json: bool) -> Result<(), Error> {
 pub async fn explain(tx: &str, json: bool) -> Result<(), Error> {
     let path = tx_arg(tx)?;
     let (conn, _p) = connect().await?;
-    let v = view(&tx_proxy(&conn, &path).await?).await.map_err(|e| Error::Usage(format!("no transaction {tx}: {e}")))?;
+    let v = view(&tx_proxy(&conn, &path).await?)
+        .await
+        .map_err(|e| Error::Usage(format!("no transaction {tx}: {e}")))?;
     if json {
         println!(
             "{}",

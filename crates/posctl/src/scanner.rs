@@ -14,9 +14,13 @@ use crate::Error;
 async fn proxy() -> Result<ScannerProxy<'static>, Error> {
     let conn = smartpos_runtime::bus::connect_system().await?;
     let dbus = zbus::fdo::DBusProxy::new(&conn).await?;
-    let name = zbus::names::BusName::try_from(smartpos_bus::scanner::INTERFACE).map_err(|e| Error::Failed(e.to_string()))?;
+    let name = zbus::names::BusName::try_from(smartpos_bus::scanner::INTERFACE)
+        .map_err(|e| Error::Failed(e.to_string()))?;
     if !dbus.name_has_owner(name).await? {
-        return Err(Error::NotRunning(format!("the scanner ({})", smartpos_bus::scanner::INTERFACE)));
+        return Err(Error::NotRunning(format!(
+            "the scanner ({})",
+            smartpos_bus::scanner::INTERFACE
+        )));
     }
     Ok(ScannerProxy::new(&conn).await?)
 }
@@ -36,7 +40,12 @@ pub async fn scan(timeout: u32, sources: &[String], json: bool) -> Result<(), Er
         while let Some(sig) = codes.next().await {
             let args = sig.args()?;
             if args.session == session {
-                return Ok::<_, zbus::Error>(Some((args.text, args.symbology, args.source, args.wall_us)));
+                return Ok::<_, zbus::Error>(Some((
+                    args.text,
+                    args.symbology,
+                    args.source,
+                    args.wall_us,
+                )));
             }
         }
         Ok(None)
@@ -56,7 +65,9 @@ pub async fn scan(timeout: u32, sources: &[String], json: bool) -> Result<(), Er
             }
             Ok(())
         }
-        Ok(Ok(None)) => Err(Error::Failed("the scanner left the bus while waiting".into())),
+        Ok(Ok(None)) => Err(Error::Failed(
+            "the scanner left the bus while waiting".into(),
+        )),
         Ok(Err(e)) => Err(e.into()),
         Err(_) => Err(Error::Timeout(format!("no code within {timeout} s"))),
     }
@@ -107,7 +118,10 @@ pub async fn status(json: bool) -> Result<(), Error> {
         duplicate_window_ms: s.duplicate_window_ms().await?,
     };
     if json {
-        println!("{}", serde_json::to_string_pretty(&h).map_err(|e| Error::Failed(e.to_string()))?);
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&h).map_err(|e| Error::Failed(e.to_string()))?
+        );
         return Ok(());
     }
     println!("scanner {} — {}", h.version, h.state);
@@ -115,7 +129,12 @@ pub async fn status(json: bool) -> Result<(), Error> {
     println!("  {}", h.advice);
     println!(
         "frames/s {:.1}   decoded {}/{} frames   brightness {:.0}   contrast {:.1}   sharpness {:.0}",
-        h.frames_per_second, h.decode_successes, h.decode_attempts, h.brightness, h.contrast, h.sharpness
+        h.frames_per_second,
+        h.decode_successes,
+        h.decode_attempts,
+        h.brightness,
+        h.contrast,
+        h.sharpness
     );
     if h.sources.is_empty() {
         println!("sources: none configured");
@@ -128,9 +147,13 @@ pub async fn status(json: bool) -> Result<(), Error> {
 
 pub async fn snapshot(file: &Path, json: bool) -> Result<(), Error> {
     let png = proxy().await?.snapshot().await?;
-    std::fs::write(file, &png).map_err(|e| Error::Input(format!("cannot write {}: {e}", file.display())))?;
+    std::fs::write(file, &png)
+        .map_err(|e| Error::Input(format!("cannot write {}: {e}", file.display())))?;
     if json {
-        println!("{}", serde_json::json!({"file": file.display().to_string(), "bytes": png.len()}));
+        println!(
+            "{}",
+            serde_json::json!({"file": file.display().to_string(), "bytes": png.len()})
+        );
     } else {
         println!("saved {} ({} bytes)", file.display(), png.len());
     }
@@ -152,10 +175,20 @@ pub fn decode(images: &[PathBuf], json: bool) -> Exit {
         } else {
             let codes = report.codes.as_deref().unwrap_or_default();
             if codes.is_empty() {
-                println!("{}: no code ({:.1} ms)", report.file, report.ms.unwrap_or(0.0));
+                println!(
+                    "{}: no code ({:.1} ms)",
+                    report.file,
+                    report.ms.unwrap_or(0.0)
+                );
             }
             for c in codes {
-                println!("{}: {} {:?} ({:.1} ms)", report.file, c.symbology.as_str(), c.text, report.ms.unwrap_or(0.0));
+                println!(
+                    "{}: {} {:?} ({:.1} ms)",
+                    report.file,
+                    c.symbology.as_str(),
+                    c.text,
+                    report.ms.unwrap_or(0.0)
+                );
             }
         }
     }

@@ -31,7 +31,14 @@ pub async fn run(json: bool) -> Result<(), Error> {
             .name_has_owner(BusName::try_from(name).map_err(|e| Error::Failed(e.to_string()))?)
             .await
             .unwrap_or(false);
-        let mut row = Row { daemon, bus_name: name, running, version: None, state: None, error: None };
+        let mut row = Row {
+            daemon,
+            bus_name: name,
+            running,
+            version: None,
+            state: None,
+            error: None,
+        };
         if running {
             match properties(&conn, name, path).await {
                 Ok((v, s)) => (row.version, row.state) = (Some(v), Some(s)),
@@ -41,9 +48,15 @@ pub async fn run(json: bool) -> Result<(), Error> {
         rows.push(row);
     }
     if json {
-        println!("{}", serde_json::to_string_pretty(&rows).map_err(|e| Error::Failed(e.to_string()))?);
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&rows).map_err(|e| Error::Failed(e.to_string()))?
+        );
     } else {
-        println!("{:<10} {:<24} {:<9} {:<10} STATE", "DAEMON", "BUS NAME", "RUNNING", "VERSION");
+        println!(
+            "{:<10} {:<24} {:<9} {:<10} STATE",
+            "DAEMON", "BUS NAME", "RUNNING", "VERSION"
+        );
         for r in &rows {
             println!(
                 "{:<10} {:<24} {:<9} {:<10} {}",
@@ -58,7 +71,11 @@ pub async fn run(json: bool) -> Result<(), Error> {
     Ok(())
 }
 
-async fn properties(conn: &zbus::Connection, name: &str, path: &str) -> zbus::Result<(String, String)> {
+async fn properties(
+    conn: &zbus::Connection,
+    name: &str,
+    path: &str,
+) -> zbus::Result<(String, String)> {
     let props = zbus::fdo::PropertiesProxy::builder(conn)
         .destination(name)?
         .path(path)?

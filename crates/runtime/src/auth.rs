@@ -34,7 +34,11 @@ pub async fn caller(hdr: &Header<'_>, conn: &Connection) -> fdo::Result<Caller> 
         // Older buses do not report groups: fall back to the user database.
         gids = groups_of_uid(uid);
     }
-    Ok(Caller { uid, gids, pid: creds.process_id() })
+    Ok(Caller {
+        uid,
+        gids,
+        pid: creds.process_id(),
+    })
 }
 
 fn groups_of_uid(uid: u32) -> BTreeSet<u32> {
@@ -73,7 +77,11 @@ impl Policy {
         }
         let mut uids = BTreeSet::from([0]);
         uids.insert(nix::unistd::getuid().as_raw());
-        Policy { uids, gids, names: groups.to_vec() }
+        Policy {
+            uids,
+            gids,
+            names: groups.to_vec(),
+        }
     }
 
     /// Also let in these numeric uids (tests; service users of sibling daemons).
@@ -88,7 +96,12 @@ impl Policy {
     }
 
     /// Check the caller of `hdr`, returning the D-Bus `AccessDenied` error the caller sees.
-    pub async fn check(&self, hdr: &Header<'_>, conn: &Connection, what: &str) -> fdo::Result<Caller> {
+    pub async fn check(
+        &self,
+        hdr: &Header<'_>,
+        conn: &Connection,
+        what: &str,
+    ) -> fdo::Result<Caller> {
         let c = caller(hdr, conn).await?;
         if self.allows(&c) {
             Ok(c)
@@ -97,7 +110,11 @@ impl Policy {
             Err(fdo::Error::AccessDenied(format!(
                 "uid {} may not {what}: only root, the service user and members of {} may",
                 c.uid,
-                if self.names.is_empty() { "no group".to_owned() } else { self.names.join(", ") }
+                if self.names.is_empty() {
+                    "no group".to_owned()
+                } else {
+                    self.names.join(", ")
+                }
             )))
         }
     }
@@ -111,9 +128,21 @@ mod tests {
     fn root_and_group_members_are_let_in_others_are_not() {
         let mut p = Policy::new(&[]);
         p.gids.insert(4242);
-        let root = Caller { uid: 0, gids: BTreeSet::new(), pid: None };
-        let member = Caller { uid: 5000, gids: BTreeSet::from([100, 4242]), pid: None };
-        let stranger = Caller { uid: 65534, gids: BTreeSet::from([65534]), pid: None };
+        let root = Caller {
+            uid: 0,
+            gids: BTreeSet::new(),
+            pid: None,
+        };
+        let member = Caller {
+            uid: 5000,
+            gids: BTreeSet::from([100, 4242]),
+            pid: None,
+        };
+        let stranger = Caller {
+            uid: 65534,
+            gids: BTreeSet::from([65534]),
+            pid: None,
+        };
         assert!(p.allows(&root));
         assert!(p.allows(&member));
         assert!(!p.allows(&stranger));

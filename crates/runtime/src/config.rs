@@ -20,10 +20,18 @@ pub fn default_path(daemon: &str) -> PathBuf {
 pub enum ConfigError {
     /// The file named with `--config` does not exist or cannot be read.
     #[error("cannot read config file {path}: {source}")]
-    Read { path: PathBuf, source: std::io::Error },
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     /// The file is not valid TOML, has an unknown key, or a value of the wrong kind.
     #[error("config file {path}, line {line}{key}: {message}")]
-    Invalid { path: PathBuf, line: usize, key: String, message: String },
+    Invalid {
+        path: PathBuf,
+        line: usize,
+        key: String,
+        message: String,
+    },
     /// The values parse but do not make sense together.
     #[error("config file {path}: {message}")]
     Semantic { path: PathBuf, message: String },
@@ -45,8 +53,10 @@ pub fn load<T: DeserializeOwned + Default>(
             p
         }
     };
-    let text = std::fs::read_to_string(&path)
-        .map_err(|source| ConfigError::Read { path: path.clone(), source })?;
+    let text = std::fs::read_to_string(&path).map_err(|source| ConfigError::Read {
+        path: path.clone(),
+        source,
+    })?;
     let value = parse(&path, &text)?;
     Ok((value, Some(path)))
 }
@@ -61,7 +71,11 @@ pub fn parse<T: DeserializeOwned>(path: &Path, text: &str) -> Result<T, ConfigEr
         ConfigError::Invalid {
             path: path.to_path_buf(),
             line,
-            key: if key.is_empty() { key } else { format!(", key `{key}`") },
+            key: if key.is_empty() {
+                key
+            } else {
+                format!(", key `{key}`")
+            },
             message: e.message().trim().to_owned(),
         }
     })
@@ -103,7 +117,8 @@ mod tests {
 
     #[test]
     fn a_misspelt_key_names_the_file_line_and_key() {
-        let err = parse::<Cam>(Path::new("/etc/smartpos/x.toml"), "fps = 30\nfsp = 2\n").unwrap_err();
+        let err =
+            parse::<Cam>(Path::new("/etc/smartpos/x.toml"), "fps = 30\nfsp = 2\n").unwrap_err();
         let msg = err.to_string();
         assert!(msg.contains("/etc/smartpos/x.toml"), "{msg}");
         assert!(msg.contains("line 2"), "{msg}");
@@ -113,7 +128,11 @@ mod tests {
 
     #[test]
     fn a_bad_value_names_the_key_and_what_is_expected() {
-        let err = parse::<Cam>(Path::new("c.toml"), "device = \"/dev/video0\"\nfps = \"fast\"\n").unwrap_err();
+        let err = parse::<Cam>(
+            Path::new("c.toml"),
+            "device = \"/dev/video0\"\nfps = \"fast\"\n",
+        )
+        .unwrap_err();
         let msg = err.to_string();
         assert!(msg.contains("key `fps`"), "{msg}");
         assert!(msg.contains("u32"), "{msg}");
@@ -123,7 +142,10 @@ mod tests {
     fn an_explicit_missing_file_is_an_error_but_a_missing_default_is_not() {
         let dir = tempfile::tempdir().unwrap();
         let missing = dir.path().join("nope.toml");
-        assert!(matches!(load::<Cam>("x", Some(&missing)), Err(ConfigError::Read { .. })));
+        assert!(matches!(
+            load::<Cam>("x", Some(&missing)),
+            Err(ConfigError::Read { .. })
+        ));
         let (cam, from) = load::<Cam>("smartpos-test-no-such-daemon", None).unwrap();
         assert_eq!(cam.fps, 0);
         assert!(from.is_none());

@@ -5,8 +5,7 @@ use tracing_subscriber::{EnvFilter, Layer, layer::SubscriberExt, util::Subscribe
 
 /// Install the global subscriber. Call once, first thing in `main`.
 pub fn init(daemon: &str) {
-    let filter = EnvFilter::try_from_env("SMARTPOS_LOG")
-        .unwrap_or_else(|_| EnvFilter::new("info"));
+    let filter = EnvFilter::try_from_env("SMARTPOS_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
     // systemd sets JOURNAL_STREAM when our stderr is connected to the journal.
     let under_journald = std::env::var_os("JOURNAL_STREAM").is_some();
     let journald = if under_journald {

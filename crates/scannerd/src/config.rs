@@ -72,7 +72,10 @@ pub struct ScanConfig {
 
 impl Default for ScanConfig {
     fn default() -> Self {
-        ScanConfig { default_timeout_ms: 60_000, duplicate_window_ms: 1_500 }
+        ScanConfig {
+            default_timeout_ms: 60_000,
+            duplicate_window_ms: 1_500,
+        }
     }
 }
 
@@ -101,10 +104,14 @@ impl Config {
     /// Checks that serde cannot express.
     pub fn validate(&self) -> Result<(), String> {
         let c = &self.camera;
-        let chosen = [c.device.is_some(), c.name_match.is_some(), c.replay.is_some()]
-            .iter()
-            .filter(|b| **b)
-            .count();
+        let chosen = [
+            c.device.is_some(),
+            c.name_match.is_some(),
+            c.replay.is_some(),
+        ]
+        .iter()
+        .filter(|b| **b)
+        .count();
         if chosen > 1 {
             return Err("[camera]: give only one of `device`, `match` and `replay`".into());
         }
@@ -114,7 +121,9 @@ impl Config {
         if c.width == 0 || c.height == 0 {
             return Err("[camera] width and height must be positive".into());
         }
-        if self.scan.default_timeout_ms == 0 || self.scan.default_timeout_ms > crate::service::MAX_SESSION_MS {
+        if self.scan.default_timeout_ms == 0
+            || self.scan.default_timeout_ms > crate::service::MAX_SESSION_MS
+        {
             return Err(format!(
                 "[scan] default_timeout_ms = {}: expected 1 to {}",
                 self.scan.default_timeout_ms,
@@ -124,7 +133,9 @@ impl Config {
         if let Some(s) = self.hid.replay_speed
             && !(s > 0.0 && s <= 1000.0)
         {
-            return Err(format!("[hid] replay_speed = {s}: expected more than 0 and at most 1000"));
+            return Err(format!(
+                "[hid] replay_speed = {s}: expected more than 0 and at most 1000"
+            ));
         }
         Ok(())
     }

@@ -15,7 +15,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use clap::Parser;
-use smartpos_runtime::{auth::Policy, bus, config::ConfigError, exit::Exit, notify, redact::mask_code};
+use smartpos_runtime::{
+    auth::Policy, bus, config::ConfigError, exit::Exit, notify, redact::mask_code,
+};
 use zbus::object_server::InterfaceRef;
 
 use crate::service::{ScannerService, Shared};
@@ -60,7 +62,11 @@ impl Error {
 fn main() -> ExitCode {
     let args = Args::parse();
     smartpos_runtime::logging::init(DAEMON);
-    let rt = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             tracing::error!("cannot start the async runtime: {e}");
@@ -78,10 +84,16 @@ fn main() -> ExitCode {
 }
 
 async fn run(args: Args) -> Result<(), Error> {
-    let (cfg, from): (config::Config, _) = smartpos_runtime::config::load(DAEMON, args.config.as_deref())?;
-    cfg.validate().map_err(|m| ConfigError::semantic(from.as_deref(), m))?;
+    let (cfg, from): (config::Config, _) =
+        smartpos_runtime::config::load(DAEMON, args.config.as_deref())?;
+    cfg.validate()
+        .map_err(|m| ConfigError::semantic(from.as_deref(), m))?;
     if args.check_config {
-        println!("{}: configuration OK", from.as_deref().map_or("defaults".into(), |p| p.display().to_string()));
+        println!(
+            "{}: configuration OK",
+            from.as_deref()
+                .map_or("defaults".into(), |p| p.display().to_string())
+        );
         return Ok(());
     }
     match &from {
@@ -98,7 +110,9 @@ async fn run(args: Args) -> Result<(), Error> {
     let has_camera = camera.is_some();
     if let Some(cam) = camera {
         let (s, t, st) = (shared.clone(), tx.clone(), stop.clone());
-        threads.push(spawn("camera", move || pipeline::run_camera(cam.source, cam.status, s, t, st))?);
+        threads.push(spawn("camera", move || {
+            pipeline::run_camera(cam.source, cam.status, s, t, st)
+        })?);
     }
     for src in sources::hid(&cfg.hid).map_err(Error::Source)? {
         let (s, t, st) = (shared.clone(), tx.clone(), stop.clone());
@@ -122,8 +136,10 @@ async fn run(args: Args) -> Result<(), Error> {
         .build()
         .await
         .map_err(|e| bus::build_error(name, e))?;
-    let iface: InterfaceRef<ScannerService> =
-        conn.object_server().interface(smartpos_bus::scanner::PATH).await?;
+    let iface: InterfaceRef<ScannerService> = conn
+        .object_server()
+        .interface(smartpos_bus::scanner::PATH)
+        .await?;
     notify::ready();
     notify::status("ready");
     let _watchdog = notify::spawn_watchdog();
@@ -165,7 +181,10 @@ async fn run(args: Args) -> Result<(), Error> {
     Ok(())
 }
 
-fn spawn(what: &str, f: impl FnOnce() + Send + 'static) -> Result<std::thread::JoinHandle<()>, Error> {
+fn spawn(
+    what: &str,
+    f: impl FnOnce() + Send + 'static,
+) -> Result<std::thread::JoinHandle<()>, Error> {
     std::thread::Builder::new()
         .name(format!("scannerd-{what}"))
         .spawn(f)

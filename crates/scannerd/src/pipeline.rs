@@ -17,7 +17,12 @@ use crate::service::{LastFrame, Scanned, Shared};
 /// CLOCK_MONOTONIC in microseconds, `ago` before now.
 fn monotonic_us(ago: Duration) -> u64 {
     let now = nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC)
-        .map(|t| Duration::new(u64::try_from(t.tv_sec()).unwrap_or(0), u32::try_from(t.tv_nsec()).unwrap_or(0)))
+        .map(|t| {
+            Duration::new(
+                u64::try_from(t.tv_sec()).unwrap_or(0),
+                u32::try_from(t.tv_nsec()).unwrap_or(0),
+            )
+        })
         .unwrap_or_default();
     u64::try_from(now.saturating_sub(ago).as_micros()).unwrap_or(u64::MAX)
 }
@@ -65,7 +70,10 @@ pub fn run_camera(
                     let out = decoder.decode(&luma);
                     health.record_decode(!out.codes.is_empty());
                     if out.panicked {
-                        tracing::warn!("{label}: the QR decoder panicked on frame {} (contained)", frame.seq);
+                        tracing::warn!(
+                            "{label}: the QR decoder panicked on frame {} (contained)",
+                            frame.seq
+                        );
                     }
                     let ago = frame.captured.elapsed();
                     for c in &out.codes {

@@ -85,7 +85,13 @@ impl Shared {
         let mut next = lock(&self.next_session);
         *next += 1;
         let id = *next;
-        lock(&self.sessions).insert(id, Session { until: Instant::now() + timeout, kinds });
+        lock(&self.sessions).insert(
+            id,
+            Session {
+                until: Instant::now() + timeout,
+                kinds,
+            },
+        );
         id
     }
 
@@ -110,7 +116,9 @@ impl Shared {
             let sessions = lock(&self.sessions);
             sessions
                 .iter()
-                .filter(|(_, s)| s.until > now && (s.kinds.is_empty() || s.kinds.iter().any(|k| k == code.kind)))
+                .filter(|(_, s)| {
+                    s.until > now && (s.kinds.is_empty() || s.kinds.iter().any(|k| k == code.kind))
+                })
                 .map(|(id, _)| *id)
                 .max()?
         };
@@ -160,9 +168,15 @@ impl ScannerService {
                 "unknown source {bad:?}: expected \"camera\" or \"hid\""
             )));
         }
-        let ms = if timeout_ms == 0 { self.default_timeout_ms } else { timeout_ms };
+        let ms = if timeout_ms == 0 {
+            self.default_timeout_ms
+        } else {
+            timeout_ms
+        };
         let was = self.shared.scanning();
-        let id = self.shared.start(Duration::from_millis(u64::from(ms)), sources);
+        let id = self
+            .shared
+            .start(Duration::from_millis(u64::from(ms)), sources);
         tracing::info!(session = id, timeout_ms = ms, "scan session started");
         if !was {
             self.state_changed(&emitter).await?;
@@ -195,7 +209,9 @@ impl ScannerService {
         #[zbus(header)] hdr: Header<'_>,
         #[zbus(connection)] conn: &Connection,
     ) -> fdo::Result<Vec<u8>> {
-        self.technicians.check(&hdr, conn, "take a snapshot").await?;
+        self.technicians
+            .check(&hdr, conn, "take a snapshot")
+            .await?;
         let last = lock(&self.shared.last_frame);
         let Some(last) = last.as_ref() else {
             return Err(fdo::Error::Failed(
@@ -225,7 +241,12 @@ impl ScannerService {
 
     #[zbus(property)]
     pub fn state(&self) -> String {
-        if self.shared.scanning() { "scanning" } else { "idle" }.to_owned()
+        if self.shared.scanning() {
+            "scanning"
+        } else {
+            "idle"
+        }
+        .to_owned()
     }
 
     #[zbus(property)]
@@ -250,17 +271,23 @@ impl ScannerService {
 
     #[zbus(property)]
     pub fn brightness(&self) -> f64 {
-        self.health(|h| h.last.as_ref().map(|s| f64::from(s.mean))).flatten().unwrap_or(0.0)
+        self.health(|h| h.last.as_ref().map(|s| f64::from(s.mean)))
+            .flatten()
+            .unwrap_or(0.0)
     }
 
     #[zbus(property)]
     pub fn contrast(&self) -> f64 {
-        self.health(|h| h.last.as_ref().map(|s| f64::from(s.contrast))).flatten().unwrap_or(0.0)
+        self.health(|h| h.last.as_ref().map(|s| f64::from(s.contrast)))
+            .flatten()
+            .unwrap_or(0.0)
     }
 
     #[zbus(property)]
     pub fn sharpness(&self) -> f64 {
-        self.health(|h| h.last.as_ref().map(|s| f64::from(s.sharpness))).flatten().unwrap_or(0.0)
+        self.health(|h| h.last.as_ref().map(|s| f64::from(s.sharpness)))
+            .flatten()
+            .unwrap_or(0.0)
     }
 
     #[zbus(property)]
@@ -268,7 +295,8 @@ impl ScannerService {
         if !self.has_camera {
             return "no_camera".into();
         }
-        self.health(|h| h.verdict.as_str().to_owned()).unwrap_or_else(|| "no_frames".into())
+        self.health(|h| h.verdict.as_str().to_owned())
+            .unwrap_or_else(|| "no_frames".into())
     }
 
     #[zbus(property)]

@@ -17,9 +17,16 @@ pub struct Camera {
 /// The camera, if one is configured.
 pub fn camera(cfg: &CameraConfig) -> Result<Option<Camera>, String> {
     if let Some(dir) = &cfg.replay {
-        let options = ReplayOptions { fps: Some(f64::from(cfg.fps)), looping: cfg.looping };
-        let folder = ReplayFolder::open(dir, options).map_err(|e| format!("[camera] replay: {e}"))?;
-        return Ok(Some(Camera { source: Box::new(folder), status: None }));
+        let options = ReplayOptions {
+            fps: Some(f64::from(cfg.fps)),
+            looping: cfg.looping,
+        };
+        let folder =
+            ReplayFolder::open(dir, options).map_err(|e| format!("[camera] replay: {e}"))?;
+        return Ok(Some(Camera {
+            source: Box::new(folder),
+            status: None,
+        }));
     }
     let selector = match (&cfg.device, &cfg.name_match) {
         (Some(path), _) => CameraSelector::Path(path.clone()),
@@ -39,7 +46,10 @@ pub fn camera(cfg: &CameraConfig) -> Result<Option<Camera>, String> {
 fn live_camera(capture: CaptureConfig) -> Camera {
     let source = ResilientSource::v4l2(capture, &ResiliencePolicy::default());
     let status = Some(source.status_handle());
-    Camera { source: Box::new(source), status }
+    Camera {
+        source: Box::new(source),
+        status,
+    }
 }
 
 /// HID scanners: real devices (if any matcher is configured) and a replayed recording.

@@ -25,7 +25,10 @@ async fn posctl(bus: &TestBus, args: &[&str]) -> bool {
     println!("$ posctl {}", args.join(" "));
     let mut cmd = bus.command(bin("posctl"));
     cmd.args(args);
-    let status = tokio::task::spawn_blocking(move || cmd.status()).await.expect("join").expect("run posctl");
+    let status = tokio::task::spawn_blocking(move || cmd.status())
+        .await
+        .expect("join")
+        .expect("run posctl");
     if !status.success() {
         println!("(posctl exited with {})", status.code().unwrap_or(-1));
     }
@@ -40,32 +43,53 @@ async fn main() -> std::process::ExitCode {
         unsafe { std::env::set_var("SMARTPOS_LOG", "error") };
     }
     let mut ok = true;
-    step(1, "A private system bus with smartpos's own D-Bus policy, and the acquirer emulator");
+    step(
+        1,
+        "A private system bus with smartpos's own D-Bus policy, and the acquirer emulator",
+    );
     let bus = TestBus::start();
     println!("bus at {}", bus.address());
     let sim = acquirer::start(bus.dir()).await;
-    println!("acquirer emulator (Alipay, WeChat Pay v2, UnionPay QRA) at {}", sim.base_url());
+    println!(
+        "acquirer emulator (Alipay, WeChat Pay v2, UnionPay QRA) at {}",
+        sim.base_url()
+    );
 
-    step(2, "The camera: a replay of a customer's phone showing an Alipay payment code (付款码)");
+    step(
+        2,
+        "The camera: a replay of a customer's phone showing an Alipay payment code (付款码)",
+    );
     let folder = bus.dir().join("camera");
     std::fs::create_dir_all(&folder).expect("mkdir");
-    let (img, _) = payment_frame(1280, 720, Scene::QrAndCode128, HUABEI_CODE, (40, -20), 3).expect("frame");
+    let (img, _) =
+        payment_frame(1280, 720, Scene::QrAndCode128, HUABEI_CODE, (40, -20), 3).expect("frame");
     image::GrayImage::from_raw(img.width, img.height, img.data)
         .expect("frame size")
         .save(folder.join("0001.png"))
         .expect("write frame");
-    println!("replay folder {} (1280x720, QR + Code128)", folder.display());
+    println!(
+        "replay folder {} (1280x720, QR + Code128)",
+        folder.display()
+    );
     let scanner_cfg = write_file(
         bus.dir(),
         "smartpos-scannerd.toml",
         format!("[camera]\nreplay = \"{}\"\nfps = 15\n", folder.display()).as_bytes(),
     );
     let _scannerd = bus
-        .spawn_daemon("smartpos-scannerd", &["--config", scanner_cfg.to_str().expect("utf-8")], "org.smartpos.Scanner1")
+        .spawn_daemon(
+            "smartpos-scannerd",
+            &["--config", scanner_cfg.to_str().expect("utf-8")],
+            "org.smartpos.Scanner1",
+        )
         .await;
     let payment_cfg = acquirer::paymentd_config(&sim, bus.dir(), Pace::Documented, true);
     let _paymentd = bus
-        .spawn_daemon("smartpos-paymentd", &["--config", payment_cfg.to_str().expect("utf-8")], "org.smartpos.Payment1")
+        .spawn_daemon(
+            "smartpos-paymentd",
+            &["--config", payment_cfg.to_str().expect("utf-8")],
+            "org.smartpos.Payment1",
+        )
         .await;
 
     step(3, "What runs");
@@ -74,11 +98,28 @@ async fn main() -> std::process::ExitCode {
     step(4, "A technician checks the scanner: arm it, read one code");
     ok &= posctl(&bus, &["scan", "--timeout", "20"]).await;
 
-    step(5, "A sale of 12.34 CNY: the scanner reads the customer's code, paymentd pays the acquirer");
+    step(
+        5,
+        "A sale of 12.34 CNY: the scanner reads the customer's code, paymentd pays the acquirer",
+    );
     ok &= posctl(&bus, &["sale", "12.34", "--order-ref", "demo-0001"]).await;
 
-    step(6, "The next customer: the vendor app scanned the code itself; the acquirer refuses");
-    let refused = !posctl(&bus, &["sale", "88.00", "--order-ref", "demo-0002", "--code", RISKY_CODE]).await;
+    step(
+        6,
+        "The next customer: the vendor app scanned the code itself; the acquirer refuses",
+    );
+    let refused = !posctl(
+        &bus,
+        &[
+            "sale",
+            "88.00",
+            "--order-ref",
+            "demo-0002",
+            "--code",
+            RISKY_CODE,
+        ],
+    )
+    .await;
     ok &= refused;
     ok &= posctl(&bus, &["explain", "2"]).await;
 
@@ -86,7 +127,10 @@ async fn main() -> std::process::ExitCode {
     ok &= posctl(&bus, &["refund", "1", "2.00", "--ref", "demo-refund-1"]).await;
     ok &= posctl(&bus, &["tx", "list"]).await;
 
-    step(8, "The acquirer's own ledger agrees with the terminal's journal");
+    step(
+        8,
+        "The acquirer's own ledger agrees with the terminal's journal",
+    );
     let ledger = sim.ledger();
     for t in ledger.trades.values() {
         println!(
@@ -96,18 +140,36 @@ async fn main() -> std::process::ExitCode {
             t.amount_fen / 100,
             t.amount_fen % 100,
             t.state,
-            t.fund_bills.iter().map(|b| b.fund_channel.as_str()).collect::<Vec<_>>(),
+            t.fund_bills
+                .iter()
+                .map(|b| b.fund_channel.as_str())
+                .collect::<Vec<_>>(),
             t.refunded_fen() / 100,
             t.refunded_fen() % 100
         );
     }
-    let paid = ledger.trades.values().filter(|t| t.state == TradeState::Success).count();
+    let paid = ledger
+        .trades
+        .values()
+        .filter(|t| t.state == TradeState::Success)
+        .count();
     ok &= paid == 1;
 
     step(9, "Camera health, as a technician sees it");
     tokio::time::sleep(Duration::from_millis(300)).await;
     ok &= posctl(&bus, &["scanner", "status"]).await;
 
-    println!("\n{}", if ok { "demo finished: every step did what it should" } else { "demo finished with failures (see above)" });
-    if ok { std::process::ExitCode::SUCCESS } else { std::process::ExitCode::FAILURE }
+    println!(
+        "\n{}",
+        if ok {
+            "demo finished: every step did what it should"
+        } else {
+            "demo finished with failures (see above)"
+        }
+    );
+    if ok {
+        std::process::ExitCode::SUCCESS
+    } else {
+        std::process::ExitCode::FAILURE
+    }
 }
