@@ -374,6 +374,15 @@ impl Journal {
         rows.map(|r| r?).collect()
     }
 
+    /// Sales created since `since_ms`, oldest first.
+    pub fn sales_since(&self, since_ms: i64) -> Result<Vec<Transaction>> {
+        let mut stmt = self.conn.prepare_cached(&format!(
+            "SELECT {SALE_COLUMNS} FROM sales WHERE created_at_ms >= ?1 ORDER BY id"
+        ))?;
+        let rows = stmt.query_map([since_ms], sale_from_row)?;
+        rows.map(|r| r?).collect()
+    }
+
     /// Sales not in a terminal state, oldest first: what the resolver must finish.
     pub fn unfinished_sales(&self) -> Result<Vec<Transaction>> {
         let mut stmt = self.conn.prepare_cached(&format!(

@@ -644,6 +644,28 @@ impl PaymentService {
                 explanation,
             });
         }
+        match self.recent_failures(clock::now_ms() - 86_400_000) {
+            Ok(failures) if !failures.is_empty() => {
+                let detail = failures
+                    .iter()
+                    .map(|(e, n)| format!("{} ×{n} ({})", e.cause.as_str(), e.code))
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                out.push(Finding {
+                    subject: "recent_failures".into(),
+                    ok: false,
+                    detail: format!("last 24 h: {detail}"),
+                    explanation: failures.into_iter().next().map(|(e, _)| e),
+                });
+            }
+            Ok(_) => out.push(Finding {
+                subject: "recent_failures".into(),
+                ok: true,
+                detail: "no failed sale in the last 24 h".into(),
+                explanation: None,
+            }),
+            Err(e) => tracing::warn!(error = %e, "cannot summarise recent failures"),
+        }
         let open = lock(&inner.journal).unfinished_sales().map(|v| {
             v.iter()
                 .filter(|t| t.state != SaleState::AwaitingCode)
@@ -669,6 +691,32 @@ impl PaymentService {
             },
         });
         out
+    }
+
+    /// Why recent sales did not go through, most frequent first: each distinct failure code
+    /// with its explanation and how often it occurred. "Can't take Huabei" shows up here as,
+    /// e.g., `ACQ.NO_PAYMENT_INSTRUMENTS_AVAILABLE` repeated.
+    pub fn recent_failures(
+        &self,
+        since_ms: i64,
+    ) -> Result<Vec<(Explanation, usize)>, JournalError> {
+        let sales = lock(&self.inner.journal).sales_since(since_ms)?;
+        let mut counts: Vec<(Explanation, usize)> = Vec::new();
+        for t in sales {
+            if !matches!(t.state, SaleState::Failed | SaleState::Cancelled) {
+                continue;
+            }
+            let Some(e) = t.explanation else { continue };
+            if e.code == "local.cancelled_by_cashier" {
+                continue;
+            }
+            match counts.iter_mut().find(|(x, _)| x.code == e.code) {
+                Some((_, n)) => *n += 1,
+                None => counts.push((e, 1)),
+            }
+        }
+        counts.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.code.cmp(&b.0.code)));
+        Ok(counts)
     }
 
     /// Run [`Self::resolve_all`] now and then every `polling.resolver_interval_ms`.

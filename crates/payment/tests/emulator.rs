@@ -553,12 +553,41 @@ async fn the_technician_checks_the_acquirer_links_and_finds_the_dead_one() {
     let findings = svc.doctor(Duration::from_secs(365 * 86_400 * 100)).await;
     let by = |s: &str| findings.iter().find(|f| f.subject == s).expect(s).clone();
     assert!(by("config").ok);
+    assert!(by("recent_failures").ok);
     assert!(by("path:alipay").ok, "{:?}", by("path:alipay"));
     assert!(by("path:wechat").ok);
     assert!(by("path:qra").ok);
     let dead = by("path:alipay-dead");
     assert!(!dead.ok);
     assert_eq!(dead.explanation.map(|e| e.cause), Some(Cause::Network));
+    // Two customers' Huabei payments are refused by risk control; the doctor names it.
+    for order in ["r1", "r2"] {
+        let tx = svc
+            .pay_with_code(
+                PayTarget::New {
+                    amount_fen: 500,
+                    currency: "CNY".into(),
+                    order_ref: order.into(),
+                    options: SaleOptions::default(),
+                },
+                &alipay_code("301"),
+            )
+            .await
+            .expect("submitted");
+        svc.wait_settled(tx, SETTLE).await.expect("settled");
+    }
+    let findings = svc.doctor(Duration::from_secs(365 * 86_400 * 100)).await;
+    let f = findings
+        .iter()
+        .find(|f| f.subject == "recent_failures")
+        .expect("finding");
+    assert!(!f.ok);
+    assert!(
+        f.detail
+            .contains("risk_control ×2 (ACQ.PAYMENT_REQUEST_HAS_RISK)"),
+        "{}",
+        f.detail
+    );
     // Held to a one-second limit, the 09:30 sync of the test config is stale.
     let stale = svc.doctor(Duration::from_secs(1)).await;
     assert_eq!(
