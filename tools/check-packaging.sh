@@ -4,7 +4,8 @@
 #
 #   tools/check-packaging.sh          # quiet; prints one summary line, exit 1 on failure
 #   VERBOSE=1 tools/check-packaging.sh
-#   LIVE=1 tools/check-packaging.sh   # also boot the units under systemd (root, ~2 min)
+#   LIVE=1 tools/check-packaging.sh   # also boot the units under systemd and the udev
+#                                     # rules in a VM (root, ~3 min)
 #
 # Installs what it needs first (Debian packages if a tool is missing, oelint-adv in
 # .venv/oelint). Every check runs against a throwaway root made by
@@ -350,15 +351,17 @@ run "recipe SRCREV is a commit of this repository" srcrev_ok
 
 # --- our own scripts ---------------------------------------------------------------------
 run "shellcheck on the packaging scripts" shellcheck -x tools/check-packaging.sh tools/install-files.sh \
-    tools/live-test-units.sh
+    tools/live-test-units.sh tools/vm-test-udev.sh
 
-# --- under a real systemd (opt-in: root, about two minutes) ----------------------------------
+# --- under a real systemd, and real devices (opt-in: root, about three minutes) ------------
 if [ "${LIVE:-0}" = 1 ]; then
     # The daemons already built run in their units too (REAL=; absent ones are skipped).
     run_rc "units under a real systemd (tools/live-test-units.sh)" \
         env REAL="${REAL:-$ROOT/target/debug}" tools/live-test-units.sh
+    run_rc "udev rules on real devices in a VM (tools/vm-test-udev.sh)" tools/vm-test-udev.sh
 else
     skip "units under a real systemd (LIVE=1 runs tools/live-test-units.sh)"
+    skip "udev rules on real devices (LIVE=1 runs tools/vm-test-udev.sh)"
 fi
 
 if [ "$VERBOSE" = 1 ] && [ -f "$WORK/exposure" ]; then
