@@ -19,7 +19,10 @@ pub enum BusError {
     #[error(
         "cannot own bus name {name}: {source}; is another instance running, and is the D-Bus policy file installed?"
     )]
-    Name { name: String, source: Box<zbus::Error> },
+    Name {
+        name: String,
+        source: Box<zbus::Error>,
+    },
 }
 
 /// Where we will connect: the environment's address or the well-known system socket.
