@@ -333,7 +333,13 @@ if [ $have_policy = 1 ]; then
 fi
 
 # --- Yocto layer -----------------------------------------------------------------------
-run "smartpos-crates.inc matches Cargo.lock" python3 tools/gen-crates-inc.py --check
+SRCREV=$(sed -n 's/^SRCREV = "\([0-9a-f]*\)"/\1/p' yocto-layer/recipes-smartpos/smartpos/smartpos_git.bb)
+if git cat-file -e "$SRCREV^{commit}" 2>/dev/null ||
+    [ "$(git rev-parse --is-shallow-repository 2>/dev/null)" != true ]; then
+    run "smartpos-crates.inc matches Cargo.lock at the recipe's SRCREV" python3 tools/gen-crates-inc.py --check
+else
+    skip "smartpos-crates.inc (SRCREV ${SRCREV:0:12} is not in this shallow clone)"
+fi
 
 mapfile -t RECIPES < <(find yocto-layer -name '*.bb' -o -name '*.bbappend' | sort)
 # .oelint.cfg in the repository root holds release, suppressions and constants.

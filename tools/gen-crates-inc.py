@@ -1,14 +1,16 @@
 #!/usr/bin/env python3
-"""Write the Yocto recipe's list of crates from the workspace's Cargo.lock.
+"""Write the Yocto recipe's list of crates from Cargo.lock, pinned to the recipe's SRCREV.
 
-oe-core's cargo class builds with `--frozen`: every crate must already be in SRC_URI as
-a `crate://` URL with its sha256, or the build fails offline. This writes the same file
-that `bitbake -c update_crates smartpos` would (cargo-update-recipe-crates.bbclass),
-without needing a bitbake build directory, so it can run in CI and after every
-dependency change:
+oe-core's cargo class builds with `--frozen`: every crate of the Cargo.lock *in the
+revision bitbake fetches* must be in SRC_URI as a `crate://` URL with its sha256, or the
+build fails offline. The recipe lives in the same repository as the code, so it pins an
+earlier commit (SRCREV); the crate list must match that commit's Cargo.lock, not the
+working tree's. This writes the file `bitbake -c update_crates smartpos` would
+(cargo-update-recipe-crates.bbclass), without a bitbake build directory:
 
-    tools/gen-crates-inc.py            # rewrite yocto-layer/.../smartpos-crates.inc
-    tools/gen-crates-inc.py --check    # exit 1 if the file is stale (CI)
+    tools/gen-crates-inc.py --bump     # SRCREV := HEAD, crate list from HEAD:Cargo.lock
+    tools/gen-crates-inc.py --check    # exit 1 unless the list matches SRCREV:Cargo.lock
+    tools/gen-crates-inc.py --lock Cargo.lock --out x.inc   # any lock file (devtool, externalsrc)
 
 Only registry packages are listed: workspace members have no `source`, and a git
 dependency would need the network during do_compile, which the recipe does not allow.
@@ -17,6 +19,8 @@ dependency would need the network during do_compile, which the recipe does not a
 from __future__ import annotations
 
 import argparse
+import re
+import subprocess
 import sys
 import tomllib
 from pathlib import Path
@@ -24,6 +28,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_LOCK = ROOT / "Cargo.lock"
 DEFAULT_OUT = ROOT / "yocto-layer" / "recipes-smartpos" / "smartpos" / "smartpos-crates.inc"
+RECIPE_FILE = ROOT / "yocto-layer" / "recipes-smartpos" / "smartpos" / "smartpos_git.bb"
+SRCREV_LINE = re.compile(r'^SRCREV = "([0-9a-f]{40})"$', re.M)
 RECIPE = "smartpos"
 CRATES_IO = "registry+https://github.com/rust-lang/crates.io-index"
 
@@ -70,40 +76,72 @@ def render(lock_text: str, lock_name: str = "Cargo.lock") -> str:
     return "\n".join(lines + sums) + "\n"
 
 
+def git(*args: str) -> str:
+    return subprocess.run(["git", "-C", str(ROOT), *args], check=True, capture_output=True, text=True).stdout
+
+
+def lock_at(rev: str) -> str:
+    try:
+        return git("show", f"{rev}:Cargo.lock")
+    except subprocess.CalledProcessError as e:
+        raise LockError(f"commit {rev[:12]} has no Cargo.lock ({e.stderr.strip()}); "
+                        "commit Cargo.lock, then run tools/gen-crates-inc.py --bump") from e
+
+
+def srcrev() -> str:
+    m = SRCREV_LINE.search(RECIPE_FILE.read_text())
+    if not m:
+        raise LockError(f"{RECIPE_FILE.name} has no SRCREV = \"<40 hex digits>\" line")
+    return m.group(1)
+
+
+def names(inc: str) -> set[str]:
+    return {l.split("/", 3)[3].split(";")[0] for l in inc.splitlines() if "crate://" in l}
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--lock", type=Path, default=DEFAULT_LOCK, help="Cargo.lock to read")
+    mode = ap.add_mutually_exclusive_group(required=True)
+    mode.add_argument("--bump", action="store_true", help="pin the recipe to HEAD and rewrite the list")
+    mode.add_argument("--check", action="store_true", help="exit 1 unless the list matches SRCREV:Cargo.lock")
+    mode.add_argument("--lock", type=Path, help="write the list from this Cargo.lock")
     ap.add_argument("--out", type=Path, default=DEFAULT_OUT, help=".inc file to write or check")
-    ap.add_argument("--check", action="store_true", help="do not write; exit 1 if --out is stale")
     args = ap.parse_args()
 
-    if not args.lock.is_file():
-        print(f"gen-crates-inc: {args.lock} not found; run `cargo generate-lockfile` and commit it "
-              "(the Yocto build uses --frozen)", file=sys.stderr)
-        return 2
     try:
-        text = render(args.lock.read_text(), "Cargo.lock")
+        if args.bump:
+            rev = git("rev-parse", "HEAD").strip()
+            text = render(lock_at(rev), "Cargo.lock")
+            recipe = RECIPE_FILE.read_text()
+            if not SRCREV_LINE.search(recipe):
+                raise LockError(f"{RECIPE_FILE.name} has no SRCREV line to bump")
+            RECIPE_FILE.write_text(SRCREV_LINE.sub(f'SRCREV = "{rev}"', recipe))
+        elif args.check:
+            rev = srcrev()
+            text = render(lock_at(rev), "Cargo.lock")
+        else:
+            if not args.lock.is_file():
+                raise LockError(f"{args.lock} not found")
+            text = render(args.lock.read_text(), "Cargo.lock")
     except LockError as e:
         print(f"gen-crates-inc: {e}", file=sys.stderr)
         return 2
 
-    current = args.out.read_text() if args.out.is_file() else None
+    current = args.out.read_text() if args.out.is_file() else ""
     if args.check:
         if current != text:
-            have = set(current.splitlines()) if current else set()
-            want = set(text.splitlines())
-            added = sorted(l.split("/", 3)[3].split(";")[0] for l in want - have if "crate://" in l)
-            dropped = sorted(l.split("/", 3)[3].split(";")[0] for l in have - want if "crate://" in l)
-            print(f"gen-crates-inc: {args.out.name} does not match Cargo.lock "
-                  f"(new: {', '.join(added) or '-'}; gone: {', '.join(dropped) or '-'}); "
-                  "run tools/gen-crates-inc.py and commit it", file=sys.stderr)
+            added, gone = sorted(names(text) - names(current)), sorted(names(current) - names(text))
+            print(f"gen-crates-inc: {args.out.name} does not match Cargo.lock of SRCREV {rev[:12]} "
+                  f"(missing: {', '.join(added) or '-'}; extra: {', '.join(gone) or '-'}); "
+                  "run tools/gen-crates-inc.py --bump and commit the recipe", file=sys.stderr)
             return 1
         return 0
     if current != text:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(text)
-    count = text.count("crate://")
-    print(f"gen-crates-inc: {count} crates in {args.out.relative_to(ROOT) if args.out.is_relative_to(ROOT) else args.out}")
+    where = args.out.relative_to(ROOT) if args.out.is_relative_to(ROOT) else args.out
+    print(f"gen-crates-inc: {text.count('crate://')} crates in {where}"
+          + (f", SRCREV {rev[:12]}" if args.bump else ""))
     return 0
 
 

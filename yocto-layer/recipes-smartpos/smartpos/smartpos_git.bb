@@ -18,7 +18,7 @@ DEPENDS += "clang-native cmake-native"
 PV = "0.1.0+git"
 SRC_URI = "git://example.invalid/smartpos.git;protocol=https;branch=main"
 # Bump together with the crate list: tools/gen-crates-inc.py regenerates it.
-SRCREV = "aabf38822fe76f51e57d84d918e79f034fb31e2d"
+SRCREV = "7932405cd908f3fb01a3b7cef11b0db4731f9d91"
 
 inherit cargo cargo-update-recipe-crates systemd useradd features_check
 
