@@ -91,8 +91,9 @@ manifest() {
     for f in "$SRC"/dbus/*.conf; do
         [ -e "$f" ] && echo "0644 dbus/${f##*/} $DBUSPOLICYDIR/${f##*/}"
     done
-    for f in "$SRC"/dbus/*.xml; do
-        [ -e "$f" ] && echo "0644 dbus/${f##*/} $DBUSIFACEDIR/${f##*/}"
+    # The interface XML is the contract for vendor apps; it lives with the bus crate.
+    for f in "$SRC"/crates/bus/xml/*.xml; do
+        [ -e "$f" ] && echo "0644 crates/bus/xml/${f##*/} $DBUSIFACEDIR/${f##*/}"
     done
     [ -e "$SRC/docs/PACKAGING.md" ] && echo "0644 docs/PACKAGING.md $DOCDIR/PACKAGING.md"
     return 0

@@ -242,7 +242,7 @@ impl HidScanners {
                 }
                 Err(e) => {
                     tracing::warn!(path = %path.display(), error = %e,
-                        "cannot open input device; the daemon needs read access to /dev/input (group input)");
+                        "cannot open input device; the udev rule 70-smartpos-devices.rules gives the scanner user access to listed scanner models: add this vendor/product there");
                     self.skipped.insert(path, id);
                 }
             }
