@@ -123,7 +123,7 @@ mod tests {
         assert!(msg.contains("/etc/smartpos/x.toml"), "{msg}");
         assert!(msg.contains("line 2"), "{msg}");
         assert!(msg.contains("fsp"), "{msg}");
-        assert!(msg.contains("expected one of"), "{msg}");
+        assert!(msg.contains("expected `fps` or `device`"), "{msg}");
     }
 
     #[test]
