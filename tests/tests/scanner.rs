@@ -358,3 +358,72 @@ async fn a_camera_that_is_unplugged_is_reported_absent_and_the_daemon_keeps_serv
     let session = s.start_scan(1000, &[]).await.unwrap();
     s.stop_scan(session).await.unwrap();
 }
+
+/// The BoofCV photos of codes on phone and monitor screens (shared/qr-data), or the
+/// directory named by `SMARTPOS_QR_DATA`.
+fn monitor_photos() -> Vec<PathBuf> {
+    let root = std::env::var_os("SMARTPOS_QR_DATA")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| smartpos_tests::workspace().join("../shared/qr-data"));
+    let dir = root.join("boofcv-qrcodes-v3/monitor");
+    let mut photos: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| {
+            panic!(
+                "{}: {e}; set SMARTPOS_QR_DATA to the qr-data folder",
+                dir.display()
+            )
+        })
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "jpg" || x == "png"))
+        .collect();
+    photos.sort();
+    assert!(
+        photos.len() >= 5,
+        "too few monitor photos in {}",
+        dir.display()
+    );
+    photos
+}
+
+#[tokio::test]
+async fn a_code_on_a_phone_screen_is_read_by_the_daemon_within_three_frames() {
+    use smartpos_scanner::decode::ops::letterbox;
+    for photo in monitor_photos() {
+        let bus = TestBus::start();
+        let folder = bus.dir().join("camera");
+        std::fs::create_dir_all(&folder).unwrap();
+        let still = smartpos_scanner::imagefile::load_luma(&photo).unwrap();
+        // A hand holding a phone: the same screen, slightly moved from frame to frame.
+        for (i, shake) in [0, 3, -3, 5].into_iter().enumerate() {
+            let (frame, _, _) = letterbox(&still, 1280, 720, (shake, shake / 2));
+            image::GrayImage::from_raw(frame.width, frame.height, frame.data)
+                .unwrap()
+                .save(folder.join(format!("{i:04}.png")))
+                .unwrap();
+        }
+        // Four frames a second, so the attempt count read right after the signal is exact.
+        let cfg = write_file(
+            bus.dir(),
+            "scannerd.toml",
+            format!("[camera]\nreplay = \"{}\"\nfps = 4\n", folder.display()).as_bytes(),
+        );
+        let _d = bus
+            .spawn_daemon(
+                "smartpos-scannerd",
+                &["--config", cfg.to_str().unwrap()],
+                "org.smartpos.Scanner1",
+            )
+            .await;
+        let s = scanner(&bus).await;
+        let mut codes = s.receive_code_scanned().await.unwrap();
+        s.start_scan(20_000, &["camera"]).await.unwrap();
+        let got = next_code(&mut codes, Duration::from_secs(10)).await;
+        let attempts = s.decode_attempts().await.unwrap();
+        assert!(got.is_some(), "{}: nothing read", photo.display());
+        assert!(
+            (1..=3).contains(&attempts),
+            "{}: read after {attempts} frames",
+            photo.display()
+        );
+    }
+}

@@ -6,7 +6,7 @@ mod common;
 use std::time::Duration;
 
 use smartpos_scanner::LumaImage;
-use smartpos_scanner::decode::ops::{centre, fit_long_side, point_in_quad};
+use smartpos_scanner::decode::ops::{centre, fit_long_side, letterbox, point_in_quad};
 use smartpos_scanner::decode::{Decoder, FrameDecoder};
 
 use common::{boofcv_labels, images_in, load, qr_data};
@@ -18,38 +18,12 @@ fn as_frame(
     labels: &[[[f32; 2]; 4]],
     shake: i32,
 ) -> (LumaImage, Vec<[[f32; 2]; 4]>) {
-    let (fw, fh) = (1280u32, 720u32);
-    let s = (fw as f32 / photo.width as f32).min(fh as f32 / photo.height as f32);
-    let long = ((photo.width.max(photo.height)) as f32 * s).round() as u32;
-    let small = fit_long_side(photo, long);
-    let ox = (fw - small.width) as i32 / 2 + shake;
-    let oy = (fh - small.height) as i32 / 2 + shake / 2;
-    let mut data = vec![128u8; (fw * fh) as usize];
-    for y in 0..small.height as i32 {
-        for x in 0..small.width as i32 {
-            let (tx, ty) = (x + ox, y + oy);
-            if tx >= 0 && ty >= 0 && (tx as u32) < fw && (ty as u32) < fh {
-                data[(ty as u32 * fw + tx as u32) as usize] =
-                    small.data[(y as u32 * small.width + x as u32) as usize];
-            }
-        }
-    }
-    let (sx, sy) = (
-        small.width as f32 / photo.width as f32,
-        small.height as f32 / photo.height as f32,
-    );
+    let (frame, scale, [ox, oy]) = letterbox(photo, 1280, 720, (shake, shake / 2));
     let labels = labels
         .iter()
-        .map(|q| q.map(|[x, y]| [x * sx + ox as f32, y * sy + oy as f32]))
+        .map(|q| q.map(|[x, y]| [x * scale + ox, y * scale + oy]))
         .collect();
-    (
-        LumaImage {
-            width: fw,
-            height: fh,
-            data,
-        },
-        labels,
-    )
+    (frame, labels)
 }
 
 #[test]

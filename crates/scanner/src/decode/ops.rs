@@ -155,6 +155,43 @@ pub fn resize_area(img: &LumaImage, w: u32, h: u32) -> LumaImage {
     }
 }
 
+/// `photo` as a `fw`x`fh` camera frame: scaled to fit, centred on mid-grey and moved by
+/// `shift` pixels (a hand that shakes). Returns the frame, and the scale and offset that take
+/// photo pixels to frame pixels (`frame = photo * scale + offset`) so labels can follow.
+/// Used to build camera replays from still photos.
+pub fn letterbox(
+    photo: &LumaImage,
+    fw: u32,
+    fh: u32,
+    shift: (i32, i32),
+) -> (LumaImage, f32, [f32; 2]) {
+    let s = (fw as f32 / photo.width as f32).min(fh as f32 / photo.height as f32);
+    let long = ((photo.width.max(photo.height)) as f32 * s).round() as u32;
+    let small = fit_long_side(photo, long);
+    let ox = (fw - small.width.min(fw)) as i32 / 2 + shift.0;
+    let oy = (fh - small.height.min(fh)) as i32 / 2 + shift.1;
+    let mut data = vec![128u8; (fw * fh) as usize];
+    for y in 0..small.height as i32 {
+        for x in 0..small.width as i32 {
+            let (tx, ty) = (x + ox, y + oy);
+            if tx >= 0 && ty >= 0 && (tx as u32) < fw && (ty as u32) < fh {
+                data[(ty as u32 * fw + tx as u32) as usize] =
+                    small.data[(y as u32 * small.width + x as u32) as usize];
+            }
+        }
+    }
+    let scale = small.width as f32 / photo.width as f32;
+    (
+        LumaImage {
+            width: fw,
+            height: fh,
+            data,
+        },
+        scale,
+        [ox as f32, oy as f32],
+    )
+}
+
 /// For each output index, the source indices it covers and their normalised weights.
 fn weights(src: u32, dst: u32) -> Vec<Vec<(usize, f32)>> {
     let scale = src as f64 / dst as f64;
