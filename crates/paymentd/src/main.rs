@@ -45,7 +45,7 @@ enum Error {
     Zbus(#[from] zbus::Error),
 }
 
-impl Error {
+impl smartpos_runtime::Failure for Error {
     fn exit(&self) -> Exit {
         match self {
             Error::Config(_) | Error::Merchant(_) => Exit::Config,
@@ -61,25 +61,7 @@ fn main() -> ExitCode {
     smartpos_runtime::logging::init(DAEMON);
     // One TLS provider for the process: ring (see foundations.md §A.5).
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let rt = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            tracing::error!("cannot start the async runtime: {e}");
-            return Exit::Software.into();
-        }
-    };
-    match rt.block_on(run(args)) {
-        Ok(()) => Exit::Ok.into(),
-        Err(e) => {
-            tracing::error!("{e}");
-            eprintln!("{DAEMON}: {e}");
-            e.exit().into()
-        }
-    }
+    smartpos_runtime::run_daemon(DAEMON, run(args))
 }
 
 async fn run(args: Args) -> Result<(), Error> {

@@ -28,5 +28,37 @@ pub async fn shutdown_signal() {
     }
 }
 
+/// A failure that knows its exit code.
+pub trait Failure: std::fmt::Display {
+    fn exit(&self) -> exit::Exit;
+}
+
+/// Run a daemon's async `main` on a two-thread runtime; on failure log it (journal and
+/// stderr, where a technician running it by hand looks) and return its exit code.
+pub fn run_daemon<E: Failure>(
+    daemon: &str,
+    main: impl std::future::Future<Output = Result<(), E>>,
+) -> std::process::ExitCode {
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            tracing::error!("cannot start the async runtime: {e}");
+            return exit::Exit::Software.into();
+        }
+    };
+    match rt.block_on(main) {
+        Ok(()) => exit::Exit::Ok.into(),
+        Err(e) => {
+            tracing::error!("{e}");
+            eprintln!("{daemon}: {e}");
+            e.exit().into()
+        }
+    }
+}
+
 /// This build's version, as daemons report it on the bus.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -48,7 +48,7 @@ enum Error {
     Zbus(#[from] zbus::Error),
 }
 
-impl Error {
+impl smartpos_runtime::Failure for Error {
     fn exit(&self) -> Exit {
         match self {
             Error::Config(_) => Exit::Config,
@@ -62,25 +62,7 @@ impl Error {
 fn main() -> ExitCode {
     let args = Args::parse();
     smartpos_runtime::logging::init(DAEMON);
-    let rt = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            tracing::error!("cannot start the async runtime: {e}");
-            return Exit::Software.into();
-        }
-    };
-    match rt.block_on(run(args)) {
-        Ok(()) => Exit::Ok.into(),
-        Err(e) => {
-            tracing::error!("{e}");
-            eprintln!("{DAEMON}: {e}");
-            e.exit().into()
-        }
-    }
+    smartpos_runtime::run_daemon(DAEMON, run(args))
 }
 
 async fn run(args: Args) -> Result<(), Error> {
