@@ -75,6 +75,8 @@ pub fn run_camera(
                             frame.seq
                         );
                     }
+                    // Health first, so a client that reacts to CodeScanned sees this frame counted.
+                    *lock(&shared.health) = Some(health.snapshot(Instant::now()));
                     let ago = frame.captured.elapsed();
                     for c in &out.codes {
                         let _ = tx.send(Scanned {
