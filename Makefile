@@ -7,11 +7,7 @@ PREFIX ?= /usr
 DESTDIR ?=
 export CARGO_TERM_COLOR ?= never
 
-# Debian packages the build, the tests and the demo need.
-APT_PACKAGES := dbus-daemon dbus-bin libclang-dev clang cmake pkg-config python3-venv util-linux \
-                systemd libzbar0 openssl
-
-.PHONY: all deps build lint test test-unit fuzz demo install bench-decode bench-payment clean help
+.PHONY: all deps deps-build build lint test test-unit fuzz demo install bench-decode bench-payment clean help
 
 all: build
 
@@ -21,11 +17,15 @@ help:
 	@echo "make lint    - fmt, clippy -D warnings, cargo deny, packaging checks"
 	@echo "make install - install binaries, units and policy under DESTDIR/PREFIX"
 	@echo "make bench-decode  - decoder benchmark: smartpos vs zxing-cpp vs zbar"
+	@echo "make bench-payment - the terminal's own work per sale"
 
 deps:
-	@tools/deps.sh
+	@tools/deps.sh test
 
-build: deps
+deps-build:
+	@tools/deps.sh build
+
+build: deps-build
 	$(CARGO) build --locked --workspace --bins
 
 lint: deps
@@ -34,7 +34,7 @@ lint: deps
 	$(CARGO) deny -L error check licenses bans
 	tools/check-packaging.sh
 
-test-unit: build
+test-unit: deps build
 	$(CARGO) nextest run --locked --workspace --no-fail-fast
 
 fuzz: deps
@@ -50,8 +50,11 @@ install:
 	$(CARGO) build --locked --release --workspace --bins
 	tools/install-files.sh "$(DESTDIR)" "$(PREFIX)" target/release
 
-bench-decode: deps
-	tools/bench-decoders/run.sh
+bench-decode: deps-build
+	tools/bench-decoders/run.sh --with-rqrr
+
+bench-payment: deps-build
+	$(CARGO) bench -p smartpos-payment --bench sale_path -- 300
 
 clean:
 	$(CARGO) clean

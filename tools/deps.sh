@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# Install what the build, tests and demo need, once. Idempotent and quiet when all is there.
+# Install what the build (and with `test`, the tests and lints) need, once. Idempotent and
+# quiet when all is there.   tools/deps.sh [build|test]
 set -euo pipefail
+what=${1:-test}
 cd "$(dirname "$0")/.."
 
 pkgs=(dbus-daemon dbus-bin libclang-dev clang cmake pkg-config python3-venv util-linux systemd libzbar0 openssl)
@@ -15,7 +17,9 @@ if [ ${#missing[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 
-# Rust components and cargo tools.
+[ "$what" = test ] || exit 0
+
+# Rust components and cargo tools for the tests and lints.
 rustup component list --installed 2>/dev/null | grep -q '^rustfmt' || rustup component add rustfmt
 rustup component list --installed 2>/dev/null | grep -q '^clippy' || rustup component add clippy
 command -v cargo-nextest >/dev/null || cargo install --locked cargo-nextest
