@@ -1,0 +1,197 @@
+# The system test, run as root inside the VM by tools/system-test.sh, in a chroot of the
+# host's root (read-only) with the run directory shared read-write at the same path and as
+# the working directory. Writes one `PASS …`/`FAIL …` line per check to ./results; the exit
+# status is the number of failures.
+#
+# A cashier's terminal in miniature: the real kernel's vivid camera and a uinput keyboard-wedge
+# scanner, a system-style D-Bus with the project's policy files, the real smartpos-scannerd,
+# and posctl as the technician would type it.
+set -u
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+BIN=$ROOT/target/debug
+OUT=$(pwd)
+CODE=286934501234567890
+SCANNER_NAME="smartpos system-test scanner"
+failed=0
+# The guest kernel's modules are under /run/kernel (the host's /lib/modules is not for it).
+modprobe() { /sbin/modprobe -d /run/kernel "$@"; }
+: >results
+
+pass() { echo "PASS $*" | tee -a results; }
+fail() { echo "FAIL $*" | tee -a results; failed=$((failed + 1)); }
+log() { echo "guest: $*"; }
+
+# wait_until SECONDS COMMAND...: poll every 0.2 s.
+wait_until() {
+    t=$1; shift
+    end=$(($(date +%s) + t))
+    while ! "$@"; do
+        [ "$(date +%s)" -ge "$end" ] && return 1
+        sleep 0.2
+    done
+}
+
+status() { "$BIN/posctl" scanner status --json >status.json 2>status.err; }
+# camera_state: the camera source's state from the last status.json (empty if none).
+camera_state() {
+    python3 -c 'import json,sys; s=json.load(open("status.json")); print(next((x["state"] for x in s["sources"] if x["kind"]=="camera"), ""))' 2>/dev/null
+}
+fps() { python3 -c 'import json; print(json.load(open("status.json"))["frames_per_second"])' 2>/dev/null; }
+camera_is() { status && camera_state | grep -Eq "$1"; }
+streaming() { camera_is '^streaming$' && python3 -c 'import json,sys; sys.exit(not json.load(open("status.json"))["frames_per_second"] > 0)'; }
+
+cleanup() {
+    touch scanner-stop
+    for p in ${SCANNERD:-} ${TYPIST:-} ${SCAN:-}; do kill "$p" 2>/dev/null; done
+    [ -n "${BUS_PID:-}" ] && kill "$BUS_PID" 2>/dev/null
+}
+trap cleanup EXIT
+
+# --- 1. kernel drivers --------------------------------------------------------------------
+# node_types=0x1: a capture node only; the default (a webcam input) streams the test pattern.
+if modprobe vivid n_devs=1 node_types=0x1 && modprobe uinput && modprobe evdev \
+    && [ -c /dev/uinput ] && [ "$(cat /sys/class/video4linux/video0/name 2>/dev/null)" = vivid-000-vid-cap ]; then
+    pass "kernel: vivid ($(cat /sys/class/video4linux/video0/name)) and uinput loaded ($(uname -r))"
+else
+    fail "kernel: vivid/uinput did not load: $(ls /dev/video* /dev/uinput 2>&1 | tr '\n' ' ')"
+    exit "$failed"
+fi
+
+# --- 2. a system-style bus with the project's policy -------------------------------------
+# The same configuration as tests/src/lib.rs: Debian's system.conf default policy, then dbus/*.conf.
+BUSDIR=/run/smartpos-system-test
+mkdir -p "$BUSDIR"
+cat >"$BUSDIR/bus.conf" <<EOF
+<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-BUS Bus Configuration 1.0//EN"
+ "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
+<busconfig>
+  <type>system</type>
+  <listen>unix:path=$BUSDIR/system_bus_socket</listen>
+  <auth>EXTERNAL</auth>
+  <policy context="default">
+    <allow user="*"/>
+    <deny send_type="method_call"/>
+    <deny own="*"/>
+    <allow send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus"/>
+    <allow send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus.Introspectable"/>
+    <allow send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus.Properties"/>
+    <allow send_type="signal"/>
+    <allow send_requested_reply="true" send_type="method_return"/>
+    <allow send_requested_reply="true" send_type="error"/>
+    <allow receive_type="method_call"/>
+    <allow receive_type="method_return"/>
+    <allow receive_type="error"/>
+    <allow receive_type="signal"/>
+  </policy>
+  <includedir>$ROOT/dbus</includedir>
+</busconfig>
+EOF
+BUS_PID=$(dbus-daemon --fork --print-pid --nopidfile --config-file="$BUSDIR/bus.conf" 2>dbus-daemon.log)
+export DBUS_SYSTEM_BUS_ADDRESS=unix:path=$BUSDIR/system_bus_socket
+if [ -n "$BUS_PID" ] && [ -S "$BUSDIR/system_bus_socket" ]; then
+    pass "bus: private system bus with $(ls "$ROOT"/dbus/*.conf | wc -l) policy files from dbus/"
+else
+    fail "bus: dbus-daemon did not start: $(cat dbus-daemon.log)"
+    exit "$failed"
+fi
+
+# --- 3. the scanner plugged in before the daemon starts, as at a till ----------------------
+python3 "$ROOT/tests/system/wedge-scanner.py" "$SCANNER_NAME" 0x1eab 0x5301 "$CODE" "$OUT" \
+    >typist.log 2>&1 &
+TYPIST=$!
+wait_until 10 test -s scanner-node || fail "hid: the uinput scanner did not appear: $(cat typist.log)"
+NODE=$(cat scanner-node 2>/dev/null)
+
+cat >scannerd.toml <<EOF
+[camera]
+match = "vivid"
+width = 640
+height = 480
+fps = 15
+
+[hid]
+grab = true
+rescan_interval = 0.2
+[[hid.matchers]]
+vendor = 0x1eab
+name_contains = "$SCANNER_NAME"
+[hid.wedge]
+# uinput stamps each key when the typist writes it; under TCG that process can be
+# descheduled for far longer than a USB scanner's few ms between keys.
+inter_key_timeout = 500
+EOF
+"$BIN/smartpos-scannerd" --config "$OUT/scannerd.toml" >scannerd.log 2>&1 &
+SCANNERD=$!
+if wait_until 30 status; then
+    pass "scannerd: owns org.smartpos.Scanner1 and answers posctl scanner status"
+else
+    fail "scannerd: not on the bus after 30 s: $(cat status.err; tail -5 scannerd.log)"
+    exit "$failed"
+fi
+
+if wait_until 10 grep -q "/dev/input/$NODE.*scanner opened\|scanner opened.*/dev/input/$NODE" scannerd.log \
+    && grep "scanner opened" scannerd.log | grep -q "grabbed=true"; then
+    pass "hid: scannerd opened and grabbed the uinput scanner /dev/input/$NODE"
+else
+    fail "hid: scannerd did not open /dev/input/$NODE: $(grep -i hid scannerd.log | tail -3)"
+fi
+
+# posctl scan arms the scanner; the scanner fires only once the daemon says it is scanning.
+"$BIN/posctl" scan --json --timeout 30 >scan.json 2>scan.err &
+SCAN=$!
+if wait_until 15 sh -c "'$BIN/posctl' scanner status --json | grep -q '\"state\": \"scanning\"'"; then
+    touch scanner-go
+else
+    fail "scan: posctl scan did not arm the scanner: $(cat scan.err)"
+fi
+wait "$SCAN"
+rc=$?
+SCAN=
+read_text=$(python3 -c 'import json; print(json.load(open("scan.json"))["text"])' 2>/dev/null)
+read_src=$(python3 -c 'import json; print(json.load(open("scan.json"))["source"])' 2>/dev/null)
+masked=$(echo "$CODE" | sed 's/^\(..\).*\(....\)$/\1…\2/')
+if [ "$rc" = 0 ] && [ "$read_text" = "$CODE" ] && echo "$read_src" | grep -q "^hid:/dev/input/$NODE"; then
+    pass "scan: posctl scan --json read $masked from $read_src"
+else
+    fail "scan: posctl rc=$rc, source '$read_src', text matches: $([ "$read_text" = "$CODE" ] && echo yes || echo no); $(cat scan.err)"
+fi
+if grep -q "$CODE" scannerd.log; then
+    fail "scan: scannerd logged the whole payment code"
+else
+    pass "scan: the payment code is not in scannerd's log whole"
+fi
+touch scanner-stop
+
+# --- 4. the camera: streaming, unplugged, plugged back ------------------------------------
+if wait_until 30 streaming; then
+    pass "camera: vivid streaming at $(fps) frames/s ($(camera_state))"
+else
+    fail "camera: not streaming after 30 s: $(cat status.json status.err 2>/dev/null | tr '\n' ' ')"
+fi
+
+# The kernel's unplug path: the driver lets go of the device, /dev/video0 disappears.
+echo vivid.0 >/sys/bus/platform/drivers/vivid/unbind
+if wait_until 20 camera_is '^(reopening|absent)'; then
+    pass "camera: unbound vivid seen as '$(camera_state | cut -c1-60)'"
+else
+    fail "camera: still '$(camera_state)' 20 s after vivid was unbound"
+fi
+sleep 1
+echo vivid.0 >/sys/bus/platform/drivers/vivid/bind
+if wait_until 30 streaming; then
+    pass "camera: streaming again after vivid was bound back, $(fps) frames/s"
+else
+    fail "camera: '$(camera_state)' 30 s after vivid was bound back"
+fi
+
+# --- 5. a clean stop ------------------------------------------------------------------------
+kill -TERM "$SCANNERD"
+wait "$SCANNERD"
+rc=$?
+SCANNERD=
+if [ "$rc" = 0 ]; then
+    pass "scannerd: exits 0 on SIGTERM"
+else
+    fail "scannerd: exit status $rc on SIGTERM: $(tail -3 scannerd.log)"
+fi
+exit "$failed"
