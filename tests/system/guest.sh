@@ -36,7 +36,9 @@ status() { "$BIN/posctl" scanner status --json >status.json 2>status.err; }
 camera_state() {
     python3 -c 'import json,sys; s=json.load(open("status.json")); print(next((x["state"] for x in s["sources"] if x["kind"]=="camera"), ""))' 2>/dev/null
 }
-fps() { python3 -c 'import json; print(json.load(open("status.json"))["frames_per_second"])' 2>/dev/null; }
+fps() { python3 -c 'import json; print("%.1f" % json.load(open("status.json"))["frames_per_second"])' 2>/dev/null; }
+verdict() { python3 -c 'import json; print(json.load(open("status.json"))["verdict"])' 2>/dev/null; }
+verdict_is() { status && [ "$(verdict)" = "$1" ]; }
 camera_is() { status && camera_state | grep -Eq "$1"; }
 streaming() { camera_is '^streaming$' && python3 -c 'import json,sys; sys.exit(not json.load(open("status.json"))["frames_per_second"] > 0)'; }
 
@@ -176,12 +178,27 @@ if wait_until 20 camera_is '^(reopening|absent)'; then
 else
     fail "camera: still '$(camera_state)' 20 s after vivid was unbound"
 fi
-sleep 1
+# What the technician sees on the till while the camera is gone.
+if wait_until 15 verdict_is no_frames; then
+    pass "camera: verdict no_frames while unplugged"
+else
+    fail "camera: verdict '$(verdict)' 15 s after vivid was unbound, expected no_frames"
+fi
 echo vivid.0 >/sys/bus/platform/drivers/vivid/bind
 if wait_until 30 streaming; then
     pass "camera: streaming again after vivid was bound back, $(fps) frames/s"
 else
     fail "camera: '$(camera_state)' 30 s after vivid was bound back"
+fi
+if wait_until 15 verdict_is ok; then
+    pass "camera: verdict ok again"
+else
+    fail "camera: verdict '$(verdict)' 15 s after vivid came back, expected ok"
+fi
+if grep -q "state=Reopening" scannerd.log && grep -q "reopen=true" scannerd.log; then
+    pass "camera: scannerd logged the reopen attempts and the reopen"
+else
+    fail "camera: no Reopening / reopen=true in scannerd.log"
 fi
 
 # --- 5. a clean stop ------------------------------------------------------------------------
