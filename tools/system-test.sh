@@ -8,7 +8,7 @@
 # initramfs; the guest mounts this machine's root read-only over 9p and runs
 # tests/system/guest.sh in a chroot of it, so the host-built binaries in target/debug run
 # unchanged. Everything generated goes to target/system-test/. Needs the Debian packages
-# qemu-system-x86, busybox-static, kmod, dbus-daemon and python3 (installed if missing).
+# qemu-system-x86, busybox-static, kmod, dbus-daemon, python3, v4l-utils and qrencode (installed if missing).
 # KEEP=1 keeps the run directory; NO_BUILD=1 skips the cargo build.
 set -uo pipefail
 
@@ -24,7 +24,7 @@ if [ "$(id -u)" != 0 ]; then
 fi
 missing=()
 for t in qemu-system-x86_64:qemu-system-x86 busybox:busybox-static depmod:kmod dbus-daemon:dbus-daemon \
-    python3:python3; do
+    python3:python3 v4l2-ctl:v4l-utils qrencode:qrencode; do
     command -v "${t%%:*}" >/dev/null || missing+=("${t#*:}")
 done
 if [ ${#missing[@]} -gt 0 ]; then
