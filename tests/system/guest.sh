@@ -44,7 +44,7 @@ camera_is() { status && camera_state | grep -Eq "$1"; }
 streaming() { camera_is '^streaming$' && python3 -c 'import json,sys; sys.exit(not json.load(open("status.json"))["frames_per_second"] > 0)'; }
 
 cleanup() {
-    touch scanner-stop
+    touch scanner1-stop scanner2-stop
     for p in ${SCANNERD:-} ${TYPIST:-} ${SCAN:-} ${PHONE:-}; do kill "$p" 2>/dev/null; done
     [ -n "${BUS_PID:-}" ] && kill "$BUS_PID" 2>/dev/null
 }
@@ -101,11 +101,20 @@ else
 fi
 
 # --- 3. the scanner plugged in before the daemon starts, as at a till ----------------------
-python3 "$ROOT/tests/system/wedge-scanner.py" "$SCANNER_NAME" 0x1eab 0x5301 "$CODE" "$OUT" \
-    >typist.log 2>&1 &
-TYPIST=$!
-wait_until 10 test -s scanner-node || fail "hid: the uinput scanner did not appear: $(cat typist.log)"
-NODE=$(cat scanner-node 2>/dev/null)
+# plug TAG CODE PRODUCT: a uinput scanner that will type CODE; its node name in $NODE.
+plug() {
+    python3 "$ROOT/tests/system/wedge-scanner.py" "$SCANNER_NAME" 0x1eab "$3" "$2" "$OUT/$1" \
+        >"$1.log" 2>&1 &
+    TYPIST=$!
+    wait_until 10 test -s "$1-node" || fail "hid: the uinput scanner $1 did not appear: $(cat "$1.log")"
+    NODE=$(cat "$1-node" 2>/dev/null)
+}
+# opened NODE [N]: the daemon's (N+1)th "scanner opened" is NODE, and grabbed; the kernel
+# reuses a freed node name, so a replugged scanner is told apart by the count.
+opened() {
+    grep "scanner opened" scannerd.log | sed -n "$((${2:-0} + 1))p" | grep "path=/dev/input/$1 " | grep -q "grabbed=true"
+}
+plug scanner1 "$CODE" 0x5301
 
 # 640x480 on both ends of the loop (DV timings index 0), set before the daemon opens the
 # camera; vivid's on-screen text off, so the looped image arrives as written.
@@ -141,32 +150,58 @@ else
     exit "$failed"
 fi
 
-if wait_until 10 grep -q "/dev/input/$NODE.*scanner opened\|scanner opened.*/dev/input/$NODE" scannerd.log \
-    && grep "scanner opened" scannerd.log | grep -q "grabbed=true"; then
+# hid_scan TAG CODE: arm with posctl scan, let scanner TAG type once armed, check the result.
+hid_scan() {
+    "$BIN/posctl" scan --json --timeout 30 >"$1-scan.json" 2>"$1-scan.err" &
+    SCAN=$!
+    # The scanner fires only once the daemon says it is scanning, as a cashier would.
+    if wait_until 15 sh -c "'$BIN/posctl' scanner status --json | grep -q '\"state\": \"scanning\"'"; then
+        touch "$1-go"
+    else
+        fail "scan: posctl scan did not arm the scanner: $(cat "$1-scan.err")"
+    fi
+    wait "$SCAN"
+    rc=$?
+    SCAN=
+    read_text=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["text"])' "$1-scan.json" 2>/dev/null)
+    read_src=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["source"])' "$1-scan.json" 2>/dev/null)
+    if [ "$rc" = 0 ] && [ "$read_text" = "$2" ] && echo "$read_src" | grep -q "^hid:/dev/input/$NODE "; then
+        pass "scan: posctl scan --json read $(mask "$2") from $read_src"
+    else
+        fail "scan: posctl rc=$rc, source '$read_src', text matches: $([ "$read_text" = "$2" ] && echo yes || echo no); $(cat "$1-scan.err")"
+    fi
+    wait_until 5 test -s "$1-leaked"
+    if [ "$(cat "$1-leaked" 2>/dev/null)" = 0 ]; then
+        pass "hid: no key of the scan reached another reader (grabbed)"
+    else
+        fail "hid: key events reached another reader despite the grab (at least $(cat "$1-leaked" 2>/dev/null))"
+    fi
+}
+
+if wait_until 10 opened "$NODE"; then
     pass "hid: scannerd opened and grabbed the uinput scanner /dev/input/$NODE"
 else
-    fail "hid: scannerd did not open /dev/input/$NODE: $(grep -i hid scannerd.log | tail -3)"
+    fail "hid: scannerd did not open /dev/input/$NODE: $(grep -i scanner scannerd.log | tail -3)"
 fi
+hid_scan scanner1 "$CODE"
 
-# posctl scan arms the scanner; the scanner fires only once the daemon says it is scanning.
-"$BIN/posctl" scan --json --timeout 30 >scan.json 2>scan.err &
-SCAN=$!
-if wait_until 15 sh -c "'$BIN/posctl' scanner status --json | grep -q '\"state\": \"scanning\"'"; then
-    touch scanner-go
+# The cashier unplugs the scanner and plugs in another one while the daemon runs.
+touch scanner1-stop
+wait "$TYPIST"
+if wait_until 10 grep -Eq "(scanner removed|scanner stopped answering).*path=/dev/input/$NODE " scannerd.log; then
+    pass "hid: scannerd noticed the scanner unplugged"
 else
-    fail "scan: posctl scan did not arm the scanner: $(cat scan.err)"
+    fail "hid: no unplug of /dev/input/$NODE in scannerd.log"
 fi
-wait "$SCAN"
-rc=$?
-SCAN=
-read_text=$(python3 -c 'import json; print(json.load(open("scan.json"))["text"])' 2>/dev/null)
-read_src=$(python3 -c 'import json; print(json.load(open("scan.json"))["source"])' 2>/dev/null)
-if [ "$rc" = 0 ] && [ "$read_text" = "$CODE" ] && echo "$read_src" | grep -q "^hid:/dev/input/$NODE"; then
-    pass "scan: posctl scan --json read $(mask "$CODE") from $read_src"
+CODE2=134500001111222233
+plug scanner2 "$CODE2" 0x5302
+if wait_until 10 opened "$NODE" 1; then
+    pass "hid: a scanner plugged in later is opened and grabbed (/dev/input/$NODE)"
 else
-    fail "scan: posctl rc=$rc, source '$read_src', text matches: $([ "$read_text" = "$CODE" ] && echo yes || echo no); $(cat scan.err)"
+    fail "hid: scannerd did not open the replugged scanner /dev/input/$NODE"
 fi
-touch scanner-stop
+hid_scan scanner2 "$CODE2"
+touch scanner2-stop
 
 # --- 4. the camera: streaming, unplugged, plugged back ------------------------------------
 if wait_until 30 streaming; then
@@ -224,7 +259,7 @@ else
     fail "camera: no Reopening / reopen=true in scannerd.log"
 fi
 
-if grep -Eq "$CODE|$QR" scannerd.log; then
+if grep -Eq "$CODE|$CODE2|$QR" scannerd.log; then
     fail "scannerd: logged a whole payment code"
 else
     pass "scannerd: no payment code in its log whole"

@@ -1,12 +1,15 @@
 # A USB keyboard-wedge barcode scanner, made with uinput: what smartpos-scannerd sees when a
 # cashier plugs one in. Used by tests/system/guest.sh inside the system-test VM (root only).
 #
-#   python3 wedge-scanner.py NAME VENDOR PRODUCT CODE DIR
+#   python3 wedge-scanner.py NAME VENDOR PRODUCT CODE PREFIX
 #
-# Creates the device, writes its event node name (event3) to DIR/scanner-node, waits until
-# DIR/scanner-go exists (the test touches it once `posctl scan` has armed the scanner), types
+# Creates the device, writes its event node name (event3) to PREFIX-node, waits until
+# PREFIX-go exists (the test touches it once `posctl scan` has armed the scanner), types
 # CODE and Enter the way a US-layout scanner does, then keeps the device plugged in until
-# DIR/scanner-stop exists, so the daemon reads the keys before the device goes away.
+# PREFIX-stop exists, so the daemon reads the keys before the device goes away (unplug).
+# A second reader, opened before the typing, counts the key events that reached it despite
+# the daemon's grab and writes the count to PREFIX-leaked: a grabbed scanner's keys must
+# not reach the cashier's app.
 import fcntl
 import os
 import struct
@@ -35,7 +38,7 @@ def emit(fd, etype, code, value):
 
 
 def main():
-    name, vendor, product, code, out = sys.argv[1:6]
+    name, vendor, product, code, prefix = sys.argv[1:6]
     if not code.isdigit():
         sys.exit("wedge-scanner: payment codes are digits here")
     fd = os.open("/dev/uinput", os.O_WRONLY)
@@ -55,17 +58,29 @@ def main():
         time.sleep(0.05)
     else:
         sys.exit(f"wedge-scanner: no event node under {sysdir}")
-    with open(os.path.join(out, "scanner-node"), "w") as f:
+    with open(prefix + "-node", "w") as f:
         f.write(nodes[0] + "\n")
 
-    wait_for(os.path.join(out, "scanner-go"), 90)
+    wait_for(prefix + "-go", 90)
+    spy = os.open("/dev/input/" + nodes[0], os.O_RDONLY | os.O_NONBLOCK)
     # A real scanner sends a key every few ms; 2 ms here, as hw-probe does.
     for key in [DIGITS[c] for c in code] + [KEY_ENTER]:
         for value in (1, 0):
             emit(fd, EV_KEY, key, value)
             emit(fd, EV_SYN, 0, 0)
             time.sleep(0.002)
-    wait_for(os.path.join(out, "scanner-stop"), 90)
+    time.sleep(0.2)
+    leaked = 0
+    try:
+        while True:
+            data = os.read(spy, 24 * 64)
+            leaked += sum(1 for i in range(0, len(data), 24) if struct.unpack_from("llHHi", data, i)[2] == EV_KEY)
+    except BlockingIOError:
+        pass
+    os.close(spy)
+    with open(prefix + "-leaked", "w") as f:
+        f.write(f"{leaked}\n")
+    wait_for(prefix + "-stop", 90)
     fcntl.ioctl(fd, UI_DEV_DESTROY)
     os.close(fd)
 
