@@ -78,7 +78,7 @@ if [ ! -f "$KDIR/initramfs.cpio.gz" ] || [ ! -f "$KDIR/vmlinux" ]; then
         : >boot.order
         for m in $BOOT_MODULES $TEST_MODULES; do
             for f in $(modprobe -d ../kroot -S "$KV" --show-depends "$m" | awk '/^insmod/ { print $2 }'); do
-                rel=${f#../kroot/lib/modules/$KV/}
+                rel=${f#../kroot/lib/modules/"$KV"/}
                 [ -f "lib/modules/$KV/$rel" ] && continue
                 mkdir -p "lib/modules/$KV/$(dirname "$rel")"
                 cp "$f" "lib/modules/$KV/$rel"

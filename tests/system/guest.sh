@@ -6,6 +6,8 @@
 # A cashier's terminal in miniature: the real kernel's vivid camera and a uinput keyboard-wedge
 # scanner, a system-style D-Bus with the project's policy files, the real smartpos-scannerd,
 # and posctl as the technician would type it.
+# The helpers below are mostly called through wait_until, which shellcheck cannot follow.
+# shellcheck disable=SC2317
 set -u
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 BIN=$ROOT/target/debug
@@ -54,6 +56,7 @@ trap cleanup EXIT
 # A capture node (video0) and an output node (video1), both HDMI, so that what is written to
 # the output can be looped into the camera (research/vm-harness.md, "vivid settings").
 VIVID="n_devs=1 node_types=0x101 num_inputs=1 input_types=0x3 num_outputs=1 output_types=0x1"
+# shellcheck disable=SC2086 # $VIVID is a list of module parameters
 if modprobe vivid $VIVID && modprobe uinput && modprobe evdev \
     && [ -c /dev/uinput ] && [ "$(cat /sys/class/video4linux/video0/name 2>/dev/null)" = vivid-000-vid-cap ]; then
     pass "kernel: vivid ($(cat /sys/class/video4linux/video0/name)) and uinput loaded ($(uname -r))"
@@ -118,10 +121,11 @@ plug scanner1 "$CODE" 0x5301
 
 # 640x480 on both ends of the loop (DV timings index 0), set before the daemon opens the
 # camera; vivid's on-screen text off, so the looped image arrives as written.
-v4l2-ctl -d /dev/video0 --set-dv-bt-timings index=0 >/dev/null \
+if ! { v4l2-ctl -d /dev/video0 --set-dv-bt-timings index=0 >/dev/null \
     && v4l2-ctl -d /dev/video1 --set-dv-bt-timings index=0 >/dev/null \
-    && v4l2-ctl -d /dev/video0 -c loop_video=1,osd_text_mode=2 \
-    || fail "camera: cannot set up vivid's loop (v4l2-ctl)"
+    && v4l2-ctl -d /dev/video0 -c loop_video=1,osd_text_mode=2; }; then
+    fail "camera: cannot set up vivid's loop (v4l2-ctl)"
+fi
 
 cat >scannerd.toml <<EOF
 [camera]
@@ -219,8 +223,6 @@ v4l2-ctl -d /dev/video1 --set-fmt-video-out=width=640,height=480,pixelformat=GRE
 PHONE=$!
 "$BIN/posctl" scan --json --source camera --timeout 40 >scan-camera.json 2>scan-camera.err
 rc=$?
-kill "$PHONE" 2>/dev/null; wait "$PHONE" 2>/dev/null
-PHONE=
 read_text=$(python3 -c 'import json; print(json.load(open("scan-camera.json"))["text"])' 2>/dev/null)
 read_src=$(python3 -c 'import json; d=json.load(open("scan-camera.json")); print(d["source"], d["symbology"])' 2>/dev/null)
 if [ "$rc" = 0 ] && [ "$read_text" = "$QR" ] && echo "$read_src" | grep -q '^camera:.* qr$'; then
@@ -228,6 +230,16 @@ if [ "$rc" = 0 ] && [ "$read_text" = "$QR" ] && echo "$read_src" | grep -q '^cam
 else
     fail "scan: camera scan rc=$rc, source '$read_src', text matches: $([ "$read_text" = "$QR" ] && echo yes || echo no); $(cat scan-camera.err; tail -3 phone.log)"
 fi
+# The technician's look through the camera, with the phone still held up.
+if "$BIN/posctl" scanner snapshot "$OUT/snapshot.png" >snapshot.out 2>&1 \
+    && "$BIN/posctl" decode --json "$OUT/snapshot.png" >snapshot.json 2>&1 \
+    && grep -q "\"text\":\"$QR\"" snapshot.json; then
+    pass "snapshot: posctl scanner snapshot saved the camera's frame, and the QR code decodes from it"
+else
+    fail "snapshot: $(cat snapshot.out; python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print(len(d.get("codes") or []), "codes", d.get("error"))' snapshot.json 2>&1)"
+fi
+kill "$PHONE" 2>/dev/null; wait "$PHONE" 2>/dev/null
+PHONE=
 
 # The kernel's unplug path: the driver lets go of the device, /dev/video0 disappears.
 echo vivid.0 >/sys/bus/platform/drivers/vivid/unbind
