@@ -13,11 +13,17 @@
 set -uo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
-OUTDIR=$ROOT/target/system-test
+TARGET=$(realpath -m "${CARGO_TARGET_DIR:-$ROOT/target}")
+OUTDIR=$TARGET/system-test
 QEMU_TIMEOUT=${QEMU_TIMEOUT:-180}
 T0=$(date +%s)
 say() { echo "system-test: $*"; }
 
+case $TARGET/ in
+    /tmp/* | /run/* | /dev/* | /proc/* | /sys/*)
+        say "the guest cannot see $TARGET (its /tmp and /run are its own): use another CARGO_TARGET_DIR"
+        exit 1 ;;
+esac
 if [ "$(id -u)" != 0 ]; then
     say "needs root (apt-get, and qemu's 9p export of /)"
     exit 77
@@ -51,7 +57,7 @@ KDIR=$OUTDIR/kernel-$KV
 BOOT_MODULES="virtio_pci 9pnet_virtio 9p"
 # Loaded by the test with modprobe, so that it can also remove and reload them.
 TEST_MODULES="vivid uinput evdev"
-if [ ! -f "$KDIR/initramfs.cpio.gz" ] || [ ! -f "$KDIR/vmlinux" ]; then
+if [ ! -f "$KDIR/initramfs/boot.order" ] || [ ! -f "$KDIR/vmlinux" ]; then
     say "preparing kernel $KV in $KDIR"
     rm -rf "$KDIR" && mkdir -p "$KDIR/kroot" "$KDIR/initramfs"
     (
@@ -86,7 +92,15 @@ if [ ! -f "$KDIR/initramfs.cpio.gz" ] || [ ! -f "$KDIR/vmlinux" ]; then
             done
         done
         depmod -b . "$KV"
-        cat >init <<'EOF'
+    ) || { say "cannot prepare kernel $KV"; rm -rf "$KDIR"; exit 1; }
+    rm -rf "$KDIR/kroot"
+fi
+# /init is written and the archive packed on every run (1 s), so a change here is never
+# hidden behind the cached kernel.
+(
+    set -e
+    cd "$KDIR/initramfs"
+    cat >init <<'EOF'
 #!/bin/sh
 # PID 1: mount the host's root read-only, the run directory read-write at its host path, and
 # run the test in a chroot; its exit status goes to $WORK/rc, then power off.
@@ -100,19 +114,19 @@ mount -t tmpfs tmp $R/tmp; mount -t tmpfs run $R/run; mount --bind /dev $R/dev
 mount -t proc proc $R/proc; mount -t sysfs sys $R/sys
 # The guest kernel's modules, for the host's modprobe: `modprobe -d /run/kernel`.
 mkdir -p $R/run/kernel/lib/modules; cp -a /lib/modules/$KV $R/run/kernel/lib/modules/
+mkdir -p $R$WORK 2>/dev/null
 mount -t 9p -o trans=virtio,version=9p2000.L,msize=262144 work $R$WORK
 chroot $R /bin/sh -c "cd $WORK && exec /bin/sh $TEST > $WORK/guest.log 2>&1"; echo $? > $R$WORK/rc; sync
 poweroff -f
 EOF
-        chmod 0755 init
-        find . | busybox cpio -o -H newc 2>/dev/null | gzip -1 >../initramfs.cpio.gz
-    ) || { say "cannot prepare kernel $KV"; rm -rf "$KDIR"; exit 1; }
-    rm -rf "$KDIR/kroot" "$KDIR/initramfs"
-fi
+    chmod 0755 init
+    find . | busybox cpio -o -H newc 2>/dev/null | gzip -1 >../initramfs.cpio.gz
+) || { say "cannot pack the initramfs"; exit 1; }
 
 # --- the run -------------------------------------------------------------------------------
 WORK=$OUTDIR/run
 rm -rf "$WORK" && mkdir -p "$WORK"
+echo "BIN=$TARGET/debug" >"$WORK/env"
 QEMU_PID=
 cleanup() {
     [ -n "$QEMU_PID" ] && kill "$QEMU_PID" 2>/dev/null

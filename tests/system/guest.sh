@@ -11,6 +11,8 @@
 set -u
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 BIN=$ROOT/target/debug
+# The host's cargo target directory, if not the default.
+[ -f env ] && . ./env
 OUT=$(pwd)
 CODE=286934501234567890
 SCANNER_NAME="smartpos system-test scanner"
