@@ -6,6 +6,7 @@
 # A cashier's terminal in miniature: the real kernel's vivid camera and a uinput keyboard-wedge
 # scanner, a system-style D-Bus with the project's policy files, the real smartpos-scannerd,
 # and posctl as the technician would type it.
+
 # The helpers below are mostly called through wait_until, which shellcheck cannot follow.
 # shellcheck disable=SC2317
 set -u
