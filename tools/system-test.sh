@@ -148,7 +148,7 @@ timeout -k 5 "$QEMU_TIMEOUT" qemu-system-x86_64 -accel "$ACCEL" -m 1024 -smp 1 -
     -kernel "$KDIR/vmlinux" -initrd "$KDIR/initramfs.cpio.gz" \
     -virtfs local,path=/,mount_tag=hostroot,security_model=none,readonly=on,multidevs=remap \
     -virtfs "local,path=$WORK,mount_tag=work,security_model=none,multidevs=remap" \
-    -append "console=ttyS0 quiet panic=-1 harness.work=$WORK harness.test=$ROOT/tests/system/guest.sh" \
+    -append "console=ttyS0 quiet panic=-1 harness.work=$WORK harness.test=${GUEST:-$ROOT/tests/system/guest.sh}" \
     </dev/null >"$WORK/console.log" 2>&1 &
 QEMU_PID=$!
 wait "$QEMU_PID"
