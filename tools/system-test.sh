@@ -2,7 +2,7 @@
 # The system test: the real smartpos-scannerd and posctl against the real kernel drivers vivid
 # (a V4L2 camera) and uinput (a keyboard-wedge scanner), in a qemu VM.
 #
-#   tools/system-test.sh        # root; about 1 min once the kernel is cached (see tests/system/README.md)
+#   tools/system-test.sh        # root; about 50 s once the kernel is cached (see tests/system/README.md)
 #
 # A Debian kernel boots under qemu (TCG: no usable KVM on the dev/CI machines) with a busybox
 # initramfs; the guest mounts this machine's root read-only over 9p and runs
