@@ -7,7 +7,7 @@ PREFIX ?= /usr
 DESTDIR ?=
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: all deps deps-build build lint test test-unit fuzz demo install bench-decode bench-payment clean help
+.PHONY: all deps deps-build build lint test test-unit fuzz system-test demo install bench-decode bench-payment clean help
 
 all: build
 
@@ -15,6 +15,7 @@ help:
 	@echo "make demo    - the whole stack on a private bus with simulated devices: a sale end to end"
 	@echo "make test    - all tests and lints (what CI runs)"
 	@echo "make lint    - fmt, clippy -D warnings, cargo deny, packaging checks"
+	@echo "make system-test - scannerd against vivid and uinput in a qemu VM (root)"
 	@echo "make install - install binaries, units and policy under DESTDIR/PREFIX"
 	@echo "make bench-decode  - decoder benchmark: smartpos vs zxing-cpp vs zbar"
 	@echo "make bench-payment - the terminal's own work per sale"
@@ -40,7 +41,11 @@ test-unit: deps build
 fuzz: deps
 	tools/fuzz-smoke.sh
 
-test: lint test-unit fuzz
+# The real kernel drivers (vivid camera, uinput scanners) in a qemu VM; needs root.
+system-test: build
+	NO_BUILD=1 tools/system-test.sh
+
+test: lint test-unit fuzz system-test
 	@echo "make test: all passed"
 
 demo: build

@@ -200,12 +200,22 @@ if wait_until 10 grep -Eq "(scanner removed|scanner stopped answering).*path=/de
 else
     fail "hid: no unplug of /dev/input/$NODE in scannerd.log"
 fi
+if wait_until 10 sh -c "'$BIN/posctl' scanner status --json | grep -q 'no scanner connected'"; then
+    pass "hid: posctl scanner status says no scanner is connected"
+else
+    fail "hid: posctl scanner status does not show the unplug: $("$BIN/posctl" scanner status --json 2>&1 | tr '\n' ' ')"
+fi
 CODE2=134500001111222233
 plug scanner2 "$CODE2" 0x5302
 if wait_until 10 opened "$NODE" 1; then
     pass "hid: a scanner plugged in later is opened and grabbed (/dev/input/$NODE)"
 else
     fail "hid: scannerd did not open the replugged scanner /dev/input/$NODE"
+fi
+if wait_until 10 sh -c "'$BIN/posctl' scanner status --json | python3 -c 'import json,sys; s=json.load(sys.stdin)[\"sources\"]; sys.exit(not any(x[\"name\"].startswith(\"/dev/input/$NODE \") and x[\"state\"] == \"grabbed\" for x in s))'"; then
+    pass "hid: posctl scanner status lists /dev/input/$NODE as grabbed"
+else
+    fail "hid: posctl scanner status does not list /dev/input/$NODE: $("$BIN/posctl" scanner status --json 2>&1 | tr '\n' ' ')"
 fi
 hid_scan scanner2 "$CODE2"
 touch scanner2-stop

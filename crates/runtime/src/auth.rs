@@ -54,6 +54,17 @@ fn groups_of_uid(uid: u32) -> BTreeSet<u32> {
         .unwrap_or_default()
 }
 
+/// Say once per process that a configured group is missing (several policies name it).
+fn warn_once(group: &str) {
+    static WARNED: std::sync::Mutex<BTreeSet<String>> = std::sync::Mutex::new(BTreeSet::new());
+    let mut warned = WARNED
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if warned.insert(group.to_owned()) {
+        tracing::warn!("group {group:?} does not exist; its members cannot be let in");
+    }
+}
+
 /// Who may change state: root, the daemon's own user, and members of named groups.
 #[derive(Debug, Clone)]
 pub struct Policy {
@@ -72,7 +83,7 @@ impl Policy {
                 Ok(Some(g)) => {
                     gids.insert(g.gid.as_raw());
                 }
-                _ => tracing::warn!("group {name:?} does not exist; its members cannot be let in"),
+                _ => warn_once(name),
             }
         }
         let mut uids = BTreeSet::from([0]);

@@ -98,7 +98,9 @@ async fn run(args: Args) -> Result<(), Error> {
     }
     for src in sources::hid(&cfg.hid).map_err(Error::Source)? {
         let (s, t, st) = (shared.clone(), tx.clone(), stop.clone());
-        threads.push(spawn("hid", move || pipeline::run_codes(src, s, t, st))?);
+        threads.push(spawn("hid", move || {
+            pipeline::run_codes(src.source, src.devices, s, t, st)
+        })?);
     }
     drop(tx);
 

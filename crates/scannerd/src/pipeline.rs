@@ -9,6 +9,7 @@ use smartpos_scanner::capture::resilient::StatusHandle;
 use smartpos_scanner::decode::{FrameDecoder, StreamConfig};
 use smartpos_scanner::health::{HealthConfig, HealthMonitor};
 use smartpos_scanner::hid::CodeSource;
+use smartpos_scanner::hid::device::HidStatusHandle;
 use smartpos_scanner::{FrameSource, SourceError};
 use tokio::sync::mpsc::UnboundedSender;
 
@@ -46,6 +47,7 @@ pub fn run_camera(
     let mut decoder = FrameDecoder::new(StreamConfig::default());
     let mut health = HealthMonitor::new(HealthConfig::default());
     let mut was_scanning = false;
+    let mut stalled = false;
     shared.set_source("camera", &name, "opening");
     while !stop.load(Ordering::Relaxed) {
         match source.next_frame(Duration::from_secs(2)) {
@@ -59,6 +61,7 @@ pub fn run_camera(
                     }
                 };
                 health.observe_frame(&luma, frame.captured);
+                stalled = false;
                 shared.set_source("camera", &name, "streaming");
                 let scanning = shared.scanning();
                 if scanning != was_scanning {
@@ -95,8 +98,14 @@ pub fn run_camera(
                 *lock(&shared.last_frame) = Some(LastFrame { image: luma, codes });
             }
             Err(SourceError::Timeout(d)) => {
-                tracing::warn!("{label}: no frame for {d:?}");
-                shared.set_source("camera", &name, "stalled");
+                // A live camera reports its own state (absent, reopening) below; say it once.
+                if !stalled {
+                    tracing::warn!("{label}: no frame for {d:?}");
+                    stalled = true;
+                }
+                if status.is_none() {
+                    shared.set_source("camera", &name, "stalled");
+                }
             }
             Err(SourceError::EndOfStream) => {
                 tracing::info!("{label}: end of replay");
@@ -139,13 +148,44 @@ fn json_name<T: serde::Serialize>(v: &T) -> String {
 /// Run a keyboard-wedge code source until `stop` or the source ends.
 pub fn run_codes(
     mut source: Box<dyn CodeSource>,
+    devices: Option<HidStatusHandle>,
     shared: Arc<Shared>,
     tx: UnboundedSender<Scanned>,
     stop: Arc<AtomicBool>,
 ) {
     let name = source.name().to_owned();
-    shared.set_source("hid", &name, "listening");
+    if devices.is_none() {
+        shared.set_source("hid", &name, "listening");
+    }
     while !stop.load(Ordering::Relaxed) {
+        if let Some(h) = &devices {
+            // Real scanners come and go: list what is open now, or say that none is.
+            let open = h.devices();
+            let entries = if open.is_empty() {
+                vec![(name.clone(), "no scanner connected".to_owned())]
+            } else {
+                open.iter()
+                    .map(|d| {
+                        let state = if d.grabbed {
+                            "grabbed"
+                        } else {
+                            "open (not grabbed)"
+                        };
+                        (
+                            format!(
+                                "{} ({} {:04x}:{:04x})",
+                                d.path.display(),
+                                d.name,
+                                d.vendor,
+                                d.product
+                            ),
+                            state.to_owned(),
+                        )
+                    })
+                    .collect()
+            };
+            shared.set_group("hid", &name, entries);
+        }
         match source.next_code(Duration::from_millis(500)) {
             Ok(code) => {
                 let _ = tx.send(Scanned {

@@ -59,6 +59,8 @@ pub struct Shared {
     pub health: Mutex<Option<HealthSnapshot>>,
     pub last_frame: Mutex<Option<LastFrame>>,
     recent: Mutex<HashMap<String, Instant>>,
+    /// Which `sources` entries each multi-device source (the evdev scanners) put there.
+    groups: Mutex<HashMap<String, Vec<String>>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -79,6 +81,18 @@ impl Shared {
             Some(e) => state.clone_into(&mut e.2),
             None => v.push((kind.to_owned(), name.to_owned(), state.to_owned())),
         }
+    }
+
+    /// Replace the entries a multi-device source published last time with `entries`
+    /// (name, state): scanners come and go.
+    pub fn set_group(&self, kind: &str, group: &str, entries: Vec<(String, String)>) {
+        let mut groups = lock(&self.groups);
+        let mut v = lock(&self.sources);
+        let old = groups.remove(group).unwrap_or_default();
+        v.retain(|(k, n, _)| !(k == kind && old.contains(n)));
+        let names = entries.iter().map(|(n, _)| n.clone()).collect();
+        v.extend(entries.into_iter().map(|(n, s)| (kind.to_owned(), n, s)));
+        groups.insert(group.to_owned(), names);
     }
 
     fn start(&self, timeout: Duration, kinds: Vec<String>) -> u64 {

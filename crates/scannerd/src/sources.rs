@@ -3,6 +3,7 @@
 use smartpos_scanner::FrameSource;
 use smartpos_scanner::capture::resilient::{ResiliencePolicy, ResilientSource, StatusHandle};
 use smartpos_scanner::capture::{CameraSelector, CaptureConfig};
+use smartpos_scanner::hid::device::HidStatusHandle;
 use smartpos_scanner::hid::{CodeSource, HidScanners, RecordedKeySource, WedgeReader};
 use smartpos_scanner::replay::{ReplayFolder, ReplayOptions};
 
@@ -52,16 +53,30 @@ fn live_camera(capture: CaptureConfig) -> Camera {
     }
 }
 
+/// A code source and, for real scanners, the handle listing the devices it has open.
+pub struct Hid {
+    pub source: Box<dyn CodeSource>,
+    pub devices: Option<HidStatusHandle>,
+}
+
 /// HID scanners: real devices (if any matcher is configured) and a replayed recording.
-pub fn hid(cfg: &HidSection) -> Result<Vec<Box<dyn CodeSource>>, String> {
-    let mut out: Vec<Box<dyn CodeSource>> = Vec::new();
+pub fn hid(cfg: &HidSection) -> Result<Vec<Hid>, String> {
+    let mut out = Vec::new();
     if !cfg.devices.matchers.is_empty() {
-        out.push(Box::new(HidScanners::new(cfg.devices.clone())));
+        let scanners = HidScanners::new(cfg.devices.clone());
+        let devices = Some(scanners.status_handle());
+        out.push(Hid {
+            source: Box::new(scanners),
+            devices,
+        });
     }
     if let Some(path) = &cfg.replay {
         let rec = RecordedKeySource::open(path, cfg.replay_speed.unwrap_or(1.0))
             .map_err(|e| format!("[hid] replay {}: {e}", path.display()))?;
-        out.push(Box::new(WedgeReader::new(rec, cfg.devices.wedge.clone())));
+        out.push(Hid {
+            source: Box::new(WedgeReader::new(rec, cfg.devices.wedge.clone())),
+            devices: None,
+        });
     }
     Ok(out)
 }
