@@ -24,6 +24,9 @@ pub enum XmlError {
     /// A character XML 1.0 does not allow (NUL and other control characters).
     #[error("character U+{0:04X} is not allowed in XML; treat the answer as lost and query")]
     IllegalChar(u32),
+    /// An element name that no acquirer uses (they are ASCII letters, digits and `_`).
+    #[error("field name {0:?} is not an acquirer field name; treat the answer as lost and query")]
+    BadName(String),
     /// The root element is not `<xml>`.
     #[error("root element is <{0}>, expected <xml>")]
     UnexpectedRoot(String),
@@ -66,6 +69,22 @@ pub fn encode(fields: &BTreeMap<String, String>) -> String {
 
 /// Decode a flat `<xml>` document into its fields. Never panics; every malformation is an
 /// [`XmlError`].
+/// Acquirer field names are plain ASCII identifiers; anything else cannot be signed the same
+/// way on both sides (found by the wechat_xml fuzz target: names with DEL and tabs).
+fn field_name(raw: &[u8]) -> Result<String, XmlError> {
+    let ok = !raw.is_empty()
+        && raw.len() <= 64
+        && raw.iter().all(|b| b.is_ascii_alphanumeric() || *b == b'_')
+        && !raw[0].is_ascii_digit();
+    if ok {
+        Ok(String::from_utf8_lossy(raw).into_owned())
+    } else {
+        Err(XmlError::BadName(
+            String::from_utf8_lossy(raw).chars().take(64).collect(),
+        ))
+    }
+}
+
 fn is_illegal_xml_char(c: char) -> bool {
     matches!(c, '\u{0}'..='\u{8}' | '\u{B}' | '\u{C}' | '\u{E}'..='\u{1F}' | '\u{FFFE}' | '\u{FFFF}')
 }
@@ -93,7 +112,7 @@ pub fn decode(xml: &str) -> Result<BTreeMap<String, String>, XmlError> {
             Event::Decl(_) | Event::Comment(_) | Event::PI(_) => {}
             Event::DocType(_) => return Err(XmlError::DocType),
             Event::Start(start) => {
-                let name = String::from_utf8_lossy(start.name().as_ref()).into_owned();
+                let name = field_name(start.name().as_ref())?;
                 match depth {
                     0 if name == "xml" => depth = 1,
                     0 => return Err(XmlError::UnexpectedRoot(name)),
@@ -107,7 +126,7 @@ pub fn decode(xml: &str) -> Result<BTreeMap<String, String>, XmlError> {
                 }
             }
             Event::Empty(start) => {
-                let name = String::from_utf8_lossy(start.name().as_ref()).into_owned();
+                let name = field_name(start.name().as_ref())?;
                 match depth {
                     0 if name == "xml" => depth = 3,
                     0 => return Err(XmlError::UnexpectedRoot(name)),
@@ -136,6 +155,10 @@ pub fn decode(xml: &str) -> Result<BTreeMap<String, String>, XmlError> {
                     return Err(XmlError::StrayContent);
                 }
                 let resolved = match reference.resolve_char_ref() {
+                    // `&#xf;` is no more allowed than a raw U+000F (XML 1.0 §4.1, WFC: Legal Character).
+                    Ok(Some(c)) if is_illegal_xml_char(c) => {
+                        return Err(XmlError::IllegalChar(u32::from(c)));
+                    }
                     Ok(Some(c)) => c.to_string(),
                     Ok(None) => {
                         let name = reference.decode().map_err(|e| syntax(&e))?;
@@ -195,6 +218,16 @@ mod tests {
             Err(XmlError::IllegalChar(0x1b))
         ));
         assert!(decode("<xml><a>tab\tand\nnewline</a></xml>").is_ok());
+        // A character reference to one is refused too (the third).
+        assert!(matches!(
+            decode("<xml><a>x&#xf;y</a></xml>"),
+            Err(XmlError::IllegalChar(0xf))
+        ));
+        // And a name with DEL in it, the second fuzz find.
+        assert!(matches!(
+            decode("<xml><ret\u{7f}urn>x</ret\u{7f}urn></xml>"),
+            Err(XmlError::BadName(_))
+        ));
     }
     use super::*;
 
