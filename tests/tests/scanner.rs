@@ -29,6 +29,16 @@ fn camera_config(bus: &TestBus) -> PathBuf {
     write_file(bus.dir(), "scannerd.toml", toml.as_bytes())
 }
 
+/// Start smartpos-scannerd on `bus` with the config file `cfg`, ready on the bus.
+async fn scannerd(bus: &TestBus, cfg: &Path) -> smartpos_tests::Daemon {
+    bus.spawn_daemon(
+        "smartpos-scannerd",
+        &["--config", cfg.to_str().unwrap()],
+        "org.smartpos.Scanner1",
+    )
+    .await
+}
+
 async fn scanner(bus: &TestBus) -> ScannerProxy<'static> {
     ScannerProxy::new(&bus.connect().await).await.unwrap()
 }
@@ -46,13 +56,7 @@ async fn next_code(
 async fn a_customer_shows_a_payment_code_to_the_camera_and_the_app_receives_it() {
     let bus = TestBus::start();
     let cfg = camera_config(&bus);
-    let _d = bus
-        .spawn_daemon(
-            "smartpos-scannerd",
-            &["--config", cfg.to_str().unwrap()],
-            "org.smartpos.Scanner1",
-        )
-        .await;
+    let _d = scannerd(&bus, &cfg).await;
     let s = scanner(&bus).await;
     let mut codes = s.receive_code_scanned().await.unwrap();
     let session = s.start_scan(20_000, &["camera"]).await.unwrap();
@@ -91,13 +95,7 @@ async fn a_usb_scanner_types_a_code_and_the_app_receives_it() {
         rec.display()
     );
     let cfg = write_file(bus.dir(), "scannerd.toml", toml.as_bytes());
-    let _d = bus
-        .spawn_daemon(
-            "smartpos-scannerd",
-            &["--config", cfg.to_str().unwrap()],
-            "org.smartpos.Scanner1",
-        )
-        .await;
+    let _d = scannerd(&bus, &cfg).await;
     let s = scanner(&bus).await;
     let mut codes = s.receive_code_scanned().await.unwrap();
     let session = s.start_scan(20_000, &[]).await.unwrap();
@@ -115,13 +113,7 @@ async fn a_usb_scanner_types_a_code_and_the_app_receives_it() {
 async fn posctl_scan_prints_the_code_and_status_lists_the_scanner() {
     let bus = TestBus::start();
     let cfg = camera_config(&bus);
-    let _d = bus
-        .spawn_daemon(
-            "smartpos-scannerd",
-            &["--config", cfg.to_str().unwrap()],
-            "org.smartpos.Scanner1",
-        )
-        .await;
+    let _d = scannerd(&bus, &cfg).await;
     let out = bus
         .command(bin("posctl"))
         .args(["scan", "--timeout", "15"])
@@ -188,13 +180,7 @@ async fn posctl_scan_prints_the_code_and_status_lists_the_scanner() {
 async fn a_process_of_another_uid_may_read_health_but_not_arm_the_scanner() {
     let bus = TestBus::start();
     let cfg = camera_config(&bus);
-    let _d = bus
-        .spawn_daemon(
-            "smartpos-scannerd",
-            &["--config", cfg.to_str().unwrap()],
-            "org.smartpos.Scanner1",
-        )
-        .await;
+    let _d = scannerd(&bus, &cfg).await;
     let out = as_nobody(&bus, &bin("posctl"))
         .args(["scan", "--timeout", "3"])
         .output()
@@ -231,13 +217,7 @@ const LOOSE_POLICY: &str = r#"<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-
 async fn the_daemon_refuses_a_stranger_even_when_the_bus_policy_lets_it_through() {
     let bus = TestBus::start_with_extra_policy(Some(LOOSE_POLICY));
     let cfg = camera_config(&bus);
-    let _d = bus
-        .spawn_daemon(
-            "smartpos-scannerd",
-            &["--config", cfg.to_str().unwrap()],
-            "org.smartpos.Scanner1",
-        )
-        .await;
+    let _d = scannerd(&bus, &cfg).await;
     let out = as_nobody(&bus, &bin("posctl"))
         .args(["scan", "--timeout", "3"])
         .output()
@@ -251,13 +231,7 @@ async fn the_daemon_refuses_a_stranger_even_when_the_bus_policy_lets_it_through(
 async fn what_the_daemon_serves_matches_the_committed_xml() {
     let bus = TestBus::start();
     let cfg = write_file(bus.dir(), "empty.toml", b"");
-    let _d = bus
-        .spawn_daemon(
-            "smartpos-scannerd",
-            &["--config", cfg.to_str().unwrap()],
-            "org.smartpos.Scanner1",
-        )
-        .await;
+    let _d = scannerd(&bus, &cfg).await;
     let conn = bus.connect().await;
     let intro = zbus::fdo::IntrospectableProxy::builder(&conn)
         .destination("org.smartpos.Scanner1")
@@ -308,13 +282,7 @@ async fn a_misspelt_config_key_stops_the_daemon_with_a_message_naming_it() {
 async fn sigterm_stops_the_daemon_cleanly() {
     let bus = TestBus::start();
     let cfg = camera_config(&bus);
-    let mut d = bus
-        .spawn_daemon(
-            "smartpos-scannerd",
-            &["--config", cfg.to_str().unwrap()],
-            "org.smartpos.Scanner1",
-        )
-        .await;
+    let mut d = scannerd(&bus, &cfg).await;
     let status = d.terminate();
     assert!(status.success(), "{status}");
 }
@@ -327,13 +295,7 @@ async fn a_camera_that_is_unplugged_is_reported_absent_and_the_daemon_keeps_serv
         "scannerd.toml",
         b"[camera]\ndevice = \"/dev/video-smartpos-missing\"\n",
     );
-    let _d = bus
-        .spawn_daemon(
-            "smartpos-scannerd",
-            &["--config", cfg.to_str().unwrap()],
-            "org.smartpos.Scanner1",
-        )
-        .await;
+    let _d = scannerd(&bus, &cfg).await;
     let s = scanner(&bus).await;
     let mut state = String::new();
     for _ in 0..60 {
@@ -407,13 +369,7 @@ async fn a_code_on_a_phone_screen_is_read_by_the_daemon_within_three_frames() {
             "scannerd.toml",
             format!("[camera]\nreplay = \"{}\"\nfps = 4\n", folder.display()).as_bytes(),
         );
-        let _d = bus
-            .spawn_daemon(
-                "smartpos-scannerd",
-                &["--config", cfg.to_str().unwrap()],
-                "org.smartpos.Scanner1",
-            )
-            .await;
+        let _d = scannerd(&bus, &cfg).await;
         let s = scanner(&bus).await;
         let mut codes = s.receive_code_scanned().await.unwrap();
         s.start_scan(20_000, &["camera"]).await.unwrap();
