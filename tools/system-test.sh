@@ -19,7 +19,14 @@ QEMU_TIMEOUT=${QEMU_TIMEOUT:-180}
 T0=$(date +%s)
 say() { echo "system-test: $*"; }
 
+# The guest sees the host's / read-only, but has /tmp and /run of its own: a checkout there
+# (CI may clone into /tmp) is shared into the guest at the same path.
+REPO_SHARE=
+case $ROOT/ in
+    /tmp/* | /run/*) REPO_SHARE=$ROOT ;;
+esac
 case $TARGET/ in
+    "$ROOT"/*) ;;
     /tmp/* | /run/* | /dev/* | /proc/* | /sys/*)
         say "the guest cannot see $TARGET (its /tmp and /run are its own): use another CARGO_TARGET_DIR"
         exit 1 ;;
@@ -105,13 +112,17 @@ fi
 # PID 1: mount the host's root read-only, the run directory read-write at its host path, and
 # run the test in a chroot; its exit status goes to $WORK/rc, then power off.
 mount -t proc proc /proc; mount -t sysfs sys /sys; mount -t devtmpfs dev /dev
-for a in $(cat /proc/cmdline); do case $a in harness.test=*) TEST=${a#*=};; harness.work=*) WORK=${a#*=};; esac; done
+for a in $(cat /proc/cmdline); do case $a in harness.test=*) TEST=${a#*=};; harness.work=*) WORK=${a#*=};; harness.repo=*) REPO=${a#*=};; esac; done
 KV=$(uname -r)
 while read -r m; do insmod "/lib/modules/$KV/$m"; done < /boot.order
 R=/newroot
 mount -t 9p -o trans=virtio,version=9p2000.L,ro,msize=262144,cache=loose hostroot $R
 mount -t tmpfs tmp $R/tmp; mount -t tmpfs run $R/run; mount --bind /dev $R/dev
 mount -t proc proc $R/proc; mount -t sysfs sys $R/sys
+if [ -n "$REPO" ]; then
+    mkdir -p $R$REPO
+    mount -t 9p -o trans=virtio,version=9p2000.L,ro,msize=262144,cache=loose repo $R$REPO
+fi
 # The guest kernel's modules, for the host's modprobe: `modprobe -d /run/kernel`.
 mkdir -p $R/run/kernel/lib/modules; cp -a /lib/modules/$KV $R/run/kernel/lib/modules/
 mkdir -p $R$WORK 2>/dev/null
@@ -148,7 +159,8 @@ timeout -k 5 "$QEMU_TIMEOUT" qemu-system-x86_64 -accel "$ACCEL" -m 1024 -smp 1 -
     -kernel "$KDIR/vmlinux" -initrd "$KDIR/initramfs.cpio.gz" \
     -virtfs local,path=/,mount_tag=hostroot,security_model=none,readonly=on,multidevs=remap \
     -virtfs "local,path=$WORK,mount_tag=work,security_model=none,multidevs=remap" \
-    -append "console=ttyS0 quiet panic=-1 harness.work=$WORK harness.test=${GUEST:-$ROOT/tests/system/guest.sh}" \
+    ${REPO_SHARE:+-virtfs "local,path=$REPO_SHARE,mount_tag=repo,security_model=none,readonly=on,multidevs=remap"} \
+    -append "console=ttyS0 quiet panic=-1 harness.work=$WORK harness.test=${GUEST:-$ROOT/tests/system/guest.sh}${REPO_SHARE:+ harness.repo=$REPO_SHARE}" \
     </dev/null >"$WORK/console.log" 2>&1 &
 QEMU_PID=$!
 wait "$QEMU_PID"
