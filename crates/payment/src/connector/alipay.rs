@@ -8,8 +8,8 @@ use smartpos_acquirer::{Disposition, RsaSigner, RsaVerifier};
 
 use super::transport::{Transport, TransportError};
 use super::{
-    BoxFuture, CancelOutcome, Connector, Paid, PayOrder, PayOutcome, QueryOutcome, RefundOrder,
-    RefundOutcome, declined, local_request_error,
+    BoxFuture, CallError, CancelOutcome, Connector, Paid, PayOrder, PayOutcome, QueryOutcome,
+    RefundOrder, RefundOutcome, declined, local_request_error,
 };
 use crate::config::{ConfigError, PathConfig, PathKind, Timeouts};
 use crate::explain::{self, Cause, Explanation};
@@ -103,21 +103,6 @@ impl AlipayConnector {
         }
         wire::response::parse_and_verify(&answer.body, method, &self.verifier)
             .map_err(|e| CallError::Untrusted(e.to_string()))
-    }
-}
-
-enum CallError {
-    Local(String),
-    Transport(TransportError),
-    Untrusted(String),
-}
-
-impl CallError {
-    fn detail(&self) -> String {
-        match self {
-            CallError::Local(s) | CallError::Untrusted(s) => s.clone(),
-            CallError::Transport(t) => t.to_string(),
-        }
     }
 }
 

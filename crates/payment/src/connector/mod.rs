@@ -129,6 +129,24 @@ pub fn from_config(
 
 /// Fallback explanation when the acquirer's code is not in our tables but its disposition
 /// says what kind of failure it is.
+/// Why a call to an acquirer produced no trustworthy answer: refused locally before sending,
+/// lost on the way (see [`TransportError`] for whether it provably never arrived), or answered
+/// without a valid signature.
+pub(crate) enum CallError {
+    Local(String),
+    Transport(transport::TransportError),
+    Untrusted(String),
+}
+
+impl CallError {
+    pub(crate) fn detail(&self) -> String {
+        match self {
+            CallError::Local(s) | CallError::Untrusted(s) => s.clone(),
+            CallError::Transport(t) => t.to_string(),
+        }
+    }
+}
+
 pub(crate) fn cause_of(cause: FailureCause) -> Cause {
     match cause {
         FailureCause::PaymentCode => Cause::UserError,

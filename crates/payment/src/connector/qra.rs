@@ -10,8 +10,8 @@ use smartpos_acquirer::qra::{
 use super::alipay::no_answer;
 use super::transport::{Transport, TransportError};
 use super::{
-    BoxFuture, CancelOutcome, Connector, Paid, PayOrder, PayOutcome, QueryOutcome, RefundOrder,
-    RefundOutcome, declined, local_request_error, read_secret,
+    BoxFuture, CallError, CancelOutcome, Connector, Paid, PayOrder, PayOutcome, QueryOutcome,
+    RefundOrder, RefundOutcome, declined, local_request_error, read_secret,
 };
 use crate::config::{ConfigError, PathConfig, PathKind, Timeouts};
 use crate::explain::{self, Cause, Explanation};
@@ -81,21 +81,6 @@ impl QraConnector {
         }
         Response::parse(&answer.body, &merchant.key)
             .map_err(|e| CallError::Untrusted(e.to_string()))
-    }
-}
-
-enum CallError {
-    Local(String),
-    Transport(TransportError),
-    Untrusted(String),
-}
-
-impl CallError {
-    fn detail(&self) -> String {
-        match self {
-            CallError::Local(s) | CallError::Untrusted(s) => s.clone(),
-            CallError::Transport(t) => t.to_string(),
-        }
     }
 }
 

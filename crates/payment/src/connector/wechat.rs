@@ -10,8 +10,8 @@ use smartpos_acquirer::wechat::{
 use super::alipay::no_answer;
 use super::transport::{Transport, TransportError};
 use super::{
-    BoxFuture, CancelOutcome, Connector, Paid, PayOrder, PayOutcome, QueryOutcome, RefundOrder,
-    RefundOutcome, declined, local_request_error, read_secret,
+    BoxFuture, CallError, CancelOutcome, Connector, Paid, PayOrder, PayOutcome, QueryOutcome,
+    RefundOrder, RefundOutcome, declined, local_request_error, read_secret,
 };
 use crate::config::{ConfigError, PathConfig, PathKind, Timeouts};
 use crate::explain::{self, Cause, Explanation};
@@ -109,21 +109,6 @@ impl WechatConnector {
 /// The configured URL may carry a prefix (a proxy path); the API path is appended to it.
 pub(crate) fn join_path(base: &str, api: &str) -> String {
     format!("{}{}", base.trim_end_matches('/'), api)
-}
-
-enum CallError {
-    Local(String),
-    Transport(TransportError),
-    Untrusted(String),
-}
-
-impl CallError {
-    fn detail(&self) -> String {
-        match self {
-            CallError::Local(s) | CallError::Untrusted(s) => s.clone(),
-            CallError::Transport(t) => t.to_string(),
-        }
-    }
 }
 
 fn explain_response(r: &Response) -> Explanation {
