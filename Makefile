@@ -7,7 +7,7 @@ PREFIX ?= /usr
 DESTDIR ?=
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: all deps deps-build build lint test test-unit fuzz system-test demo install bench-decode bench-payment clean help
+.PHONY: all deps deps-build build build-test lint test test-unit fuzz system-test demo install bench-decode bench-payment clean help
 
 all: build
 
@@ -29,20 +29,27 @@ deps-build:
 build: deps-build
 	$(CARGO) build --locked --workspace --bins
 
+# The binaries the tests start, with the crash-test failpoints (SMARTPOS_FAILPOINT) compiled
+# in. Only here: `build`, `install` and every release build leave the feature off.
+TEST_FEATURES := smartpos-payment/failpoints,smartpos-paymentd/failpoints
+
+build-test: deps-build
+	$(CARGO) build --locked --workspace --bins --features $(TEST_FEATURES)
+
 lint: deps
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --locked --workspace --all-targets -- -D warnings
 	$(CARGO) deny -L error check licenses bans
 	tools/check-packaging.sh
 
-test-unit: deps build
-	$(CARGO) nextest run --locked --workspace --no-fail-fast
+test-unit: deps build-test
+	$(CARGO) nextest run --locked --workspace --no-fail-fast --features $(TEST_FEATURES)
 
 fuzz: deps
 	tools/fuzz-smoke.sh
 
 # The real kernel drivers (vivid camera, uinput scanners) in a qemu VM; needs root.
-system-test: build
+system-test: build-test
 	NO_BUILD=1 tools/system-test.sh
 
 test: lint test-unit fuzz system-test

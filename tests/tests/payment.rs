@@ -362,3 +362,44 @@ async fn paymentd_killed_after_the_charge_finishes_the_sale_on_restart_without_c
     assert_eq!((trade.state, trade.amount_fen), (TradeState::Success, 4200));
     assert_eq!(t.paid_fen().await.unwrap(), 4200);
 }
+
+#[tokio::test]
+async fn a_sale_whose_answers_cannot_be_trusted_returns_to_the_till_as_unknown_do_not_charge_again()
+{
+    let s = stack(None).await;
+    // The gateway signs with a key the terminal does not hold: nothing it says verifies.
+    s.sim.with_ledger(|l| l.bad_signatures = true);
+    let mut cmd = s.bus.command(bin("posctl"));
+    cmd.args([
+        "sale",
+        "42.00",
+        "--code",
+        &alipay_code("000", 9),
+        "--order-ref",
+        "untrusted-till",
+    ]);
+    let started = std::time::Instant::now();
+    let out = tokio::task::spawn_blocking(move || cmd.output())
+        .await
+        .unwrap()
+        .unwrap();
+    let took = started.elapsed();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "exit 2 = outcome unknown, do not charge again\n{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.contains("UNKNOWN") && text.contains("sale.outcome_unknown"),
+        "{text}"
+    );
+    assert!(text.contains("do NOT charge again"), "{text}");
+    // The fast pace's resolution window is 10 s.
+    assert!(took < Duration::from_secs(30), "posctl took {took:?}");
+    let ledger = s.sim.ledger();
+    assert_eq!(ledger.trades.len(), 1, "charged at most once");
+    let cancels = ledger.requests_to("alipay.trade.cancel");
+    assert!((1..=6).contains(&cancels), "{cancels} cancels");
+}

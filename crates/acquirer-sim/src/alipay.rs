@@ -380,6 +380,9 @@ pub fn handle(state: &State, url_query: &str, body: &str) -> Reply {
             "缺少方法名参数",
         );
     };
+    if let Some(name) = params.get("method") {
+        state.ledger().count_request(name);
+    }
     let node_name = method.response_node();
     let unsigned_error = |code: &str, msg: &str, sub: &str, sub_msg: &str| {
         let mut m = base(code, msg);
@@ -444,12 +447,15 @@ pub fn handle(state: &State, url_query: &str, body: &str) -> Reply {
             );
         }
     };
-    let answer = match method {
+    let mut answer = match method {
         Method::TradePay => pay(state, &biz),
         Method::TradeQuery => query(state, &biz),
         Method::TradeCancel => cancel(state, &biz),
         Method::TradeRefund => refund(state, &biz),
     };
+    if state.ledger().bad_signatures && answer.delivery == Delivery::Normal {
+        answer.delivery = Delivery::BadSignature;
+    }
     state.persist();
     render(state, &node_name, answer)
 }

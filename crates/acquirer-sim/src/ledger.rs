@@ -317,6 +317,16 @@ pub struct Ledger {
     /// gateway's tolerance is not documented; 15 minutes is an assumption.
     #[serde(default = "default_timestamp_tolerance_s")]
     pub alipay_timestamp_tolerance_s: u64,
+    /// Requests received per API (`alipay.trade.cancel`, `/secapi/pay/reverse`,
+    /// `unified.trade.reverse`, …), whatever their outcome, so a test can bound how hard a
+    /// terminal pushes an acquirer.
+    #[serde(default)]
+    pub requests: BTreeMap<String, u64>,
+    /// Sign every answer wrongly (a gateway whose key the terminal does not hold): unlike
+    /// the `bad_signature` scenario, which spoils only the payment's answer, the queries,
+    /// cancels and reverses that follow cannot be trusted either.
+    #[serde(default)]
+    pub bad_signatures: bool,
 }
 
 fn default_timestamp_tolerance_s() -> u64 {
@@ -355,6 +365,8 @@ impl Default for Ledger {
             seq: 0,
             clock_offset_ms: 0,
             alipay_timestamp_tolerance_s: default_timestamp_tolerance_s(),
+            requests: BTreeMap::new(),
+            bad_signatures: false,
         }
     }
 }
@@ -398,6 +410,16 @@ pub enum LedgerFileError {
 }
 
 impl Ledger {
+    /// Count one request to `api`.
+    pub fn count_request(&mut self, api: &str) {
+        *self.requests.entry(api.to_owned()).or_default() += 1;
+    }
+
+    /// How many requests `api` received.
+    pub fn requests_to(&self, api: &str) -> u64 {
+        self.requests.get(api).copied().unwrap_or(0)
+    }
+
     /// Load from `path`, or a default ledger if the file does not exist.
     pub fn load(path: &Path) -> Result<Self, LedgerFileError> {
         match std::fs::read_to_string(path) {

@@ -235,6 +235,9 @@ pub fn handle(state: &State, body: &str) -> Reply {
     let Some(service) = fields.get("service").and_then(|s| Service::parse(s)) else {
         return status_fail("不支持的接口 service");
     };
+    if let Some(name) = fields.get("service") {
+        state.ledger().count_request(name);
+    }
     let mut answer = match service {
         Service::Micropay => micropay(state, &fields),
         Service::Query => query(state, &fields),
@@ -249,7 +252,7 @@ pub fn handle(state: &State, body: &str) -> Reply {
     f.insert("status".into(), "0".into());
     f.insert("mch_id".into(), merchant.qra_mch_id.clone());
     f.insert("nonce_str".into(), nonce_str());
-    let key = if answer.delivery == Delivery::BadSignature {
+    let key = if answer.delivery == Delivery::BadSignature || state.ledger().bad_signatures {
         "not-the-merchant-key"
     } else {
         merchant.qra_key.as_str()

@@ -276,6 +276,10 @@ async fn serve(
         return Ok(plain(StatusCode::BAD_REQUEST, "request body is not UTF-8"));
     };
     tracing::debug!(%method, %path, "request");
+    if (path.starts_with("/pay/") && path != "/pay/gateway") || path.starts_with("/secapi/") {
+        // WeChat's API is named by its path; Alipay and QRA count by method inside.
+        state.ledger().count_request(&path);
+    }
     let reply = match (&method, path.as_str()) {
         (&Method::POST, "/gateway.do") => crate::alipay::handle(&state, &query, &body),
         (&Method::POST, "/pay/micropay") => {
@@ -351,6 +355,8 @@ pub struct Control {
     /// Move the emulator's clock forward (waiting customers, the 45 s auto-revoke, code
     /// expiry).
     pub advance_clock_ms: Option<u64>,
+    /// Sign every answer wrongly from now on (or stop).
+    pub bad_signatures: Option<bool>,
 }
 
 /// A code and when it was shown.
@@ -385,6 +391,9 @@ fn control(state: &State, body: &str) -> Reply {
                 )
                 .with_status(400);
             }
+        }
+        if let Some(bad) = c.bad_signatures {
+            l.bad_signatures = bad;
         }
         if let Some(ms) = c.slow_delay_ms {
             l.slow_delay_ms = ms;

@@ -37,7 +37,9 @@ pub fn merchant_config(
         Pace::Fast => {
             "alipay_interval_ms = 200\nalipay_max_queries = 5\nwechat_interval_ms = 300\nwechat_window_ms = 6000\n\
              qra_interval_ms = 300\nqra_window_ms = 6000\ncancel_interval_ms = 100\ncancel_max_attempts = 5\n\
-             resolver_interval_ms = 200\nawaiting_code_expiry_ms = 600000\n"
+             resolver_interval_ms = 200\nawaiting_code_expiry_ms = 600000\n\
+             wechat_reverse_delay_ms = 100\nbackoff_max_ms = 800\nresolution_window_ms = 10000\n\
+             background_interval_ms = 1000\nbackground_max_ms = 8000\n"
         }
     };
     let read_ms = if pace == Pace::Fast { 1500 } else { 15000 };

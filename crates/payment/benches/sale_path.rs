@@ -68,7 +68,12 @@ async fn run(n: usize) {
     for i in 0..n {
         let start = Instant::now();
         let tx = svc
-            .sale(1_000 + i as i64, "CNY", "bench", SaleOptions::default())
+            .sale(
+                1_000 + i as i64,
+                "CNY",
+                &format!("bench-{i}"),
+                SaleOptions::default(),
+            )
             .await
             .expect("sale");
         create.push(start.elapsed());

@@ -1,15 +1,31 @@
 //! Wall-clock helpers. Business dates are China Standard Time (UTC+8, no DST), the zone the
 //! acquirers settle in; the journal stores UTC milliseconds.
+//!
+//! The wall clock is for what is stored and shown. Durations — polling windows, back-off,
+//! the awaiting-code expiry, the resolution window — are measured on the monotonic clock
+//! (`tokio::time::Instant`), because the wall clock jumps: a terminal boots with a stale RTC
+//! and NTP steps it forward. [`step_wall_clock`] makes such a jump for tests.
 
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 const CST_OFFSET_MS: i64 = 8 * 3600 * 1000;
+
+/// A step applied to the system clock's reading, as an NTP step would (tests only move it).
+static WALL_STEP_MS: AtomicI64 = AtomicI64::new(0);
 
 pub fn now_ms() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_millis() as i64)
         .unwrap_or(0)
+        + WALL_STEP_MS.load(Ordering::Relaxed)
+}
+
+/// Step this process's wall clock by `delta_ms`, as NTP does at boot when the RTC was
+/// wrong: for tests that show durations do not depend on it. Process-wide.
+pub fn step_wall_clock(delta_ms: i64) {
+    WALL_STEP_MS.fetch_add(delta_ms, Ordering::Relaxed);
 }
 
 /// Days since 1970-01-01 → (year, month, day); Howard Hinnant's civil-from-days.

@@ -127,6 +127,20 @@ pub struct Polling {
     pub resolver_interval_ms: u64,
     /// A sale still waiting for a code after this long is cancelled (nothing was sent).
     pub awaiting_code_expiry_ms: u64,
+    /// WeChat advises reversing no sooner than about 15 s after the payment was sent
+    /// (docs/acquirers.md §2.1); QRA reverses follow the same rule.
+    pub wechat_reverse_delay_ms: u64,
+    /// Ceiling of the exponential back-off between unanswered queries and between repeated
+    /// cancels/reverses while the till waits (each starts at its acquirer's pace).
+    pub backoff_max_ms: u64,
+    /// How long after the payment was sent the till waits for a definite outcome. After it,
+    /// a sale still unresolved is shown as `unknown` with error code `sale.outcome_unknown`
+    /// ("do not charge again; call support") and resolved in the background.
+    pub resolution_window_ms: u64,
+    /// First pause of that background resolution; it doubles after each pass that still
+    /// gets no answer, up to `background_max_ms`.
+    pub background_interval_ms: u64,
+    pub background_max_ms: u64,
 }
 
 impl Default for Polling {
@@ -142,6 +156,11 @@ impl Default for Polling {
             cancel_max_attempts: 10,
             resolver_interval_ms: 30_000,
             awaiting_code_expiry_ms: 600_000,
+            wechat_reverse_delay_ms: 15_000,
+            backoff_max_ms: 30_000,
+            resolution_window_ms: 90_000,
+            background_interval_ms: 180_000,
+            background_max_ms: 1_800_000,
         }
     }
 }

@@ -23,6 +23,7 @@ use crate::model::{
 pub const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0001_initial.sql"),
     include_str!("../migrations/0002_risk_indexes.sql"),
+    include_str!("../migrations/0003_order_ref_index.sql"),
 ];
 
 /// Schema version this build reads and writes.
@@ -73,6 +74,29 @@ pub enum JournalError {
     /// A value in the file does not parse: someone edited it by hand, or the disk lies.
     #[error("payment journal row is corrupt ({0}); keep the file for forensics and call support")]
     Corrupt(String),
+    /// Someone else moved the refund first (another task sent it and recorded the answer).
+    #[error("refund {rid} is {}, not {}: re-read it", .actual.as_str(), .expected.as_str())]
+    RefundConflict {
+        rid: i64,
+        expected: RefundState,
+        actual: RefundState,
+    },
+    /// The app's order reference names an existing sale with other terms; a retry must send
+    /// the same amount, and a new sale needs a new reference.
+    #[error(
+        "order_ref {order_ref:?} is already {tx} for {amount_fen} fen: send the same amount to retry it, or a new order_ref for a new sale"
+    )]
+    OrderRefReused {
+        order_ref: String,
+        tx: TxId,
+        amount_fen: i64,
+    },
+    /// The journal directory or file could not be given its private modes.
+    #[error("payment journal {}: {source} (check the directory's owner)", .path.display())]
+    Io {
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
 }
 
 pub type Result<T> = std::result::Result<T, JournalError>;
@@ -87,7 +111,46 @@ pub struct Patch<'a> {
     pub clear_explanation: bool,
     /// Nothing reached any acquirer: the code was not consumed and may be scanned again.
     pub release_code: bool,
+    /// Ask for a cancel at the next step (the sale goes on being cancelled in the background).
+    pub request_cancel: bool,
     pub note: Option<&'a str>,
+}
+
+/// What the risk rules weigh from the journal, read in the same transaction that takes the
+/// code, so two sales at once cannot both pass a daily limit only one of them fits in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Figures {
+    /// Money taken or in flight since `Windows::day_start_ms`, this sale excluded.
+    pub committed_today_fen: i64,
+    /// Payments sent since `Windows::velocity_since_ms`.
+    pub recent_submissions: i64,
+    /// Payments of this sale's amount sent since `Windows::repeat_since_ms`.
+    pub same_amount_recent: i64,
+}
+
+/// Where the [`Figures`] windows start (UTC milliseconds).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Windows {
+    pub day_start_ms: i64,
+    pub velocity_since_ms: i64,
+    pub repeat_since_ms: i64,
+}
+
+/// The rules' verdict on a payment given the journal's figures: the funding to switch off,
+/// or why it is refused.
+pub type Decide<'a> = dyn FnMut(i64, &SaleOptions, Figures) -> std::result::Result<Vec<FundingChannel>, Explanation>
+    + 'a;
+
+/// How [`Journal::begin_checked_attempt`] and [`Journal::pay_new`] ended.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Attempted {
+    /// The attempt is committed as `Submitted`.
+    Submitted(Transaction),
+    /// The rules refused; nothing was written.
+    Refused(Explanation),
+    /// ([`Journal::pay_new`] only) the order reference already names this sale; nothing
+    /// was written.
+    Existing(Transaction),
 }
 
 /// What a new attempt sends.
@@ -120,18 +183,33 @@ impl std::fmt::Debug for Journal {
     }
 }
 
+/// Everything a sale's D-Bus object shows, in one statement (the refunded sum included).
 const SALE_COLUMNS: &str = "id, created_at_ms, updated_at_ms, amount_fen, currency, order_ref, \
      options, state, scheme, path, out_trade_no, submitted_at_ms, code_masked, disabled_funding, \
-     acquirer_trade_no, paid_fen, funding, cancel_requested, explanation";
+     acquirer_trade_no, paid_fen, funding, cancel_requested, explanation, \
+     (SELECT COALESCE(SUM(r.amount_fen), 0) FROM refunds r \
+      WHERE r.sale_id = sales.id AND r.state = 'succeeded')";
 
 const REFUND_COLUMNS: &str = "id, sale_id, refund_ref, out_request_no, amount_fen, state, \
      created_at_ms, updated_at_ms, explanation";
 
 impl Journal {
-    /// Open (creating if needed) and migrate the journal at `path`.
+    /// Open (creating if needed) and migrate the journal at `path`. The journal holds order
+    /// numbers, amounts and masked codes: whatever the umask, a directory this creates is
+    /// 0700, and the file and its `-wal`/`-shm` companions are 0600.
     pub fn open(path: &Path) -> Result<Journal> {
+        private_file(path)?;
         let conn = Connection::open(path)?;
-        Journal::init(conn)
+        let j = Journal::init(conn)?;
+        for suffix in ["-wal", "-shm"] {
+            let mut companion = path.as_os_str().to_owned();
+            companion.push(suffix);
+            let companion = std::path::PathBuf::from(companion);
+            if companion.exists() {
+                set_mode(&companion, 0o600)?;
+            }
+        }
+        Ok(j)
     }
 
     /// A private in-memory journal, for unit tests only (no durability).
@@ -197,28 +275,124 @@ impl Journal {
         options: &SaleOptions,
     ) -> Result<Transaction> {
         let now = clock::now_ms();
-        let options_json = to_json(options)?;
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
-        tx.execute(
-            "INSERT INTO sales (created_at_ms, updated_at_ms, amount_fen, currency, order_ref, options, state)
-             VALUES (?1, ?1, ?2, ?3, ?4, ?5, 'awaiting_code')",
-            params![now, amount_fen, currency.as_str(), order_ref, options_json],
-        )?;
-        let id = TxId(tx.last_insert_rowid());
-        insert_event(
-            &tx,
-            id,
-            None,
-            now,
-            None,
-            SaleState::AwaitingCode.as_str(),
-            None,
-        )?;
+        let id = insert_sale(&tx, now, amount_fen, currency, order_ref, options)?;
         tx.commit()?;
         failpoint::committed(SaleState::AwaitingCode.as_str());
         self.get(id)
+    }
+
+    /// The sale `order_ref` names, or a new one: the app's order reference is its
+    /// idempotency key, so a `Sale` repeated after a lost reply never makes a second sale.
+    /// Returns the sale and whether it was created now. The same reference with another
+    /// amount or currency is refused with [`JournalError::OrderRefReused`].
+    pub fn create_or_find_sale(
+        &mut self,
+        amount_fen: i64,
+        currency: Currency,
+        order_ref: &str,
+        options: &SaleOptions,
+    ) -> Result<(Transaction, bool)> {
+        let now = clock::now_ms();
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        if let Some(t) = find_order_ref(&tx, order_ref)? {
+            same_terms(&t, amount_fen, currency)?;
+            return Ok((t, false));
+        }
+        let id = insert_sale(&tx, now, amount_fen, currency, order_ref, options)?;
+        tx.commit()?;
+        failpoint::committed(SaleState::AwaitingCode.as_str());
+        Ok((self.get(id)?, true))
+    }
+
+    /// The newest sale with this order reference (journals from before order references
+    /// were unique may hold several).
+    pub fn find_by_order_ref(&self, order_ref: &str) -> Result<Option<Transaction>> {
+        find_order_ref(&self.conn, order_ref)
+    }
+
+    /// Create a sale and take its payment code in one transaction, after the rules weighed
+    /// the journal's figures in that same transaction: a refused payment leaves no sale
+    /// behind, and a repeated order reference returns the sale it names (see
+    /// [`Journal::create_or_find_sale`]); in both cases nothing is written.
+    pub fn pay_new(
+        &mut self,
+        amount_fen: i64,
+        currency: Currency,
+        order_ref: &str,
+        options: &SaleOptions,
+        attempt: &NewAttempt<'_>,
+        windows: &Windows,
+        decide: &mut Decide<'_>,
+    ) -> Result<Attempted> {
+        let now = clock::now_ms();
+        let hash = self.code_hash(attempt.code);
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        if let Some(t) = find_order_ref(&tx, order_ref)? {
+            same_terms(&t, amount_fen, currency)?;
+            return Ok(Attempted::Existing(t));
+        }
+        if let Some(other) = code_holder(&tx, &hash)? {
+            return Err(JournalError::CodeAlreadyUsed(other));
+        }
+        let disabled = match decide(amount_fen, options, figures(&tx, amount_fen, windows)?) {
+            Ok(d) => d,
+            Err(e) => return Ok(Attempted::Refused(e)),
+        };
+        let id = insert_sale(&tx, now, amount_fen, currency, order_ref, options)?;
+        attempt_in(
+            &tx,
+            id,
+            SaleState::AwaitingCode,
+            attempt,
+            &disabled,
+            &hash,
+            now,
+        )?;
+        tx.commit()?;
+        failpoint::committed(SaleState::Submitted.as_str());
+        Ok(Attempted::Submitted(self.get(id)?))
+    }
+
+    /// [`Journal::begin_attempt`] with the rules' verdict taken on the figures read in the
+    /// same transaction; `attempt.disabled_funding` is replaced by the verdict's.
+    pub fn begin_checked_attempt(
+        &mut self,
+        id: TxId,
+        attempt: &NewAttempt<'_>,
+        windows: &Windows,
+        decide: &mut Decide<'_>,
+    ) -> Result<Attempted> {
+        let now = clock::now_ms();
+        let hash = self.code_hash(attempt.code);
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let actual = state_of(&tx, id)?;
+        check_move(id, SaleState::AwaitingCode, actual, SaleState::Submitted)?;
+        if let Some(other) = code_holder(&tx, &hash)?.filter(|h| *h != id) {
+            return Err(JournalError::CodeAlreadyUsed(other));
+        }
+        let (amount_fen, options): (i64, String) = tx.query_row(
+            "SELECT amount_fen, options FROM sales WHERE id = ?1",
+            [id.0],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )?;
+        let options: SaleOptions = from_json("options", Some(options))?.unwrap_or_default();
+        let disabled = match decide(amount_fen, &options, figures(&tx, amount_fen, windows)?) {
+            Ok(d) => d,
+            Err(e) => return Ok(Attempted::Refused(e)),
+        };
+        attempt_in(&tx, id, actual, attempt, &disabled, &hash, now)?;
+        tx.commit()?;
+        failpoint::committed(SaleState::Submitted.as_str());
+        Ok(Attempted::Submitted(self.get(id)?))
     }
 
     /// Take a payment code for a sale and allocate its merchant order number, committing
@@ -232,50 +406,22 @@ impl Journal {
     ) -> Result<Transaction> {
         let now = clock::now_ms();
         let hash = self.code_hash(attempt.code);
-        let disabled = to_json(&attempt.disabled_funding)?;
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
         let actual = state_of(&tx, id)?;
         check_move(id, expected, actual, SaleState::Submitted)?;
-        let holder: Option<i64> = tx
-            .query_row("SELECT id FROM sales WHERE code_hash = ?1", [&hash], |r| {
-                r.get(0)
-            })
-            .optional()?;
-        if let Some(other) = holder.filter(|h| *h != id.0) {
-            return Err(JournalError::CodeAlreadyUsed(TxId(other)));
+        if let Some(other) = code_holder(&tx, &hash)?.filter(|h| *h != id) {
+            return Err(JournalError::CodeAlreadyUsed(other));
         }
-        let out_trade_no = next_order_no(&tx, attempt.terminal_id, now)?;
-        tx.execute(
-            "INSERT INTO attempts (out_trade_no, sale_id, path, created_at_ms) VALUES (?1, ?2, ?3, ?4)",
-            params![out_trade_no, id.0, attempt.path, now],
-        )?;
-        tx.execute(
-            "UPDATE sales SET state = 'submitted', updated_at_ms = ?2, scheme = ?3, path = ?4,
-                 out_trade_no = ?5, submitted_at_ms = ?2, code_masked = ?6, code_hash = ?7,
-                 disabled_funding = ?8, explanation = NULL
-             WHERE id = ?1",
-            params![
-                id.0,
-                now,
-                attempt.scheme.as_str(),
-                attempt.path,
-                out_trade_no,
-                mask_code(attempt.code),
-                hash,
-                disabled
-            ],
-        )?;
-        let note = format!("attempt {out_trade_no} via {}", attempt.path);
-        insert_event(
+        attempt_in(
             &tx,
             id,
-            None,
+            actual,
+            attempt,
+            attempt.disabled_funding,
+            &hash,
             now,
-            Some(actual.as_str()),
-            SaleState::Submitted.as_str(),
-            Some(&note),
         )?;
         tx.commit()?;
         failpoint::committed(SaleState::Submitted.as_str());
@@ -306,7 +452,8 @@ impl Journal {
                  funding = COALESCE(?6, funding),
                  explanation = CASE WHEN ?8 THEN NULL ELSE COALESCE(?7, explanation) END,
                  code_hash = CASE WHEN ?9 THEN NULL ELSE code_hash END,
-                 cancel_requested = CASE WHEN ?2 = 'cancelling' THEN 0 ELSE cancel_requested END
+                 cancel_requested = CASE WHEN ?2 = 'cancelling' THEN 0
+                                         WHEN ?10 THEN 1 ELSE cancel_requested END
              WHERE id = ?1",
             params![
                 id.0,
@@ -317,7 +464,8 @@ impl Journal {
                 funding,
                 explanation,
                 patch.clear_explanation,
-                patch.release_code
+                patch.release_code,
+                patch.request_cancel
             ],
         )?;
         if let Some(out) = self_out_trade_no(&tx, id)? {
@@ -397,14 +545,7 @@ impl Journal {
     /// was paid, undecided ones with their full amount (a daily limit must not be beaten by
     /// racing several sales at once).
     pub fn committed_amount_since(&self, since_ms: i64) -> Result<i64> {
-        Ok(self.conn.query_row(
-            "SELECT COALESCE(SUM(CASE WHEN state = 'succeeded' THEN COALESCE(paid_fen, amount_fen)
-                                      ELSE amount_fen END), 0)
-             FROM sales WHERE created_at_ms >= ?1
-               AND state IN ('succeeded', 'submitted', 'waiting_for_customer', 'unknown')",
-            [since_ms],
-            |r| r.get(0),
-        )?)
+        committed_amount_since(&self.conn, since_ms)
     }
 
     /// Sales that sent a payment since `since_ms` (velocity rule).
@@ -542,10 +683,13 @@ impl Journal {
             .optional()?
             .ok_or(JournalError::RefundNotFound(rid))?;
         if state != from.as_str() {
-            return Err(JournalError::Corrupt(format!(
-                "refund {rid} is {state}, expected {}",
-                from.as_str()
-            )));
+            let actual = RefundState::parse(&state)
+                .ok_or_else(|| JournalError::Corrupt(format!("refund state {state:?}")))?;
+            return Err(JournalError::RefundConflict {
+                rid,
+                expected: from,
+                actual,
+            });
         }
         tx.execute(
             "UPDATE refunds SET state = ?2, updated_at_ms = ?3, explanation = COALESCE(?4, explanation) WHERE id = ?1",
@@ -668,6 +812,171 @@ fn next_order_no(tx: &rusqlite::Transaction<'_>, terminal_id: &str, now_ms: i64)
     ))
 }
 
+/// Create `path` 0600 if it does not exist (and its directory 0700), and make an existing
+/// one 0600: SQLite creates files with the process umask (often 0644).
+fn private_file(path: &Path) -> Result<()> {
+    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+    let io = |e: std::io::Error| JournalError::Io {
+        path: path.to_owned(),
+        source: e,
+    };
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty())
+        && !dir.exists()
+    {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .map_err(io)?;
+        // The umask may have taken bits off; the mode asked for is exact.
+        set_mode(dir, 0o700)?;
+    }
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(io)?;
+    set_mode(path, 0o600)
+}
+
+fn set_mode(path: &Path, mode: u32) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).map_err(|e| {
+        JournalError::Io {
+            path: path.to_owned(),
+            source: e,
+        }
+    })
+}
+
+fn insert_sale(
+    tx: &rusqlite::Transaction<'_>,
+    now: i64,
+    amount_fen: i64,
+    currency: Currency,
+    order_ref: &str,
+    options: &SaleOptions,
+) -> Result<TxId> {
+    tx.execute(
+        "INSERT INTO sales (created_at_ms, updated_at_ms, amount_fen, currency, order_ref, options, state)
+         VALUES (?1, ?1, ?2, ?3, ?4, ?5, 'awaiting_code')",
+        params![now, amount_fen, currency.as_str(), order_ref, to_json(options)?],
+    )?;
+    let id = TxId(tx.last_insert_rowid());
+    insert_event(
+        tx,
+        id,
+        None,
+        now,
+        None,
+        SaleState::AwaitingCode.as_str(),
+        None,
+    )?;
+    Ok(id)
+}
+
+/// Allocate the order number and record the attempt (the caller checked the move).
+fn attempt_in(
+    tx: &rusqlite::Transaction<'_>,
+    id: TxId,
+    from: SaleState,
+    attempt: &NewAttempt<'_>,
+    disabled: &[FundingChannel],
+    hash: &str,
+    now: i64,
+) -> Result<String> {
+    let out_trade_no = next_order_no(tx, attempt.terminal_id, now)?;
+    tx.execute(
+        "INSERT INTO attempts (out_trade_no, sale_id, path, created_at_ms) VALUES (?1, ?2, ?3, ?4)",
+        params![out_trade_no, id.0, attempt.path, now],
+    )?;
+    tx.execute(
+        "UPDATE sales SET state = 'submitted', updated_at_ms = ?2, scheme = ?3, path = ?4,
+             out_trade_no = ?5, submitted_at_ms = ?2, code_masked = ?6, code_hash = ?7,
+             disabled_funding = ?8, explanation = NULL
+         WHERE id = ?1",
+        params![
+            id.0,
+            now,
+            attempt.scheme.as_str(),
+            attempt.path,
+            out_trade_no,
+            mask_code(attempt.code),
+            hash,
+            to_json(disabled)?
+        ],
+    )?;
+    let note = format!("attempt {out_trade_no} via {}", attempt.path);
+    insert_event(
+        tx,
+        id,
+        None,
+        now,
+        Some(from.as_str()),
+        SaleState::Submitted.as_str(),
+        Some(&note),
+    )?;
+    Ok(out_trade_no)
+}
+
+fn code_holder(conn: &Connection, hash: &str) -> Result<Option<TxId>> {
+    Ok(conn
+        .query_row("SELECT id FROM sales WHERE code_hash = ?1", [hash], |r| {
+            r.get(0)
+        })
+        .optional()?
+        .map(TxId))
+}
+
+fn find_order_ref(conn: &Connection, order_ref: &str) -> Result<Option<Transaction>> {
+    conn.query_row(
+        &format!("SELECT {SALE_COLUMNS} FROM sales WHERE order_ref = ?1 ORDER BY id DESC LIMIT 1"),
+        [order_ref],
+        sale_from_row,
+    )
+    .optional()?
+    .transpose()
+}
+
+fn same_terms(t: &Transaction, amount_fen: i64, currency: Currency) -> Result<()> {
+    if t.amount_fen != amount_fen || t.currency != currency {
+        return Err(JournalError::OrderRefReused {
+            order_ref: t.order_ref.clone(),
+            tx: t.id,
+            amount_fen: t.amount_fen,
+        });
+    }
+    Ok(())
+}
+
+fn figures(conn: &Connection, amount_fen: i64, w: &Windows) -> Result<Figures> {
+    Ok(Figures {
+        committed_today_fen: committed_amount_since(conn, w.day_start_ms)?,
+        recent_submissions: conn.query_row(
+            "SELECT COUNT(*) FROM sales WHERE submitted_at_ms >= ?1",
+            [w.velocity_since_ms],
+            |r| r.get(0),
+        )?,
+        same_amount_recent: conn.query_row(
+            "SELECT COUNT(*) FROM sales WHERE submitted_at_ms >= ?1 AND amount_fen = ?2",
+            params![w.repeat_since_ms, amount_fen],
+            |r| r.get(0),
+        )?,
+    })
+}
+
+fn committed_amount_since(conn: &Connection, since_ms: i64) -> Result<i64> {
+    Ok(conn.query_row(
+        "SELECT COALESCE(SUM(CASE WHEN state = 'succeeded' THEN COALESCE(paid_fen, amount_fen)
+                                  ELSE amount_fen END), 0)
+         FROM sales WHERE created_at_ms >= ?1
+           AND state IN ('succeeded', 'submitted', 'waiting_for_customer', 'unknown', 'cancelling')",
+        [since_ms],
+        |r| r.get(0),
+    )?)
+}
+
 fn state_of(tx: &rusqlite::Transaction<'_>, id: TxId) -> Result<SaleState> {
     let s: String = tx
         .query_row("SELECT state FROM sales WHERE id = ?1", [id.0], |r| {
@@ -741,6 +1050,7 @@ fn sale_from_row(r: &Row<'_>) -> rusqlite::Result<Result<Transaction>> {
     let disabled: Option<String> = r.get(13)?;
     let funding: Option<String> = r.get(16)?;
     let explanation: Option<String> = r.get(18)?;
+    let refunded_fen: i64 = r.get(19)?;
     let id = TxId(r.get(0)?);
     let (created_at_ms, updated_at_ms, amount_fen) = (r.get(1)?, r.get(2)?, r.get(3)?);
     let order_ref: String = r.get(5)?;
@@ -774,6 +1084,7 @@ fn sale_from_row(r: &Row<'_>) -> rusqlite::Result<Result<Transaction>> {
             funding: from_json("funding", funding)?.unwrap_or_default(),
             cancel_requested: cancel_requested != 0,
             explanation: from_json("explanation", explanation)?,
+            refunded_fen,
         })
     })())
 }
@@ -828,6 +1139,62 @@ mod tests {
         assert_eq!(j.schema_version().expect("version"), SCHEMA_VERSION);
         assert_eq!(j.synchronous().expect("sync"), 2);
         assert_eq!(j.journal_mode().expect("mode"), "wal");
+    }
+
+    #[test]
+    fn outside_systemd_the_journal_is_private_whatever_the_umask() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().expect("tempdir");
+        // The daemon started by hand, in a directory nobody prepared (the usual umask 022
+        // would give 0755 and 0644).
+        let path = dir.path().join("var-lib-smartpos").join("payments.db");
+        let mut j = Journal::open(&path).expect("open");
+        j.create_sale(100, Currency::Cny, "a", &SaleOptions::default())
+            .expect("a write, so the WAL exists");
+        let mode = |p: &Path| std::fs::metadata(p).expect("metadata").permissions().mode() & 0o777;
+        assert_eq!(mode(path.parent().expect("dir")), 0o700);
+        assert_eq!(mode(&path), 0o600);
+        for suffix in ["-wal", "-shm"] {
+            let companion = Path::new(&format!("{}{suffix}", path.display())).to_owned();
+            assert!(companion.exists(), "{suffix}");
+            assert_eq!(mode(&companion), 0o600, "{suffix}");
+        }
+        // An existing journal someone made world-readable is made private again on open.
+        drop(j);
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+        drop(Journal::open(&path).expect("reopen"));
+        assert_eq!(mode(&path), 0o600);
+    }
+
+    #[test]
+    fn one_read_gives_the_sale_with_its_refunded_sum() {
+        let mut j = Journal::open_in_memory().expect("open");
+        let a = j
+            .create_sale(1000, Currency::Cny, "a", &SaleOptions::default())
+            .expect("a");
+        j.begin_attempt(a.id, SaleState::AwaitingCode, &attempt("28763443825664394"))
+            .expect("attempt");
+        j.transition(
+            a.id,
+            SaleState::Submitted,
+            SaleState::Succeeded,
+            &Patch {
+                paid_fen: Some(1000),
+                ..Patch::default()
+            },
+        )
+        .expect("paid");
+        let (r1, _) = j.create_refund(a.id, 300, "r1", "T0001").expect("r1");
+        j.create_refund(a.id, 200, "r2", "T0001")
+            .expect("r2 stays pending");
+        j.refund_transition(r1.id, RefundState::Pending, RefundState::Succeeded, None)
+            .expect("r1 done");
+        assert_eq!(j.get(a.id).expect("sale").refunded_fen, 300);
+        // A second recorder of the same refund is told it lost, not that the file is corrupt.
+        let err = j
+            .refund_transition(r1.id, RefundState::Pending, RefundState::Succeeded, None)
+            .expect_err("already moved");
+        assert!(matches!(err, JournalError::RefundConflict { .. }), "{err}");
     }
 
     #[test]

@@ -5,7 +5,7 @@
 //! the policy table ([`config`], [`risk`]), routed to an acquirer path and sent through a
 //! [`connector`] with a fresh merchant order number. "Waiting for the customer" is polled at
 //! the acquirer's pace; an unknown outcome is queried, then cancelled or reversed — never
-//! retried as a new payment. The [`resolver`] finishes whatever a crash left open. Every
+//! retried as a new payment. The resolver (`service`) finishes whatever a crash left open. Every
 //! failure is named by [`explain`] in one of DESIGN.md's ten cause groups.
 
 pub mod classify;
@@ -26,5 +26,6 @@ pub use model::{
     Transaction, TxEvent, TxId,
 };
 pub use service::{
-    Finding, PayTarget, PaymentError, PaymentService, ResolveReport, ValidationError,
+    Finding, OUTCOME_UNKNOWN, PayTarget, PaymentError, PaymentService, ResolveReport,
+    ValidationError,
 };

@@ -34,6 +34,8 @@ pub enum SaleState {
     /// The acquirer refused the payment; no money moved.
     Failed,
     /// Cancel (Alipay) / reverse (WeChat, QRA) requested and being repeated until confirmed.
+    /// If no answer comes within the resolution window the sale goes back to `Unknown`
+    /// (error code `sale.outcome_unknown`) with the cancel still requested.
     Cancelling,
     /// Cancelled or reversed: no money kept (a paid order is refunded by the cancel itself).
     Cancelled,
@@ -95,7 +97,9 @@ impl SaleState {
             ),
             WaitingForCustomer => matches!(next, Unknown | Succeeded | Failed | Cancelling),
             Unknown => matches!(next, WaitingForCustomer | Succeeded | Failed | Cancelling),
-            Cancelling => matches!(next, Cancelled | Succeeded),
+            // `Unknown`: the cancel went unanswered for the whole resolution window; the till
+            // is told "outcome unknown" while the resolver goes on cancelling.
+            Cancelling => matches!(next, Cancelled | Succeeded | Unknown),
             Succeeded => matches!(next, Cancelling),
             Failed | Cancelled => false,
         }
@@ -280,6 +284,9 @@ pub struct Transaction {
     pub funding: Vec<FundingUsed>,
     pub cancel_requested: bool,
     pub explanation: Option<Explanation>,
+    /// Sum of the refunds the acquirer confirmed, read with the sale in one statement.
+    #[serde(default)]
+    pub refunded_fen: i64,
 }
 
 impl Transaction {

@@ -7,7 +7,7 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use crate::classify::Scheme;
-use crate::config::Config;
+use crate::config::{Config, PolicyRule};
 use crate::explain::{Cause, Explanation};
 use crate::model::{FundingChannel, SaleOptions};
 
@@ -46,15 +46,74 @@ pub fn velocity_window(cfg: &Config) -> Duration {
     Duration::from_secs(cfg.risk.velocity_window_s)
 }
 
+fn per_sale_limit() -> Explanation {
+    Explanation::new(
+        Cause::RiskControl,
+        "risk.per_sale_limit",
+        "超过本终端单笔限额,请分开付款或联系店长",
+        "above this terminal's per-sale limit: split the payment or call the manager",
+    )
+}
+
+fn no_funding_left() -> Explanation {
+    Explanation::new(
+        Cause::MerchantConfig,
+        "config.no_funding_left",
+        "按商户配置和规则,没有可用的付款渠道,请联系服务商",
+        "merchant settings and rules leave no funding channel: call the service provider",
+    )
+}
+
+fn policy_limit(rule: &PolicyRule) -> Explanation {
+    let mut e = Explanation::new(
+        Cause::Compliance,
+        format!("policy.{}", rule.name),
+        "超过合规限额,请分开付款或换一种方式",
+        "above a compliance limit: split the payment or pay another way",
+    );
+    if let Some(zh) = &rule.reason_zh {
+        e.zh = zh.clone().into();
+    }
+    if let Some(en) = &rule.reason_en {
+        e.en = en.clone().into();
+    }
+    e
+}
+
+/// What can be refused when the sale is created, before any code is scanned, because it
+/// would be refused whatever wallet the customer then shows: above the per-sale limit, above
+/// a compliance limit that applies to every wallet, or no funding channel left by the
+/// merchant's matrix, the wallet-independent policies and the sale's own options. The rules
+/// that depend on the day's history (daily limit, velocity, repeats) wait for the payment.
+pub fn precheck(cfg: &Config, amount_fen: i64, options: &SaleOptions) -> Option<Explanation> {
+    if amount_fen > cfg.risk.max_per_sale_fen {
+        return Some(per_sale_limit());
+    }
+    let mut disabled: BTreeSet<FundingChannel> =
+        cfg.merchant_disabled_funding().into_iter().collect();
+    for rule in &cfg.policy {
+        let applies = rule.schemes.is_empty()
+            && (rule.categories.is_empty() || rule.categories.contains(&cfg.merchant.category))
+            && (!rule.virtual_goods_only || options.virtual_goods);
+        if !applies {
+            continue;
+        }
+        if rule.max_per_sale_fen.is_some_and(|max| amount_fen > max) {
+            return Some(policy_limit(rule));
+        }
+        disabled.extend(rule.deny_funding.iter().copied());
+    }
+    if options.virtual_goods {
+        disabled.extend(CREDIT);
+    }
+    disabled.extend(options.disable_funding.iter().copied());
+    (disabled.len() == FundingChannel::ALL.len()).then(no_funding_left)
+}
+
 pub fn evaluate(cfg: &Config, input: &RiskInput<'_>) -> RiskDecision {
     let risk = &cfg.risk;
     if input.amount_fen > risk.max_per_sale_fen {
-        return RiskDecision::Block(Explanation::new(
-            Cause::RiskControl,
-            "risk.per_sale_limit",
-            "超过本终端单笔限额,请分开付款或联系店长",
-            "above this terminal's per-sale limit: split the payment or call the manager",
-        ));
+        return RiskDecision::Block(per_sale_limit());
     }
     if input.committed_today_fen.saturating_add(input.amount_fen) > risk.max_daily_fen {
         return RiskDecision::Block(Explanation::new(
@@ -91,19 +150,7 @@ pub fn evaluate(cfg: &Config, input: &RiskInput<'_>) -> RiskDecision {
         if let Some(max) = rule.max_per_sale_fen
             && input.amount_fen > max
         {
-            let mut e = Explanation::new(
-                Cause::Compliance,
-                format!("policy.{}", rule.name),
-                "超过合规限额,请分开付款或换一种方式",
-                "above a compliance limit: split the payment or pay another way",
-            );
-            if let Some(zh) = &rule.reason_zh {
-                e.zh = zh.clone().into();
-            }
-            if let Some(en) = &rule.reason_en {
-                e.en = en.clone().into();
-            }
-            return RiskDecision::Block(e);
+            return RiskDecision::Block(policy_limit(rule));
         }
         if !rule.deny_funding.is_empty() {
             disabled.extend(rule.deny_funding.iter().copied());
@@ -131,12 +178,7 @@ pub fn evaluate(cfg: &Config, input: &RiskInput<'_>) -> RiskDecision {
         applied.push("sale.disable_funding".to_owned());
     }
     if disabled.len() == FundingChannel::ALL.len() {
-        return RiskDecision::Block(Explanation::new(
-            Cause::MerchantConfig,
-            "config.no_funding_left",
-            "按商户配置和规则,没有可用的付款渠道,请联系服务商",
-            "merchant settings and rules leave no funding channel: call the service provider",
-        ));
+        return RiskDecision::Block(no_funding_left());
     }
     RiskDecision::Allow {
         disabled: disabled.into_iter().collect(),
@@ -252,6 +294,35 @@ mod tests {
             }
             other => panic!("expected a block, got {other:?}"),
         }
+    }
+
+    #[test]
+    fn a_sale_every_wallet_would_refuse_is_refused_when_it_is_created() {
+        let c = cfg();
+        let o = SaleOptions::default();
+        assert_eq!(
+            precheck(&c, c.risk.max_per_sale_fen + 1, &o).map(|e| e.code),
+            Some("risk.per_sale_limit".to_owned())
+        );
+        assert_eq!(precheck(&c, 2_350, &o), None);
+        let all_off = SaleOptions {
+            disable_funding: FundingChannel::ALL.to_vec(),
+            ..SaleOptions::default()
+        };
+        assert_eq!(
+            precheck(&c, 2_350, &all_off).map(|e| e.code),
+            Some("config.no_funding_left".to_owned())
+        );
+        // Virtual goods lose credit; the app switching off the rest leaves nothing.
+        let virtual_no_debit = SaleOptions {
+            virtual_goods: true,
+            disable_funding: vec![FundingChannel::Balance, FundingChannel::BankCard],
+            ..SaleOptions::default()
+        };
+        assert_eq!(
+            precheck(&c, 2_350, &virtual_no_debit).map(|e| e.code),
+            Some("config.no_funding_left".to_owned())
+        );
     }
 
     #[test]

@@ -595,3 +595,76 @@ async fn the_technician_checks_the_acquirer_links_and_finds_the_dead_one() {
         Some(Cause::SyncDelay)
     );
 }
+
+/// A gateway whose answers never verify (the terminal does not hold its key): the sale ends
+/// at the till as "outcome unknown — do not charge again" within the resolution window, and
+/// the acquirer receives a bounded number of requests, then one cancel per background pass.
+async fn untrusted_answers(code: String, query_api: &str, cancel_api: &str) -> (u64, u64) {
+    let h = Harness::start().await;
+    h.sim.with_ledger(|l| l.bad_signatures = true);
+    let svc = h.service();
+    let window = Duration::from_millis(svc.config().polling.resolution_window_ms);
+    let _resolver = svc.spawn_resolver();
+    let start = std::time::Instant::now();
+    let tx = svc
+        .pay_with_code(
+            PayTarget::New {
+                amount_fen: 4_200,
+                currency: "CNY".into(),
+                order_ref: format!("untrusted-{}", &code[..2]),
+                options: SaleOptions::default(),
+            },
+            &code,
+        )
+        .await
+        .expect("submitted");
+    let t = svc.wait_settled(tx, SETTLE).await.expect("settled");
+    assert!(
+        start.elapsed() <= window,
+        "the till waited {:?}",
+        start.elapsed()
+    );
+    assert_eq!(t.state, SaleState::Unknown, "{t:?}");
+    let e = t.explanation.expect("explained");
+    assert_eq!(e.code, smartpos_payment::OUTCOME_UNKNOWN);
+    assert!(
+        matches!(e.cause, Cause::Software | Cause::Network),
+        "{:?}",
+        e.cause
+    );
+    assert!(e.en.contains("do NOT charge again"), "{}", e.en);
+    // Five more seconds of background resolution: passes after 1 s, then 2 s more, then
+    // 4 s more (the fast pace's background_interval_ms = 1000, doubling).
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let ledger = h.sim.ledger();
+    assert_eq!(ledger.trades.len(), 1, "paid once, never again");
+    (
+        ledger.requests_to(query_api),
+        ledger.requests_to(cancel_api),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_alipay_gateway_whose_signatures_never_verify_is_not_hammered() {
+    let (queries, cancels) = untrusted_answers(
+        alipay_code("000"),
+        "alipay.trade.query",
+        "alipay.trade.cancel",
+    )
+    .await;
+    // The F2F flow: 5 queries, a cancel retried 3 times; then at most 2 background cancels
+    // in the 5 s watched (it was 155 cancels in 72 s). A refused cancel adds one query.
+    assert!(cancels <= 4 + 2, "{cancels} cancels");
+    assert!(queries <= 5 + cancels, "{queries} queries");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wechat_gateway_whose_signatures_never_verify_is_not_hammered() {
+    let (queries, reverses) =
+        untrusted_answers(wechat_code("000"), "/pay/orderquery", "/secapi/pay/reverse").await;
+    // Unanswered queries back off within the 6 s window (300 ms doubling to 800 ms: about
+    // 10, where the plain pace would be 20); 5 reverses, then at most 2 in the background
+    // (it was 96 reverses in 72 s).
+    assert!(queries <= 12, "{queries} queries");
+    assert!(reverses <= 5 + 2, "{reverses} reverses");
+}

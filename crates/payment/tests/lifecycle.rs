@@ -12,7 +12,11 @@ use smartpos_payment::connector::{
 };
 use smartpos_payment::explain::{self, Cause, Explanation};
 use smartpos_payment::journal::Journal;
-use smartpos_payment::{PayTarget, PaymentService, SaleOptions, SaleState};
+use smartpos_payment::journal::JournalError;
+use smartpos_payment::{
+    FundingChannel, OUTCOME_UNKNOWN, PayTarget, PaymentError, PaymentService, RefundState,
+    SaleOptions, SaleState,
+};
 
 /// An acquirer path that answers from a script and remembers what it was asked.
 #[derive(Default)]
@@ -23,6 +27,9 @@ struct Scripted {
     cancels: Mutex<VecDeque<CancelOutcome>>,
     /// Replaces the query script once a cancel is sent (what the acquirer says afterwards).
     queries_after_cancel: Mutex<VecDeque<QueryOutcome>>,
+    refunds: Mutex<VecDeque<RefundOutcome>>,
+    /// How long a refund takes to answer.
+    refund_delay: Mutex<Duration>,
     calls: Mutex<Vec<String>>,
 }
 
@@ -35,6 +42,12 @@ impl Scripted {
     }
     fn calls(&self) -> Vec<String> {
         self.calls.lock().expect("lock").clone()
+    }
+    fn count(&self, prefix: &str) -> usize {
+        self.calls()
+            .iter()
+            .filter(|c| c.starts_with(prefix))
+            .count()
     }
 }
 
@@ -89,7 +102,12 @@ impl Connector for Scripted {
             .lock()
             .expect("lock")
             .push(format!("refund {}", order.out_request_no));
-        Box::pin(async move { RefundOutcome::Unknown("unscripted".into()) })
+        let o = next(&self.refunds, RefundOutcome::Unknown("unscripted".into()));
+        let delay = *self.refund_delay.lock().expect("lock");
+        Box::pin(async move {
+            tokio::time::sleep(delay).await;
+            o
+        })
     }
 }
 
@@ -97,17 +115,29 @@ fn config() -> Config {
     let text = include_str!("../config/merchant.example.toml")
         .replace("alipay_interval_ms = 5000", "alipay_interval_ms = 20")
         .replace("cancel_interval_ms = 2000", "cancel_interval_ms = 10")
-        .replace("cancel_max_attempts = 10", "cancel_max_attempts = 3");
+        .replace("cancel_max_attempts = 10", "cancel_max_attempts = 3")
+        .replace(
+            "background_interval_ms = 180000",
+            "background_interval_ms = 0",
+        )
+        .replace(
+            "wechat_reverse_delay_ms = 15000",
+            "wechat_reverse_delay_ms = 10",
+        );
     Config::parse(&text).expect("config")
 }
 
 fn service(paths: &[&Arc<Scripted>]) -> PaymentService {
+    service_with(config(), paths)
+}
+
+fn service_with(config: Config, paths: &[&Arc<Scripted>]) -> PaymentService {
     let mut connectors: HashMap<String, Arc<dyn Connector>> = HashMap::new();
     for p in paths {
         connectors.insert(p.name.clone(), (*p).clone());
     }
     PaymentService::new(
-        config(),
+        config,
         Journal::open_in_memory().expect("journal"),
         connectors,
     )
@@ -118,7 +148,7 @@ async fn pay(svc: &PaymentService, code: &str) -> smartpos_payment::TxId {
         PayTarget::New {
             amount_fen: 1_999,
             currency: "CNY".into(),
-            order_ref: "story".into(),
+            order_ref: format!("story-{code}"),
             options: SaleOptions::default(),
         },
         code,
@@ -305,9 +335,14 @@ async fn a_cancel_that_keeps_failing_is_left_to_the_resolver_which_finishes_it()
         .expect("s");
     assert_eq!(
         t.state,
-        SaleState::Cancelling,
-        "the acquirer kept saying retry"
+        SaleState::Unknown,
+        "the acquirer kept saying retry: the till is told the outcome is unknown"
     );
+    assert_eq!(
+        t.explanation.as_ref().map(|e| e.code.as_str()),
+        Some(OUTCOME_UNKNOWN)
+    );
+    assert!(t.cancel_requested, "the cancel stays requested");
     assert_eq!(
         direct
             .calls()
@@ -385,25 +420,354 @@ async fn a_void_the_acquirer_refuses_leaves_the_sale_paid_and_stops() {
 }
 
 #[tokio::test]
-async fn a_sale_above_the_terminal_limit_is_refused_before_anything_is_sent() {
+async fn a_sale_above_the_terminal_limit_is_refused_when_it_is_created() {
     let direct = Scripted::new("alipay-direct");
     let aggregator = Scripted::new("aggregator");
     let svc = service(&[&direct, &aggregator]);
-    let tx = svc
+    let err = svc
         .sale(5_000_001, "CNY", "too-big", SaleOptions::default())
         .await
-        .expect("sale");
-    let err = svc
-        .pay_with_code(PayTarget::Tx(tx), ALIPAY)
-        .await
-        .expect_err("blocked");
+        .expect_err("refused at Sale");
     let e = err.explanation().expect("explained").clone();
     assert_eq!(
         (e.cause, e.code.as_str()),
         (Cause::RiskControl, "risk.per_sale_limit")
     );
-    let t = svc.get(tx).expect("sale");
-    assert_eq!(t.state, SaleState::Failed);
-    assert_eq!(t.explanation, Some(e));
+    // PayWithCode refuses it the same way, before creating anything.
+    let err = svc
+        .pay_with_code(
+            PayTarget::New {
+                amount_fen: 5_000_001,
+                currency: "CNY".into(),
+                order_ref: "too-big".into(),
+                options: SaleOptions::default(),
+            },
+            ALIPAY,
+        )
+        .await
+        .expect_err("refused");
+    assert!(matches!(err, PaymentError::Blocked(_)), "{err}");
+    assert!(
+        svc.list_recent(10).expect("journal").is_empty(),
+        "no sale left behind"
+    );
     assert!(direct.calls().is_empty() && aggregator.calls().is_empty());
+}
+
+#[tokio::test]
+async fn an_app_that_switches_every_funding_channel_off_is_told_at_sale() {
+    let direct = Scripted::new("alipay-direct");
+    let svc = service(&[&direct, &Scripted::new("aggregator")]);
+    let options = SaleOptions {
+        disable_funding: FundingChannel::ALL.to_vec(),
+        ..SaleOptions::default()
+    };
+    let err = svc
+        .sale(1_000, "CNY", "nothing-left", options)
+        .await
+        .expect_err("refused");
+    assert_eq!(
+        err.explanation().map(|e| e.code.as_str()),
+        Some("config.no_funding_left")
+    );
+    assert!(svc.list_recent(10).expect("journal").is_empty());
+}
+
+#[tokio::test]
+async fn a_refused_payment_leaves_no_sale_behind() {
+    let direct = Scripted::new("alipay-direct");
+    let svc = service(&[&direct, &Scripted::new("aggregator")]);
+    // A WeChat code, and the example merchant routes WeChat only to a path not wired here.
+    let err = svc
+        .pay_with_code(
+            PayTarget::New {
+                amount_fen: 1_000,
+                currency: "CNY".into(),
+                order_ref: "no-route".into(),
+                options: SaleOptions::default(),
+            },
+            "134567890123456789",
+        )
+        .await
+        .expect_err("no connector");
+    assert!(
+        matches!(
+            err,
+            PaymentError::NoConnector(_) | PaymentError::NoRoute { .. }
+        ),
+        "{err}"
+    );
+    // A code already used elsewhere is refused before a sale exists, too.
+    let tx = pay(&svc, ALIPAY).await;
+    let err = svc
+        .pay_with_code(
+            PayTarget::New {
+                amount_fen: 1_000,
+                currency: "CNY".into(),
+                order_ref: "reused-code".into(),
+                options: SaleOptions::default(),
+            },
+            ALIPAY,
+        )
+        .await
+        .expect_err("code reused");
+    assert!(
+        matches!(err, PaymentError::Journal(JournalError::CodeAlreadyUsed(t)) if t == tx),
+        "{err}"
+    );
+    let sales = svc.list_recent(10).expect("journal");
+    assert_eq!(sales.len(), 1, "only the paid sale: {sales:?}");
+}
+
+#[tokio::test]
+async fn an_app_retrying_after_no_reply_gets_the_same_sale_never_a_second() {
+    let direct = Scripted::new("alipay-direct");
+    direct
+        .pays
+        .lock()
+        .expect("lock")
+        .push_back(PayOutcome::Paid(Paid {
+            trade_no: Some("T1".into()),
+            paid_fen: Some(1_999),
+            funding: vec![],
+        }));
+    let svc = service(&[&direct, &Scripted::new("aggregator")]);
+    // The app's Sale reached the daemon, which died before replying; the app asks again.
+    let first = svc
+        .sale(1_999, "CNY", "till-7-0042", SaleOptions::default())
+        .await
+        .expect("sale");
+    let again = svc
+        .sale(1_999, "CNY", "till-7-0042", SaleOptions::default())
+        .await
+        .expect("same sale");
+    assert_eq!(first, again);
+    // The retry of PayWithCode for that sale, still awaiting its code, pays it.
+    let paid = svc
+        .pay_with_code(
+            PayTarget::New {
+                amount_fen: 1_999,
+                currency: "CNY".into(),
+                order_ref: "till-7-0042".into(),
+                options: SaleOptions::default(),
+            },
+            ALIPAY,
+        )
+        .await
+        .expect("paid");
+    assert_eq!(paid, first);
+    let t = svc
+        .wait_settled(first, Duration::from_secs(10))
+        .await
+        .expect("s");
+    assert_eq!(t.state, SaleState::Succeeded);
+    // A third try after that lost reply returns the paid sale and sends nothing.
+    let third = svc
+        .pay_with_code(
+            PayTarget::New {
+                amount_fen: 1_999,
+                currency: "CNY".into(),
+                order_ref: "till-7-0042".into(),
+                options: SaleOptions::default(),
+            },
+            "28763443825664396",
+        )
+        .await
+        .expect("same sale");
+    assert_eq!(third, first);
+    assert_eq!(direct.count("pay"), 1, "paid once: {:?}", direct.calls());
+    // The same reference with another amount is refused, clearly.
+    let err = svc
+        .sale(2_000, "CNY", "till-7-0042", SaleOptions::default())
+        .await
+        .expect_err("other amount");
+    assert!(
+        matches!(&err, PaymentError::Journal(JournalError::OrderRefReused { tx, amount_fen: 1_999, .. }) if *tx == first),
+        "{err}"
+    );
+    assert!(err.to_string().contains("new order_ref"), "{err}");
+    // And the app finds its sale by its reference.
+    let found = svc
+        .find_by_order_ref("till-7-0042")
+        .await
+        .expect("journal")
+        .expect("found");
+    assert_eq!((found.id, found.state), (first, SaleState::Succeeded));
+    assert!(
+        svc.find_by_order_ref("nope")
+            .await
+            .expect("journal")
+            .is_none()
+    );
+    assert_eq!(svc.list_recent(10).expect("journal").len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_tills_racing_for_the_last_of_the_daily_limit_cannot_both_pass() {
+    let config = Config::parse(
+        &include_str!("../config/merchant.example.toml")
+            .replace("max_daily_fen = 50000000", "max_daily_fen = 100000"),
+    )
+    .expect("config");
+    let direct = Scripted::new("alipay-direct");
+    direct
+        .pays
+        .lock()
+        .expect("lock")
+        .push_back(PayOutcome::Unknown(explain::network_unreachable("slow")));
+    let svc = service_with(config, &[&direct, &Scripted::new("aggregator")]);
+    // Eight sales of 600.00 at once against a 1000.00 daily limit: one fits, no second one.
+    let mut tasks = Vec::new();
+    for i in 0..8u32 {
+        let svc = svc.clone();
+        tasks.push(tokio::spawn(async move {
+            svc.pay_with_code(
+                PayTarget::New {
+                    amount_fen: 60_000,
+                    currency: "CNY".into(),
+                    order_ref: format!("race-{i}"),
+                    options: SaleOptions::default(),
+                },
+                &format!("2876344382566{:04}", 4000 + i),
+            )
+            .await
+        }));
+    }
+    let mut passed = 0;
+    for t in tasks {
+        match t.await.expect("task") {
+            Ok(_) => passed += 1,
+            Err(PaymentError::Blocked(e)) => assert_eq!(e.code, "risk.daily_limit"),
+            Err(e) => panic!("unexpected: {e}"),
+        }
+    }
+    assert_eq!(passed, 1, "exactly one sale fits in the day's limit");
+    assert_eq!(svc.list_recent(20).expect("journal").len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refund_the_resolver_also_finds_open_is_sent_once_and_reported_done() {
+    let direct = Scripted::new("alipay-direct");
+    direct
+        .pays
+        .lock()
+        .expect("lock")
+        .push_back(PayOutcome::Paid(Paid {
+            trade_no: Some("T1".into()),
+            paid_fen: Some(1_999),
+            funding: vec![],
+        }));
+    direct
+        .refunds
+        .lock()
+        .expect("lock")
+        .push_back(RefundOutcome::Refunded {
+            refund_fen: Some(500),
+        });
+    *direct.refund_delay.lock().expect("lock") = Duration::from_millis(300);
+    let svc = service(&[&direct, &Scripted::new("aggregator")]);
+    let tx = pay(&svc, ALIPAY).await;
+    assert_eq!(
+        svc.wait_settled(tx, Duration::from_secs(10))
+            .await
+            .expect("s")
+            .state,
+        SaleState::Succeeded
+    );
+    // The cashier refunds while the resolver's sweep comes round.
+    let refund = {
+        let svc = svc.clone();
+        tokio::spawn(async move { svc.refund(tx, 500, "r-1").await })
+    };
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let report = svc
+        .resolve_all()
+        .await
+        .expect("the resolver's pass is not aborted");
+    let r = refund
+        .await
+        .expect("task")
+        .expect("the app is told the refund's outcome");
+    assert_eq!(r.state, RefundState::Succeeded);
+    assert_eq!(direct.count("refund"), 1, "sent once: {:?}", direct.calls());
+    assert_eq!(report.refunds_finished + report.still_open, 1, "{report:?}");
+    assert_eq!(
+        svc.refunds_of(tx).expect("refunds")[0].state,
+        RefundState::Succeeded
+    );
+    assert_eq!(svc.get(tx).expect("sale").refunded_fen, 500);
+}
+
+/// The Alipay path answers nothing that can be trusted (every signature fails): at the
+/// documented pace, the terminal sends a bounded number of requests, tells the till
+/// "outcome unknown — do not charge again" within the resolution window, and then only
+/// repeats the cancel at the slow background pace.
+#[tokio::test(start_paused = true)]
+async fn an_acquirer_whose_answers_never_verify_is_not_hammered() {
+    let direct = Scripted::new("alipay-direct");
+    let bad = || Explanation::new(Cause::Software, "sig.bad", "验签失败", "bad signature");
+    direct
+        .pays
+        .lock()
+        .expect("lock")
+        .push_back(PayOutcome::Unknown(bad()));
+    direct
+        .queries
+        .lock()
+        .expect("lock")
+        .push_back(QueryOutcome::Unknown("signature does not verify".into()));
+    direct
+        .cancels
+        .lock()
+        .expect("lock")
+        .push_back(CancelOutcome::Retry("signature does not verify".into()));
+    // The documented pace, as shipped.
+    let config = Config::parse(include_str!("../config/merchant.example.toml")).expect("config");
+    let window = Duration::from_millis(config.polling.resolution_window_ms);
+    let svc = service_with(config, &[&direct, &Scripted::new("aggregator")]);
+    let _resolver = svc.spawn_resolver();
+    let start = tokio::time::Instant::now();
+    let tx = pay(&svc, ALIPAY).await;
+    let t = svc
+        .wait_settled(tx, Duration::from_secs(600))
+        .await
+        .expect("s");
+    let waited = start.elapsed();
+    assert_eq!(t.state, SaleState::Unknown);
+    let e = t.explanation.expect("explained");
+    assert_eq!(
+        (e.code.as_str(), e.cause),
+        (OUTCOME_UNKNOWN, Cause::Software)
+    );
+    assert!(waited <= window, "the till waited {waited:?}");
+    // Alipay's F2F flow: 5 queries, then a cancel retried 3 times (docs/acquirers.md §1.7).
+    assert_eq!(direct.count("query"), 5, "{:?}", direct.calls());
+    assert_eq!(direct.count("cancel"), 4, "{:?}", direct.calls());
+    // The 72 s of the report: no more than that (it was 155 cancels).
+    tokio::time::sleep(Duration::from_secs(72).saturating_sub(start.elapsed())).await;
+    assert_eq!(direct.count("cancel"), 4, "{:?}", direct.calls());
+    // Then one cancel per background pass, 3 min after the hand-over and doubling: within
+    // the next hour at 3, 9, 21 and 45 min.
+    tokio::time::sleep(Duration::from_secs(3600)).await;
+    let background = direct.count("cancel") - 4;
+    assert!(
+        (3..=4).contains(&background),
+        "{background} background cancels"
+    );
+    assert_eq!(
+        direct.count("query"),
+        5,
+        "no query while the cancel is unanswered"
+    );
+    assert_eq!(direct.count("pay"), 1, "never paid again");
+    let t = svc.get(tx).expect("sale");
+    assert_eq!((t.state, t.cancel_requested), (SaleState::Unknown, true));
+    // When the acquirer finally answers, the next pass closes the sale.
+    direct
+        .cancels
+        .lock()
+        .expect("lock")
+        .push_front(CancelOutcome::Done { refunded: false });
+    tokio::time::sleep(Duration::from_secs(1800)).await;
+    assert_eq!(svc.get(tx).expect("sale").state, SaleState::Cancelled);
 }

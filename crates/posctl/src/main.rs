@@ -1,7 +1,8 @@
 //! posctl: the smartpos command-line tool for technicians and scripts.
 //!
 //! Every command takes `--json` for one JSON document (or one per line, for streams).
-//! Exit codes: 0 ok, 64 usage, 65 bad input file, 69 daemon or bus unavailable,
+//! Exit codes: 0 ok, 1 payment not made, 2 sale outcome unknown (do not charge again),
+//! 64 usage, 65 bad input file, 69 daemon or bus unavailable,
 //! 75 timed out, 77 not allowed, 70 anything else.
 
 mod payment;
@@ -43,6 +44,10 @@ enum Cmd {
         cmd: ScannerCmd,
     },
     /// Start a sale of AMOUNT yuan (e.g. 12.34) and wait for its outcome.
+    ///
+    /// Exit status: 0 paid; 1 not paid (failed or cancelled); 2 outcome unknown — do NOT
+    /// charge again, call support (the terminal keeps resolving it in the background);
+    /// 75 still open when posctl stopped waiting.
     Sale {
         /// Amount in yuan, at most two decimals.
         amount: String,

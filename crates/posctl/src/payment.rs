@@ -147,6 +147,19 @@ fn terminal(state: &str) -> bool {
     matches!(state, "succeeded" | "failed" | "cancelled")
 }
 
+/// The error code paymentd gives a sale nobody could resolve within its resolution window
+/// (`smartpos_payment::service::OUTCOME_UNKNOWN`): the till must not charge again.
+const OUTCOME_UNKNOWN: &str = "sale.outcome_unknown";
+
+/// Exit status of `posctl sale` for that outcome: "outcome unknown, do not charge again".
+pub const EXIT_OUTCOME_UNKNOWN: i32 = 2;
+
+/// Where `posctl sale` stops waiting: a final state, or an outcome the terminal itself
+/// declared unknown (it goes on resolving it in the background).
+fn settled_for_the_till(state: &str, error_code: &str) -> bool {
+    terminal(state) || (state == "unknown" && error_code == OUTCOME_UNKNOWN)
+}
+
 fn outcome_line(v: &TxView) -> String {
     match v.state.as_str() {
         "succeeded" => {
@@ -195,7 +208,8 @@ pub struct SaleArgs {
     pub virtual_goods: bool,
 }
 
-/// Exit status of a sale: 0 paid, 1 not paid, 75 still open when we stopped waiting.
+/// Exit status of a sale: 0 paid, 1 not paid, 2 outcome unknown (do not charge again; the
+/// terminal keeps resolving it), 75 still open when we stopped waiting.
 pub async fn sale(a: SaleArgs, json: bool) -> Result<i32, Error> {
     let fen = parse_yuan(&a.amount)?;
     let (conn, p) = connect().await?;
@@ -251,9 +265,10 @@ pub async fn sale(a: SaleArgs, json: bool) -> Result<i32, Error> {
         return Ok(0);
     }
     let mut state = first.state.clone();
+    let mut error_code = first.error_code.clone();
     let mut hint = first.hint.clone();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(u64::from(a.timeout) + 120);
-    while !terminal(&state) {
+    while !settled_for_the_till(&state, &error_code) {
         match tokio::time::timeout_at(deadline, changes.next()).await {
             Ok(Some(_)) => {}
             Ok(None) => return Err(Error::Failed("the payment service left the bus".into())),
@@ -267,6 +282,7 @@ pub async fn sale(a: SaleArgs, json: bool) -> Result<i32, Error> {
             println!("  hint: {}", v.hint);
         }
         state = v.state;
+        error_code = v.error_code;
         hint = v.hint;
     }
     let v = view(&t).await?;
@@ -281,6 +297,7 @@ pub async fn sale(a: SaleArgs, json: bool) -> Result<i32, Error> {
     Ok(match v.state.as_str() {
         "succeeded" => 0,
         s if terminal(s) => 1,
+        "unknown" if v.error_code == OUTCOME_UNKNOWN => EXIT_OUTCOME_UNKNOWN,
         _ => 75,
     })
 }

@@ -103,13 +103,19 @@ async fn run(args: Args) -> ExitCode {
         return ExitCode::from(4);
     }
     if let Some((code, amount)) = &args.pay {
-        let target = PayTarget::New {
-            amount_fen: *amount,
-            currency: "CNY".into(),
-            order_ref: "crash-test".into(),
-            options: SaleOptions::default(),
+        // Created first and then paid, so that a crash right after `awaiting_code` is
+        // committed can be tested too (`PayTarget::New` commits sale and attempt at once).
+        let tx = match svc
+            .sale(*amount, "CNY", "crash-test", SaleOptions::default())
+            .await
+        {
+            Ok(tx) => tx,
+            Err(e) => {
+                eprintln!("pay-crashtest: {e}");
+                return ExitCode::from(5);
+            }
         };
-        let tx = match svc.pay_with_code(target, code).await {
+        let tx = match svc.pay_with_code(PayTarget::Tx(tx), code).await {
             Ok(tx) => tx,
             Err(e) => {
                 eprintln!("pay-crashtest: {e}");

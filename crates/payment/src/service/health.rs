@@ -5,7 +5,7 @@ use std::time::Duration;
 use crate::clock;
 use crate::explain::{Cause, Explanation};
 use crate::journal::JournalError;
-use crate::model::SaleState;
+use crate::model::{SaleState, Transaction};
 
 use super::{PaymentService, lock};
 
@@ -53,7 +53,12 @@ impl PaymentService {
                 explanation,
             });
         }
-        match self.recent_failures(clock::now_ms() - 86_400_000) {
+        let since = clock::now_ms() - 86_400_000;
+        let failures = inner
+            .db(move |j| j.sales_since(since))
+            .await
+            .map(summarise_failures);
+        match failures {
             Ok(failures) if !failures.is_empty() => {
                 let detail = failures
                     .iter()
@@ -75,7 +80,7 @@ impl PaymentService {
             }),
             Err(e) => tracing::warn!(error = %e, "cannot summarise recent failures"),
         }
-        let open = lock(&inner.journal).unfinished_sales().map(|v| {
+        let open = inner.db(|j| j.unfinished_sales()).await.map(|v| {
             v.iter()
                 .filter(|t| t.state != SaleState::AwaitingCode)
                 .count()
@@ -109,24 +114,29 @@ impl PaymentService {
         &self,
         since_ms: i64,
     ) -> Result<Vec<(Explanation, usize)>, JournalError> {
-        let sales = lock(&self.inner.journal).sales_since(since_ms)?;
-        let mut counts: Vec<(Explanation, usize)> = Vec::new();
-        for t in sales {
-            if !matches!(t.state, SaleState::Failed | SaleState::Cancelled) {
-                continue;
-            }
-            let Some(e) = t.explanation else { continue };
-            if e.code == "local.cancelled_by_cashier" {
-                continue;
-            }
-            match counts.iter_mut().find(|(x, _)| x.code == e.code) {
-                Some((_, n)) => *n += 1,
-                None => counts.push((e, 1)),
-            }
-        }
-        counts.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.code.cmp(&b.0.code)));
-        Ok(counts)
+        Ok(summarise_failures(
+            lock(&self.inner.journal).sales_since(since_ms)?,
+        ))
     }
+}
+
+fn summarise_failures(sales: Vec<Transaction>) -> Vec<(Explanation, usize)> {
+    let mut counts: Vec<(Explanation, usize)> = Vec::new();
+    for t in sales {
+        if !matches!(t.state, SaleState::Failed | SaleState::Cancelled) {
+            continue;
+        }
+        let Some(e) = t.explanation else { continue };
+        if e.code == "local.cancelled_by_cashier" {
+            continue;
+        }
+        match counts.iter_mut().find(|(x, _)| x.code == e.code) {
+            Some((_, n)) => *n += 1,
+            None => counts.push((e, 1)),
+        }
+    }
+    counts.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.code.cmp(&b.0.code)));
+    counts
 }
 
 /// One line of a health check (`posctl doctor`).

@@ -10,6 +10,12 @@
 //! - a path is failed over only when it provably never received the payment.
 //!
 //! The same `settle` loop finishes sales after a crash ([`PaymentService::resolve_all`]).
+//! A sale nothing answers for within `polling.resolution_window_ms` is shown to the till as
+//! `unknown` with error code [`OUTCOME_UNKNOWN`] and resolved in the background at a slow,
+//! backing-off pace until the acquirer answers.
+//!
+//! The journal is used from a blocking thread (`spawn_blocking`), never from the async
+//! runtime's own threads: a `synchronous=FULL` commit waits for the disk.
 //!
 //! One module per concern: [`validate`] (input rules), `sale` (creating and paying sales,
 //! cancelling), `lifecycle` (the pay/poll/cancel loop), `refund`, `resolver` (finishing
@@ -28,13 +34,20 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use tokio::sync::{Notify, broadcast};
+use tokio::time::Instant;
 
 use crate::classify::Scheme;
 use crate::config::{Config, ConfigError};
 use crate::connector::{self, Connector};
 use crate::explain::Explanation;
 use crate::journal::{Journal, JournalError, Patch};
-use crate::model::{Refund, RefundState, SaleOptions, SaleState, Transaction, TxEvent, TxId};
+use crate::model::{
+    FundingUsed, Refund, RefundState, SaleOptions, SaleState, Transaction, TxEvent, TxId,
+};
+
+/// Error code of a sale whose outcome nobody could establish within the resolution window:
+/// the till must not charge again and should call support; the resolver goes on asking.
+pub const OUTCOME_UNKNOWN: &str = "sale.outcome_unknown";
 
 pub use health::Finding;
 pub use resolver::ResolveReport;
@@ -52,7 +65,8 @@ pub enum PaymentError {
     /// The merchant does not take this wallet; the sale still waits for another code.
     #[error("{0}")]
     SchemeDisabled(Explanation),
-    /// A local risk rule or policy refused the sale; it is now failed.
+    /// A local risk rule or policy refused the payment. A sale created before is now failed;
+    /// with [`PayTarget::New`] or at `Sale`, no sale was created.
     #[error("refused before sending: {0}")]
     Blocked(Explanation),
     #[error("{tx} is {state}; that is not possible now")]
@@ -96,7 +110,9 @@ pub enum PayTarget {
     Tx(TxId),
     /// The oldest sale awaiting a code: what the daemon does with a scanner event.
     NextAwaiting,
-    /// Create the sale and pay it in one step.
+    /// Create the sale and pay it in one step. `order_ref` is the idempotency key: when it
+    /// already names a sale (same amount), that sale is returned, and paid with this code
+    /// if it is still awaiting one; never a second sale.
     New {
         amount_fen: i64,
         currency: String,
@@ -120,13 +136,25 @@ impl std::fmt::Debug for PaymentService {
 
 struct Inner {
     config: Config,
-    journal: Mutex<Journal>,
+    journal: Arc<Mutex<Journal>>,
     connectors: HashMap<String, Arc<dyn Connector>>,
     events: broadcast::Sender<TxEvent>,
     /// Sales a live task is driving; the resolver leaves them alone.
     active: Mutex<HashSet<TxId>>,
     /// Woken when the cashier asks to cancel, so pollers need not sleep it out.
     cancel_wakeup: Notify,
+    /// Sales handed to background resolution: when the resolver may look again, and the
+    /// pause after that (doubling up to `polling.background_max_ms`).
+    background: Mutex<HashMap<TxId, (Instant, Duration)>>,
+    /// Refunds a task is sending now: each pending refund has one owner at a time.
+    refunds_in_flight: Mutex<HashSet<i64>>,
+    /// Woken when a refund's owner lets go of it.
+    refund_released: Notify,
+    /// When this process created each sale, on the monotonic clock: a wall-clock step (NTP
+    /// at boot) must not expire a sale early.
+    created: Mutex<HashMap<TxId, Instant>>,
+    /// When this process sent each sale's current attempt, on the monotonic clock.
+    submitted: Mutex<HashMap<TxId, Instant>>,
 }
 
 /// Removes a sale from the active set when its task ends, however it ends.
@@ -165,11 +193,16 @@ impl PaymentService {
         PaymentService {
             inner: Arc::new(Inner {
                 config,
-                journal: Mutex::new(journal),
+                journal: Arc::new(Mutex::new(journal)),
                 connectors,
                 events,
                 active: Mutex::new(HashSet::new()),
                 cancel_wakeup: Notify::new(),
+                background: Mutex::new(HashMap::new()),
+                refunds_in_flight: Mutex::new(HashSet::new()),
+                refund_released: Notify::new(),
+                created: Mutex::new(HashMap::new()),
+                submitted: Mutex::new(HashMap::new()),
             }),
         }
     }
@@ -196,8 +229,28 @@ impl PaymentService {
         self.inner.events.subscribe()
     }
 
+    /// One sale with everything its D-Bus object shows (the refunded sum included), read in
+    /// one statement. Blocks the calling thread for the read; async callers use
+    /// [`Self::read`].
     pub fn get(&self, tx: TxId) -> Result<Transaction, JournalError> {
         lock(&self.inner.journal).get(tx)
+    }
+
+    /// [`Self::get`] from a blocking thread, off the async runtime.
+    pub async fn read(&self, tx: TxId) -> Result<Transaction, JournalError> {
+        self.inner.db(move |j| j.get(tx)).await
+    }
+
+    /// The sale the app's order reference names (the newest, for journals from before
+    /// references were unique): how an app finds its sale after a lost reply.
+    pub async fn find_by_order_ref(
+        &self,
+        order_ref: &str,
+    ) -> Result<Option<Transaction>, JournalError> {
+        let order_ref = order_ref.to_owned();
+        self.inner
+            .db(move |j| j.find_by_order_ref(&order_ref))
+            .await
     }
 
     pub fn list_recent(&self, n: usize) -> Result<Vec<Transaction>, JournalError> {
@@ -228,7 +281,7 @@ impl PaymentService {
         let mut events = self.subscribe();
         let deadline = tokio::time::Instant::now() + limit;
         loop {
-            let t = self.get(tx)?;
+            let t = self.read(tx).await?;
             if !self.is_active(tx) && t.state != SaleState::Submitted {
                 return Ok(t);
             }
@@ -236,7 +289,7 @@ impl PaymentService {
             tokio::select! {
                 _ = events.recv() => {}
                 _ = tick => {}
-                _ = tokio::time::sleep_until(deadline) => return Ok(self.get(tx)?),
+                _ = tokio::time::sleep_until(deadline) => return Ok(self.read(tx).await?),
             }
         }
     }
@@ -289,18 +342,35 @@ impl Inner {
         });
     }
 
-    fn state_of(&self, tx: TxId) -> Result<SaleState, JournalError> {
-        Ok(lock(&self.journal).get(tx)?.state)
+    /// Run `f` with the journal on a blocking thread: a commit waits for the disk
+    /// (`synchronous=FULL`) and must not hold up the runtime's threads.
+    async fn db<R, F>(&self, f: F) -> R
+    where
+        F: FnOnce(&mut Journal) -> R + Send + 'static,
+        R: Send + 'static,
+    {
+        let journal = self.journal.clone();
+        match tokio::task::spawn_blocking(move || f(&mut lock(&journal))).await {
+            Ok(r) => r,
+            Err(e) => std::panic::resume_unwind(e.into_panic()),
+        }
     }
 
-    fn transition(
+    async fn state_of(&self, tx: TxId) -> Result<SaleState, JournalError> {
+        Ok(self.db(move |j| j.get(tx)).await?.state)
+    }
+
+    async fn transition(
         &self,
         tx: TxId,
         from: SaleState,
         to: SaleState,
         patch: &Patch<'_>,
     ) -> Result<Transaction, JournalError> {
-        let t = lock(&self.journal).transition(tx, from, to, patch)?;
+        let owned = OwnedPatch::from(patch);
+        let t = self
+            .db(move |j| j.transition(tx, from, to, &owned.as_patch()))
+            .await?;
         tracing::info!(
             tx = %tx, %from, %to,
             why = t.explanation.as_ref().map(|e| e.code.as_str()).unwrap_or(""),
@@ -312,8 +382,8 @@ impl Inner {
 
     /// Like [`Self::transition`], for the lifecycle: a conflict (the cashier moved the sale)
     /// or a journal failure is logged and ends this step; the next pass re-reads.
-    fn advance(&self, tx: TxId, from: SaleState, to: SaleState, patch: &Patch<'_>) -> Step {
-        match self.transition(tx, from, to, patch) {
+    async fn advance(&self, tx: TxId, from: SaleState, to: SaleState, patch: &Patch<'_>) -> Step {
+        match self.transition(tx, from, to, patch).await {
             Ok(_) => Step::Moved,
             Err(JournalError::Conflict { actual, .. }) => {
                 tracing::info!(tx = %tx, %from, %to, %actual, "sale moved by someone else; re-reading");
@@ -331,5 +401,45 @@ impl Inner {
             .as_ref()
             .and_then(|p| self.connectors.get(p))
             .cloned()
+    }
+}
+
+/// A [`Patch`] that owns its data, to cross into the journal's blocking thread.
+struct OwnedPatch {
+    acquirer_trade_no: Option<String>,
+    paid_fen: Option<i64>,
+    funding: Option<Vec<FundingUsed>>,
+    explanation: Option<Explanation>,
+    clear_explanation: bool,
+    release_code: bool,
+    request_cancel: bool,
+    note: Option<String>,
+}
+
+impl OwnedPatch {
+    fn from(p: &Patch<'_>) -> OwnedPatch {
+        OwnedPatch {
+            acquirer_trade_no: p.acquirer_trade_no.map(str::to_owned),
+            paid_fen: p.paid_fen,
+            funding: p.funding.map(<[FundingUsed]>::to_vec),
+            explanation: p.explanation.cloned(),
+            clear_explanation: p.clear_explanation,
+            release_code: p.release_code,
+            request_cancel: p.request_cancel,
+            note: p.note.map(str::to_owned),
+        }
+    }
+
+    fn as_patch(&self) -> Patch<'_> {
+        Patch {
+            acquirer_trade_no: self.acquirer_trade_no.as_deref(),
+            paid_fen: self.paid_fen,
+            funding: self.funding.as_deref(),
+            explanation: self.explanation.as_ref(),
+            clear_explanation: self.clear_explanation,
+            release_code: self.release_code,
+            request_cancel: self.request_cancel,
+            note: self.note.as_deref(),
+        }
     }
 }

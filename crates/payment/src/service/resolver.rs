@@ -3,11 +3,14 @@
 
 use std::time::Duration;
 
+use tokio::time::Instant;
+
 use crate::clock;
 use crate::explain::{Cause, Explanation};
 use crate::journal::{JournalError, Patch};
 use crate::model::SaleState;
 
+use super::refund::Sent;
 use super::{PaymentError, PaymentService, lock};
 
 impl PaymentService {
@@ -17,32 +20,52 @@ impl PaymentService {
         let inner = &self.inner;
         let mut report = ResolveReport::default();
         let now = clock::now_ms();
-        let expiry = inner.config.polling.awaiting_code_expiry_ms as i64;
-        let unfinished = lock(&inner.journal).unfinished_sales()?;
+        let expiry = Duration::from_millis(inner.config.polling.awaiting_code_expiry_ms);
+        let unfinished = inner.db(|j| j.unfinished_sales()).await?;
         let mut pending = Vec::new();
         for t in unfinished {
             if t.state == SaleState::AwaitingCode {
-                if now - t.created_at_ms >= expiry && !self.is_active(t.id) {
+                // Measured on the monotonic clock for sales this process created; the wall
+                // clock only for sales from before a restart.
+                let age = match lock(&inner.created).get(&t.id) {
+                    Some(at) => at.elapsed(),
+                    None => Duration::from_millis((now - t.created_at_ms).max(0) as u64),
+                };
+                if age >= expiry && !self.is_active(t.id) {
                     let why = Explanation::new(
                         Cause::Guidance,
                         "local.expired",
                         "收款等待超时已取消,请重新发起收款",
                         "the sale waited too long for a code and was cancelled: start again",
                     );
-                    match inner.transition(
-                        t.id,
-                        SaleState::AwaitingCode,
-                        SaleState::Cancelled,
-                        &Patch {
-                            explanation: Some(&why),
-                            ..Patch::default()
-                        },
-                    ) {
-                        Ok(_) => report.expired += 1,
+                    let moved = inner
+                        .transition(
+                            t.id,
+                            SaleState::AwaitingCode,
+                            SaleState::Cancelled,
+                            &Patch {
+                                explanation: Some(&why),
+                                ..Patch::default()
+                            },
+                        )
+                        .await;
+                    match moved {
+                        Ok(_) => {
+                            lock(&inner.created).remove(&t.id);
+                            report.expired += 1;
+                        }
                         Err(JournalError::Conflict { .. }) => {}
                         Err(e) => return Err(e.into()),
                     }
                 }
+                continue;
+            }
+            // A sale handed to background resolution waits for its slot.
+            if lock(&inner.background)
+                .get(&t.id)
+                .is_some_and(|(next, _)| Instant::now() < *next)
+            {
+                report.deferred += 1;
                 continue;
             }
             let Some(guard) = inner.try_activate(t.id) else {
@@ -65,23 +88,37 @@ impl PaymentService {
             if let Err(e) = task.await {
                 tracing::error!(tx = %id, error = %e, "resolver task ended abnormally");
             }
-            if inner.state_of(id)?.is_terminal() {
+            if inner.state_of(id).await?.is_terminal() {
+                lock(&inner.background).remove(&id);
+                lock(&inner.submitted).remove(&id);
                 report.finished += 1;
             } else {
+                // Still open: not again before its background slot.
+                inner.schedule_background(id, false);
                 report.still_open += 1;
             }
         }
-        let refunds = lock(&inner.journal).unfinished_refunds()?;
+        let refunds = inner.db(|j| j.unfinished_refunds()).await?;
         for r in refunds {
-            let t = self.get(r.tx)?;
-            let r = inner.send_refund(&t, r).await?;
-            if r.state.is_terminal() {
-                report.refunds_finished += 1;
-            } else {
-                report.still_open += 1;
+            // One refund failing to be recorded must not hold up the others.
+            let sent = match self.read(r.tx).await {
+                Ok(t) => inner.send_refund(&t, r.id).await,
+                Err(e) => Err(e),
+            };
+            match sent {
+                Ok(Sent::Done(r)) if r.state.is_terminal() => report.refunds_finished += 1,
+                Ok(_) => report.still_open += 1,
+                Err(e) => {
+                    tracing::error!(refund = r.id, error = %e, "refund not resolved in this pass");
+                    report.still_open += 1;
+                }
             }
         }
-        if report != ResolveReport::default() {
+        let quiet = ResolveReport {
+            deferred: report.deferred,
+            ..ResolveReport::default()
+        };
+        if report != quiet {
             tracing::info!(?report, "resolver pass");
         }
         Ok(report)
@@ -109,5 +146,7 @@ pub struct ResolveReport {
     pub finished: usize,
     pub still_open: usize,
     pub expired: usize,
+    /// Sales in background resolution whose next slot has not come yet.
+    pub deferred: usize,
     pub refunds_finished: usize,
 }

@@ -1,28 +1,51 @@
 //! Creating a sale, paying it with a scanned code, asking about it and cancelling it.
+//!
+//! Everything that can refuse a payment is checked before anything is written: the code, the
+//! wallet, the route and the rules. The rules weigh the journal's figures (today's total,
+//! recent payments) in the same journal transaction that takes the code, so two sales at
+//! once cannot both pass a limit only one of them fits in.
 
-use crate::classify::{CodeClass, classify, mask_code};
+use tokio::time::Instant;
+
+use crate::classify::{CodeClass, Scheme, classify, mask_code};
 use crate::clock;
 use crate::explain::{self, Cause, Explanation};
-use crate::journal::{NewAttempt, Patch};
-use crate::model::{SaleOptions, SaleState, Transaction, TxId};
+use crate::journal::{Attempted, NewAttempt, Patch, Windows};
+use crate::model::{Currency, FundingChannel, SaleOptions, SaleState, Transaction, TxId};
 use crate::risk::{self, RiskDecision, RiskInput};
 
 use super::validate::check_sale;
-use super::{PayTarget, PaymentError, PaymentService, lock};
+use super::{Inner, PayTarget, PaymentError, PaymentService, lock};
 
 impl PaymentService {
-    /// Create a sale, journaled in `AwaitingCode`. Nothing is sent yet.
+    /// Create a sale, journaled in `AwaitingCode`. Nothing is sent yet. `order_ref` is the
+    /// app's idempotency key: the same reference with the same amount returns the sale it
+    /// already names. A sale every wallet would refuse (above the per-sale limit, no funding
+    /// channel left) is refused here rather than at the payment.
     pub async fn sale(
         &self,
         amount_fen: i64,
         currency: &str,
         order_ref: &str,
-        options: SaleOptions,
+        mut options: SaleOptions,
     ) -> Result<TxId, PaymentError> {
-        let currency = check_sale(amount_fen, currency, order_ref, &options)?;
-        let t = lock(&self.inner.journal).create_sale(amount_fen, currency, order_ref, &options)?;
-        tracing::info!(tx = %t.id, amount_fen, order_ref, "sale created, awaiting a payment code");
-        self.inner.emit(&t, None, None);
+        let currency = check_sale(amount_fen, currency, order_ref, &mut options)?;
+        if let Some(e) = risk::precheck(&self.inner.config, amount_fen, &options) {
+            tracing::info!(amount_fen, order_ref, rule = %e.code, "sale refused before a code");
+            return Err(PaymentError::Blocked(e));
+        }
+        let order_ref_owned = order_ref.to_owned();
+        let (t, created) = self
+            .inner
+            .db(move |j| j.create_or_find_sale(amount_fen, currency, &order_ref_owned, &options))
+            .await?;
+        if created {
+            lock(&self.inner.created).insert(t.id, Instant::now());
+            tracing::info!(tx = %t.id, amount_fen, order_ref, "sale created, awaiting a payment code");
+            self.inner.emit(&t, None, None);
+        } else {
+            tracing::info!(tx = %t.id, order_ref, state = %t.state, "sale repeated by its order_ref; returning it");
+        }
         Ok(t.id)
     }
 
@@ -40,87 +63,56 @@ impl PaymentService {
                 scheme,
             )));
         }
-        let tx = match target {
-            PayTarget::Tx(tx) => tx,
-            PayTarget::NextAwaiting => self.next_awaiting()?,
+        let inner = &self.inner;
+        let attempted = match target {
             PayTarget::New {
                 amount_fen,
                 currency,
                 order_ref,
-                options,
+                mut options,
             } => {
-                self.sale(amount_fen, &currency, &order_ref, options)
-                    .await?
+                let currency = check_sale(amount_fen, &currency, &order_ref, &mut options)?;
+                if let Some(e) = risk::precheck(&inner.config, amount_fen, &options) {
+                    return Err(PaymentError::Blocked(e));
+                }
+                let paths = self.paths_for(scheme, amount_fen)?;
+                let attempted = self
+                    .pay_new(
+                        amount_fen, currency, order_ref, options, scheme, &code, &paths,
+                    )
+                    .await?;
+                match attempted {
+                    Attempted::Existing(t) => {
+                        if t.state != SaleState::AwaitingCode {
+                            // A retry of a call whose reply was lost: the sale it made stands.
+                            tracing::info!(tx = %t.id, state = %t.state, "payment repeated by its order_ref; returning the sale");
+                            return Ok(t.id);
+                        }
+                        self.pay_existing(t.id, scheme, &code).await?
+                    }
+                    other => (other, paths),
+                }
+            }
+            PayTarget::Tx(tx) => self.pay_existing(tx, scheme, &code).await?,
+            PayTarget::NextAwaiting => {
+                let tx = self.next_awaiting().await?;
+                self.pay_existing(tx, scheme, &code).await?
             }
         };
-        let inner = &self.inner;
-        let t = lock(&inner.journal).get(tx)?;
-        if t.state != SaleState::AwaitingCode {
-            return Err(PaymentError::WrongState { tx, state: t.state });
-        }
-        let route = inner
-            .config
-            .route_for(scheme, t.amount_fen)
-            .ok_or(PaymentError::NoRoute { scheme })?;
-        let paths = route.paths.clone();
-        for p in &paths {
-            if !inner.connectors.contains_key(p) {
-                return Err(PaymentError::NoConnector(p.clone()));
-            }
-        }
-        let decision = {
-            let j = lock(&inner.journal);
-            let now = clock::now_ms();
-            let input = RiskInput {
-                amount_fen: t.amount_fen,
-                scheme,
-                options: &t.options,
-                committed_today_fen: j.committed_amount_since(clock::cst_day_start_ms(now))?,
-                recent_submissions: j.submissions_since(
-                    now - risk::velocity_window(&inner.config).as_millis() as i64,
-                )?,
-                same_amount_recent: j.submissions_of_amount_since(
-                    t.amount_fen,
-                    now - inner.config.risk.repeat_window_s as i64 * 1000,
-                )?,
-            };
-            risk::evaluate(&inner.config, &input)
-        };
-        let (disabled, applied) = match decision {
-            RiskDecision::Block(e) => {
-                let t = inner.transition(
-                    tx,
-                    SaleState::AwaitingCode,
-                    SaleState::Failed,
-                    &Patch {
-                        explanation: Some(&e),
-                        note: Some(&format!("blocked by {}", e.code)),
-                        ..Patch::default()
-                    },
-                )?;
-                tracing::warn!(tx = %t.id, rule = %e.code, "sale refused by a local rule");
+        let (t, paths) = match attempted {
+            (Attempted::Submitted(t), paths) => (t, paths),
+            (Attempted::Refused(e), _) => {
+                tracing::warn!(rule = %e.code, "payment refused by a local rule");
                 return Err(PaymentError::Blocked(e));
             }
-            RiskDecision::Allow { disabled, applied } => (disabled, applied),
+            (Attempted::Existing(t), _) => return Ok(t.id),
         };
-        let t = {
-            let mut j = lock(&inner.journal);
-            j.begin_attempt(
-                tx,
-                SaleState::AwaitingCode,
-                &NewAttempt {
-                    scheme,
-                    path: &paths[0],
-                    code: &code,
-                    disabled_funding: &disabled,
-                    terminal_id: &inner.config.terminal_id,
-                },
-            )?
-        };
+        let tx = t.id;
+        lock(&inner.submitted).insert(tx, Instant::now());
         tracing::info!(
             tx = %tx, %scheme, code = %mask_code(&code), path = %paths[0],
             out_trade_no = t.out_trade_no.as_deref().unwrap_or(""),
-            rules = ?applied, "payment submitted"
+            "payment submitted"
         );
         inner.emit(&t, Some(SaleState::AwaitingCode), None);
         let guard = inner.activate(tx);
@@ -132,9 +124,116 @@ impl PaymentService {
         Ok(tx)
     }
 
-    fn next_awaiting(&self) -> Result<TxId, PaymentError> {
-        let j = lock(&self.inner.journal);
-        j.unfinished_sales()?
+    /// The configured paths for this wallet and amount, each with a connector.
+    fn paths_for(&self, scheme: Scheme, amount_fen: i64) -> Result<Vec<String>, PaymentError> {
+        let inner = &self.inner;
+        let route = inner
+            .config
+            .route_for(scheme, amount_fen)
+            .ok_or(PaymentError::NoRoute { scheme })?;
+        for p in &route.paths {
+            if !inner.connectors.contains_key(p) {
+                return Err(PaymentError::NoConnector(p.clone()));
+            }
+        }
+        Ok(route.paths.clone())
+    }
+
+    /// Create and submit in one journal transaction (see [`crate::journal::Journal::pay_new`]).
+    #[allow(clippy::too_many_arguments)]
+    async fn pay_new(
+        &self,
+        amount_fen: i64,
+        currency: Currency,
+        order_ref: String,
+        options: SaleOptions,
+        scheme: Scheme,
+        code: &str,
+        paths: &[String],
+    ) -> Result<Attempted, PaymentError> {
+        let inner = self.inner.clone();
+        let code = code.to_owned();
+        let path = paths[0].clone();
+        let attempted = self
+            .inner
+            .db(move |j| {
+                let attempt = NewAttempt {
+                    scheme,
+                    path: &path,
+                    code: &code,
+                    disabled_funding: &[],
+                    terminal_id: &inner.config.terminal_id,
+                };
+                let mut decide = decider(&inner, scheme);
+                j.pay_new(
+                    amount_fen,
+                    currency,
+                    &order_ref,
+                    &options,
+                    &attempt,
+                    &windows(&inner),
+                    &mut decide,
+                )
+            })
+            .await?;
+        if let Attempted::Submitted(t) = &attempted {
+            lock(&self.inner.created).insert(t.id, Instant::now());
+            self.inner.emit(t, None, None);
+        }
+        Ok(attempted)
+    }
+
+    /// Take the code for a sale awaiting one, after its route and the rules allow it. A
+    /// refusal by the rules fails the sale (the app created it and is told why).
+    async fn pay_existing(
+        &self,
+        tx: TxId,
+        scheme: Scheme,
+        code: &str,
+    ) -> Result<(Attempted, Vec<String>), PaymentError> {
+        let inner = &self.inner;
+        let t = self.read(tx).await?;
+        if t.state != SaleState::AwaitingCode {
+            return Err(PaymentError::WrongState { tx, state: t.state });
+        }
+        let paths = self.paths_for(scheme, t.amount_fen)?;
+        let task_inner = inner.clone();
+        let code = code.to_owned();
+        let path = paths[0].clone();
+        let attempted = inner
+            .db(move |j| {
+                let attempt = NewAttempt {
+                    scheme,
+                    path: &path,
+                    code: &code,
+                    disabled_funding: &[],
+                    terminal_id: &task_inner.config.terminal_id,
+                };
+                let mut decide = decider(&task_inner, scheme);
+                j.begin_checked_attempt(tx, &attempt, &windows(&task_inner), &mut decide)
+            })
+            .await?;
+        if let Attempted::Refused(e) = &attempted {
+            inner
+                .transition(
+                    tx,
+                    SaleState::AwaitingCode,
+                    SaleState::Failed,
+                    &Patch {
+                        explanation: Some(e),
+                        note: Some(&format!("blocked by {}", e.code)),
+                        ..Patch::default()
+                    },
+                )
+                .await?;
+        }
+        Ok((attempted, paths))
+    }
+
+    async fn next_awaiting(&self) -> Result<TxId, PaymentError> {
+        self.inner
+            .db(|j| j.unfinished_sales())
+            .await?
             .into_iter()
             .find(|t| t.state == SaleState::AwaitingCode)
             .map(|t| t.id)
@@ -143,14 +242,14 @@ impl PaymentService {
 
     /// Ask the acquirer now about a sale whose outcome is open, and return what is known.
     pub async fn query(&self, tx: TxId) -> Result<Transaction, PaymentError> {
-        let t = self.get(tx)?;
+        let t = self.read(tx).await?;
         if matches!(t.state, SaleState::WaitingForCustomer | SaleState::Unknown)
             && let Some(guard) = self.inner.try_activate(tx)
         {
             let _guard = guard;
             self.inner.query_step(&t).await?;
         }
-        Ok(self.get(tx)?)
+        Ok(self.read(tx).await?)
     }
 
     /// Cancel a sale. Before a code: closed at once. In flight: the cancel is journaled and
@@ -158,7 +257,7 @@ impl PaymentService {
     /// the acquirer's cancel/reverse (which refunds it).
     pub async fn cancel(&self, tx: TxId) -> Result<Transaction, PaymentError> {
         let inner = &self.inner;
-        let t = self.get(tx)?;
+        let t = self.read(tx).await?;
         match t.state {
             SaleState::AwaitingCode => {
                 let why = Explanation::new(
@@ -167,39 +266,80 @@ impl PaymentService {
                     "收银员已取消",
                     "cancelled by the cashier",
                 );
-                Ok(inner.transition(
-                    tx,
-                    SaleState::AwaitingCode,
-                    SaleState::Cancelled,
-                    &Patch {
-                        explanation: Some(&why),
-                        ..Patch::default()
-                    },
-                )?)
+                Ok(inner
+                    .transition(
+                        tx,
+                        SaleState::AwaitingCode,
+                        SaleState::Cancelled,
+                        &Patch {
+                            explanation: Some(&why),
+                            ..Patch::default()
+                        },
+                    )
+                    .await?)
             }
             SaleState::Submitted | SaleState::WaitingForCustomer | SaleState::Unknown => {
-                let t = lock(&inner.journal).request_cancel(tx)?;
+                let t = inner.db(move |j| j.request_cancel(tx)).await?;
                 inner.cancel_wakeup.notify_waiters();
                 inner.spawn_settle_if_idle(tx);
                 Ok(t)
             }
             SaleState::Succeeded => {
-                if !lock(&inner.journal).refunds_of(tx)?.is_empty() {
+                if !inner.db(move |j| j.refunds_of(tx)).await?.is_empty() {
                     return Err(PaymentError::WrongState { tx, state: t.state });
                 }
-                let t = inner.transition(
-                    tx,
-                    SaleState::Succeeded,
-                    SaleState::Cancelling,
-                    &Patch {
-                        note: Some("void requested by the cashier"),
-                        ..Patch::default()
-                    },
-                )?;
+                let t = inner
+                    .transition(
+                        tx,
+                        SaleState::Succeeded,
+                        SaleState::Cancelling,
+                        &Patch {
+                            note: Some("void requested by the cashier"),
+                            ..Patch::default()
+                        },
+                    )
+                    .await?;
                 inner.spawn_settle_if_idle(tx);
                 Ok(t)
             }
             SaleState::Cancelling | SaleState::Cancelled | SaleState::Failed => Ok(t),
+        }
+    }
+}
+
+/// Where the rules' journal figures start, now.
+fn windows(inner: &Inner) -> Windows {
+    let now = clock::now_ms();
+    Windows {
+        day_start_ms: clock::cst_day_start_ms(now),
+        velocity_since_ms: now - risk::velocity_window(&inner.config).as_millis() as i64,
+        repeat_since_ms: now - inner.config.risk.repeat_window_s as i64 * 1000,
+    }
+}
+
+/// The rules as the journal's verdict callback: the funding to switch off, or the refusal.
+fn decider(
+    inner: &Inner,
+    scheme: Scheme,
+) -> impl FnMut(i64, &SaleOptions, crate::journal::Figures) -> Result<Vec<FundingChannel>, Explanation>
++ '_ {
+    move |amount_fen, options, f| {
+        let input = RiskInput {
+            amount_fen,
+            scheme,
+            options,
+            committed_today_fen: f.committed_today_fen,
+            recent_submissions: f.recent_submissions,
+            same_amount_recent: f.same_amount_recent,
+        };
+        match risk::evaluate(&inner.config, &input) {
+            RiskDecision::Allow { disabled, applied } => {
+                if !applied.is_empty() {
+                    tracing::info!(rules = ?applied, "funding switched off by rules");
+                }
+                Ok(disabled)
+            }
+            RiskDecision::Block(e) => Err(e),
         }
     }
 }
