@@ -398,13 +398,19 @@ async fn an_integrator_s_missing_or_wrong_key_files_are_named_by_check_config_an
     let nope = dir.path().join("nope-ca.pem");
     let missing = good.replacen(&first_ca, &format!("ca_file = \"{}\"", nope.display()), 1);
     std::fs::write(&merchant_path, &missing).unwrap();
-    for args in [vec!["--config", cfg, "--check-config"], vec!["--config", cfg]] {
+    for args in [
+        vec!["--config", cfg, "--check-config"],
+        vec!["--config", cfg],
+    ] {
         let (code, said) = paymentd_exit(&args);
         assert_eq!(code, Some(78), "{args:?}: {said}");
         assert!(said.contains("path \"alipay\""), "{said}");
         assert!(said.contains("ca_file"), "{said}");
         assert!(said.contains("nope-ca.pem"), "{said}");
-        assert!(!said.contains("journal"), "a config fault blamed on the journal: {said}");
+        assert!(
+            !said.contains("journal"),
+            "a config fault blamed on the journal: {said}"
+        );
     }
     assert!(
         !dir.path().join("journal.db").exists(),
@@ -422,7 +428,10 @@ async fn an_integrator_s_missing_or_wrong_key_files_are_named_by_check_config_an
     std::fs::write(&merchant_path, &wrong).unwrap();
     let (code, said) = paymentd_exit(&["--config", cfg, "--check-config"]);
     assert_eq!(code, Some(78), "{said}");
-    assert!(said.contains("ca_file") && said.contains("no PEM certificate"), "{said}");
+    assert!(
+        said.contains("ca_file") && said.contains("no PEM certificate"),
+        "{said}"
+    );
 
     // The Alipay private key file holds the Alipay *public* key.
     let line = |key: &str| {

@@ -269,7 +269,10 @@ async fn a_payment_code_is_good_for_one_payment_only() {
     // and the answer is no evidence of payment by itself: it names no trade and no amount.
     let dup = t.pay("U1", code, 1200, &[]).await;
     assert_eq!(dup.sub_code.as_deref(), Some("ACQ.TRADE_HAS_SUCCESS"));
-    assert_eq!(dup.disposition(Method::TradePay), Disposition::OrderNumberTaken);
+    assert_eq!(
+        dup.disposition(Method::TradePay),
+        Disposition::OrderNumberTaken
+    );
     assert_eq!(dup.trade_no, None);
     assert_eq!(dup.total_amount, None);
     // Another customer's code and amount under that paid number (a terminal that lost its

@@ -571,9 +571,13 @@ mod tests {
     #[test]
     fn a_reversed_order_is_not_paid_and_not_unknown() {
         let r = Response::from_fields(
-            [("status", "0"), ("result_code", "0"), ("trade_state", "REVERSE")]
-                .map(|(k, v)| (k.to_owned(), v.to_owned()))
-                .into(),
+            [
+                ("status", "0"),
+                ("result_code", "0"),
+                ("trade_state", "REVERSE"),
+            ]
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .into(),
         );
         assert_eq!(
             r.disposition(Service::Query),

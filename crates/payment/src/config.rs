@@ -582,7 +582,11 @@ mod tests {
         let err = Config::parse(&text).expect_err("http must be refused");
         assert!(err.to_string().contains("plaintext"), "{err}");
         // Said once: `merchant config: path "alipay-direct": "http://…"`, not twice.
-        assert_eq!(err.to_string().matches("merchant config").count(), 1, "{err}");
+        assert_eq!(
+            err.to_string().matches("merchant config").count(),
+            1,
+            "{err}"
+        );
         assert!(err.to_string().contains("path \"alipay-direct\""), "{err}");
     }
 
@@ -618,8 +622,14 @@ mod tests {
     #[test]
     fn wechat_s_own_spelling_of_the_sign_type_is_accepted() {
         for (spelling, want) in [
-            ("HMAC-SHA256", smartpos_acquirer::wechat::SignType::HmacSha256),
-            ("hmac_sha256", smartpos_acquirer::wechat::SignType::HmacSha256),
+            (
+                "HMAC-SHA256",
+                smartpos_acquirer::wechat::SignType::HmacSha256,
+            ),
+            (
+                "hmac_sha256",
+                smartpos_acquirer::wechat::SignType::HmacSha256,
+            ),
             ("MD5", smartpos_acquirer::wechat::SignType::Md5),
         ] {
             let text = EXAMPLE.replace(

@@ -681,12 +681,15 @@ fn order_stem(conn: &Connection) -> Result<String> {
         "INSERT OR IGNORE INTO meta (key, value) VALUES ('order_stem', ?1)",
         [&candidate],
     )?;
-    let stem: String = conn.query_row(
-        "SELECT value FROM meta WHERE key = 'order_stem'",
-        [],
-        |r| r.get(0),
-    )?;
-    if stem.len() == 4 && stem.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit()) {
+    let stem: String =
+        conn.query_row("SELECT value FROM meta WHERE key = 'order_stem'", [], |r| {
+            r.get(0)
+        })?;
+    if stem.len() == 4
+        && stem
+            .bytes()
+            .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit())
+    {
         Ok(stem)
     } else {
         Err(JournalError::Corrupt(format!("order_stem {stem:?}")))

@@ -138,7 +138,10 @@ async fn a_credit_card_customer_refused_after_the_shop_barred_credit_is_told_it_
         .expect("submitted");
     let t = svc.wait_settled(tx, SETTLE).await.expect("settled");
     assert_eq!(t.state, SaleState::Failed, "{t:?}");
-    assert_ne!(t.explanation.expect("explained").cause, Cause::MerchantConfig);
+    assert_ne!(
+        t.explanation.expect("explained").cause,
+        Cause::MerchantConfig
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -706,7 +709,9 @@ async fn an_order_number_paid_by_someone_else_is_never_this_customers_payment() 
         // The emulator took nothing from the second customer and kept the morning trade.
         let ledger = h.sim.ledger();
         assert!(
-            !ledger.used_codes.contains_key(&smartpos_acquirer_sim::ledger::code_hash(&now)),
+            !ledger
+                .used_codes
+                .contains_key(&smartpos_acquirer_sim::ledger::code_hash(&now)),
             "{path}: the second code was consumed"
         );
         let trades = trades_for(&h, &no);
@@ -767,7 +772,11 @@ async fn a_collided_order_number_sends_the_sale_back_to_the_scanner_and_it_pays_
         .await
         .expect("submitted");
     let t = svc.wait_settled(tx, SETTLE).await.expect("settled");
-    assert_ne!(t.state, SaleState::Succeeded, "PAID without a charge: {t:?}");
+    assert_ne!(
+        t.state,
+        SaleState::Succeeded,
+        "PAID without a charge: {t:?}"
+    );
     assert_eq!(t.state, SaleState::AwaitingCode, "{t:?}");
     assert_eq!(
         t.explanation.as_ref().map(|e| e.code.as_str()),
@@ -786,7 +795,11 @@ async fn a_collided_order_number_sends_the_sale_back_to_the_scanner_and_it_pays_
     let t = svc.wait_settled(tx, SETTLE).await.expect("settled");
     assert_eq!(t.state, SaleState::Succeeded, "{t:?}");
     assert_eq!(t.paid_fen, Some(402));
-    assert!(t.acquirer_trade_no.as_deref().is_some_and(|n| !n.is_empty()));
+    assert!(
+        t.acquirer_trade_no
+            .as_deref()
+            .is_some_and(|n| !n.is_empty())
+    );
     assert_ne!(t.out_trade_no.as_deref(), Some(next.as_str()));
     assert_eq!(trades_for(&h, &next)[0].amount_fen, 999);
 }
@@ -796,7 +809,10 @@ async fn after_the_journal_is_recreated_the_same_day_sales_still_get_new_order_n
     // The storage card is replaced at noon: same terminal id, same day, an empty journal.
     let h = Harness::start().await;
     let mut numbers = vec![];
-    for (i, journal) in ["payments.db", "payments-new-card.db"].into_iter().enumerate() {
+    for (i, journal) in ["payments.db", "payments-new-card.db"]
+        .into_iter()
+        .enumerate()
+    {
         let svc = smartpos_payment::PaymentService::open(h.config(), &h.dir.path().join(journal))
             .expect("service opens");
         let tx = svc
@@ -814,9 +830,16 @@ async fn after_the_journal_is_recreated_the_same_day_sales_still_get_new_order_n
         let t = svc.wait_settled(tx, SETTLE).await.expect("settled");
         assert_eq!(t.state, SaleState::Succeeded, "{t:?}");
         assert_eq!(t.paid_fen, Some(402 + i as i64 * 98));
-        assert!(t.acquirer_trade_no.as_deref().is_some_and(|n| !n.is_empty()));
+        assert!(
+            t.acquirer_trade_no
+                .as_deref()
+                .is_some_and(|n| !n.is_empty())
+        );
         let no = t.out_trade_no.expect("order number");
-        assert!(no.len() <= 32 && no.bytes().all(|b| b.is_ascii_alphanumeric()), "{no}");
+        assert!(
+            no.len() <= 32 && no.bytes().all(|b| b.is_ascii_alphanumeric()),
+            "{no}"
+        );
         assert_eq!(trades_for(&h, &no).len(), 1);
         numbers.push(no);
     }

@@ -69,8 +69,9 @@ async fn run(args: Args) -> Result<(), Error> {
         smartpos_runtime::config::load(DAEMON, args.config.as_deref())?;
     cfg.validate()
         .map_err(|m| ConfigError::semantic(from.as_deref(), m))?;
-    let merchant_error =
-        |e: smartpos_payment::config::ConfigError| Error::Merchant(format!("{}: {e}", cfg.merchant_config.display()));
+    let merchant_error = |e: smartpos_payment::config::ConfigError| {
+        Error::Merchant(format!("{}: {e}", cfg.merchant_config.display()))
+    };
     let merchant =
         smartpos_payment::config::Config::load(&cfg.merchant_config).map_err(merchant_error)?;
     // Every CA, key and certificate the merchant config names, read and parsed as the

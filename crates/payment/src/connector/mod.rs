@@ -133,9 +133,8 @@ pub fn from_config(
             .map(|c| Arc::new(c) as Arc<dyn Connector>),
         PathKind::Wechat { .. } => wechat::WechatConnector::from_config(path, timeouts)
             .map(|c| Arc::new(c) as Arc<dyn Connector>),
-        PathKind::Qra { .. } => {
-            qra::QraConnector::from_config(path, timeouts).map(|c| Arc::new(c) as Arc<dyn Connector>)
-        }
+        PathKind::Qra { .. } => qra::QraConnector::from_config(path, timeouts)
+            .map(|c| Arc::new(c) as Arc<dyn Connector>),
     };
     built.map_err(|e| e.in_path(&path.name))
 }

@@ -85,7 +85,11 @@ fn read_pem_key(key: &'static str, path: &Path) -> Result<PrivateKeyDer<'static>
     rustls_pemfile::private_key(&mut data.as_slice())
         .map_err(|e| ConfigError::file(key, path, e))?
         .ok_or_else(|| {
-            ConfigError::file(key, path, "holds no PEM private key (PKCS#8, PKCS#1 or SEC1)")
+            ConfigError::file(
+                key,
+                path,
+                "holds no PEM private key (PKCS#8, PKCS#1 or SEC1)",
+            )
         })
 }
 

@@ -52,7 +52,9 @@ impl WechatConnector {
             )));
         };
         let sign_type = crate::config::wechat_sign_type(sign_type).ok_or_else(|| {
-            ConfigError::Invalid(format!("sign_type {sign_type:?} must be MD5 or HMAC-SHA256"))
+            ConfigError::Invalid(format!(
+                "sign_type {sign_type:?} must be MD5 or HMAC-SHA256"
+            ))
         })?;
         Ok(WechatConnector {
             name: path.name.clone(),
