@@ -403,3 +403,92 @@ async fn a_sale_whose_answers_cannot_be_trusted_returns_to_the_till_as_unknown_d
     let cancels = ledger.requests_to("alipay.trade.cancel");
     assert!((1..=6).contains(&cancels), "{cancels} cancels");
 }
+
+fn paymentd_exit(args: &[&str]) -> (Option<i32>, String) {
+    let out = std::process::Command::new(bin("smartpos-paymentd"))
+        .args(args)
+        .env_remove("DBUS_SYSTEM_BUS_ADDRESS")
+        .output()
+        .expect("paymentd runs");
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.code(), said)
+}
+
+#[tokio::test]
+async fn an_integrator_s_missing_or_wrong_key_files_are_named_by_check_config_and_at_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let sim = acquirer::start(dir.path()).await;
+    let cfg = acquirer::paymentd_config(&sim, dir.path(), Pace::Fast, false);
+    let cfg = cfg.to_str().unwrap();
+    let merchant_path = dir.path().join("merchant.toml");
+    let good = std::fs::read_to_string(&merchant_path).unwrap();
+    let (code, said) = paymentd_exit(&["--config", cfg, "--check-config"]);
+    assert_eq!(code, Some(0), "{said}");
+
+    // The Alipay path's CA file does not exist.
+    let first_ca = good
+        .lines()
+        .find(|l| l.starts_with("ca_file = "))
+        .expect("a ca_file line")
+        .to_owned();
+    let nope = dir.path().join("nope-ca.pem");
+    let missing = good.replacen(&first_ca, &format!("ca_file = \"{}\"", nope.display()), 1);
+    std::fs::write(&merchant_path, &missing).unwrap();
+    for args in [
+        vec!["--config", cfg, "--check-config"],
+        vec!["--config", cfg],
+    ] {
+        let (code, said) = paymentd_exit(&args);
+        assert_eq!(code, Some(78), "{args:?}: {said}");
+        assert!(said.contains("path \"alipay\""), "{said}");
+        assert!(said.contains("ca_file"), "{said}");
+        assert!(said.contains("nope-ca.pem"), "{said}");
+        assert!(
+            !said.contains("journal"),
+            "a config fault blamed on the journal: {said}"
+        );
+    }
+    assert!(
+        !dir.path().join("journal.db").exists(),
+        "the journal was opened before the configuration was checked"
+    );
+
+    // The CA file holds the WeChat client key instead of a certificate.
+    let wx_key = good
+        .lines()
+        .find_map(|l| l.strip_prefix("client_key_file = "))
+        .expect("client key")
+        .trim_matches('"')
+        .to_owned();
+    let wrong = good.replacen(&first_ca, &format!("ca_file = \"{wx_key}\""), 1);
+    std::fs::write(&merchant_path, &wrong).unwrap();
+    let (code, said) = paymentd_exit(&["--config", cfg, "--check-config"]);
+    assert_eq!(code, Some(78), "{said}");
+    assert!(
+        said.contains("ca_file") && said.contains("no PEM certificate"),
+        "{said}"
+    );
+
+    // The Alipay private key file holds the Alipay *public* key.
+    let line = |key: &str| {
+        good.lines()
+            .find(|l| l.starts_with(&format!("{key} = ")))
+            .expect(key)
+            .to_owned()
+    };
+    let public = line("alipay_public_key_file");
+    let public_file = public.split('"').nth(1).unwrap();
+    let wrong = good.replacen(
+        &line("private_key_file"),
+        &format!("private_key_file = \"{public_file}\""),
+        1,
+    );
+    std::fs::write(&merchant_path, &wrong).unwrap();
+    let (code, said) = paymentd_exit(&["--config", cfg, "--check-config"]);
+    assert_eq!(code, Some(78), "{said}");
+    assert!(said.contains("private_key_file"), "{said}");
+}

@@ -196,11 +196,9 @@ fn pay(state: &State, biz: &Map<String, Value>) -> Answer {
             a
         }
         PayResult::Duplicate(t) => match t.state {
-            TradeState::Success => {
-                let mut m = business_error("ACQ.TRADE_HAS_SUCCESS", "交易已被支付");
-                trade_fields(&mut m, &t);
-                signed(m)
-            }
+            // A business error carries no trade fields: the terminal learns who paid, and
+            // how much, only by querying the number.
+            TradeState::Success => signed(business_error("ACQ.TRADE_HAS_SUCCESS", "交易已被支付")),
             TradeState::WaitBuyerPay => {
                 let mut m = base("10003", " order success pay inprocess");
                 trade_fields(&mut m, &t);

@@ -255,7 +255,7 @@ pub enum PayResult {
     Refused(Refusal, Trade),
     /// A fault is answered; `Some` if the charge went through anyway.
     Fault(Fault, Option<Trade>),
-    /// The order number exists with the same details.
+    /// The order number exists with the same details, or is paid (whatever the details).
     Duplicate(Trade),
     /// The order number exists with other details.
     Inconsistent(Trade),
@@ -609,7 +609,12 @@ impl Ledger {
         self.tick_at(now);
         let k = key(p.scheme, p.out_trade_no);
         if let Some(existing) = self.trades.get(&k) {
-            return if existing.amount_fen == p.amount_fen && existing.subject == p.subject {
+            // A paid order number is answered "already paid" whatever the new request carries
+            // (another code, another amount): the acquirer checks the number's state first. A
+            // terminal that recreated its journal meets exactly this.
+            return if existing.state == TradeState::Success
+                || existing.amount_fen == p.amount_fen && existing.subject == p.subject
+            {
                 PayResult::Duplicate(existing.clone())
             } else {
                 PayResult::Inconsistent(existing.clone())
@@ -888,8 +893,14 @@ mod tests {
             l.pay(&attempt(Scheme::Alipay, "A1", code, 1200), 0),
             PayResult::Duplicate(_)
         ));
+        // A paid number is "already paid" whatever the new request carries.
         assert!(matches!(
             l.pay(&attempt(Scheme::Alipay, "A1", code, 1300), 0),
+            PayResult::Duplicate(_)
+        ));
+        // A number in another state with other details is inconsistent.
+        assert!(matches!(
+            l.pay(&attempt(Scheme::Alipay, "A2", code, 1300), 0),
             PayResult::Inconsistent(_)
         ));
         assert_eq!(l.buyers[0].balance_fen, 10_000_000 - 1200);

@@ -155,9 +155,47 @@ fn query(state: &State, f: &Fields) -> Answer {
         a.fields
             .insert("total_fee".into(), t.amount_fen.to_string());
     }
-    a.fields
-        .insert("trade_state".into(), trade_state(&t).into());
+    // The aggregator's own word for a reversed order is `REVERSE` (冲正), outside WeChat's
+    // vocabulary; the rest is WeChat's.
+    let state = match t.state {
+        TradeState::Revoked => "REVERSE",
+        _ => trade_state(&t),
+    };
+    a.fields.insert("trade_state".into(), state.into());
     a
+}
+
+/// The fields a gateway built from the public QRA clients' field lists insists on, per
+/// service (docs/acquirers.md §3). `a|b` means either.
+fn required(service: Service) -> &'static [&'static str] {
+    match service {
+        Service::Micropay => &[
+            "out_trade_no",
+            "body",
+            "total_fee",
+            "mch_create_ip",
+            "auth_code",
+            "nonce_str",
+        ],
+        Service::Query => &["out_trade_no|transaction_id", "nonce_str"],
+        Service::Reverse => &["out_trade_no", "nonce_str"],
+        Service::Refund => &[
+            "out_trade_no|transaction_id",
+            "out_refund_no",
+            "total_fee",
+            "refund_fee",
+            "op_user_id",
+            "nonce_str",
+        ],
+    }
+}
+
+fn missing(service: Service, fields: &Fields) -> Option<&'static str> {
+    required(service).iter().copied().find(|alts| {
+        !alts
+            .split('|')
+            .any(|k| fields.get(k).is_some_and(|v| !v.is_empty()))
+    })
 }
 
 fn reverse(state: &State, f: &Fields) -> Answer {
@@ -237,6 +275,9 @@ pub fn handle(state: &State, body: &str) -> Reply {
     };
     if let Some(name) = fields.get("service") {
         state.ledger().count_request(name);
+    }
+    if let Some(field) = missing(service, &fields) {
+        return status_fail(&format!("参数错误: {field}"));
     }
     let mut answer = match service {
         Service::Micropay => micropay(state, &fields),

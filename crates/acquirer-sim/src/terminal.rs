@@ -76,7 +76,7 @@ deny_funding = ["huabei", "huabei_instalments", "credit_card"]
 [[path]]
 name = "alipay"
 kind = "alipay"
-url = "{base_url}/gateway.do"
+url = "{base_url}"
 ca_file = "{ca}"
 app_id = "{app_id}"
 private_key_file = "{app_key}"
@@ -97,7 +97,7 @@ client_key_file = "{wx_key}"
 [[path]]
 name = "qra"
 kind = "qra"
-url = "{base_url}/pay/gateway"
+url = "{base_url}"
 ca_file = "{ca}"
 mch_id = "{qra_mch}"
 key_file = "{qra_key}"

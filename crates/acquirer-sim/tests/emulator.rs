@@ -173,7 +173,6 @@ impl Till {
         qra::MerchantConfig {
             mch_id: m.qra_mch_id.clone(),
             key: m.qra_key.clone(),
-            device_id: Some("POS-01".into()),
         }
     }
 
@@ -266,14 +265,23 @@ async fn a_payment_code_is_good_for_one_payment_only() {
         again.disposition(Method::TradePay),
         Disposition::Failed(FailureCause::PaymentCode)
     );
-    // The same order sent twice (a retry after a timeout) is recognised, not charged twice.
+    // The same order sent twice (a retry after a timeout) is recognised, not charged twice,
+    // and the answer is no evidence of payment by itself: it names no trade and no amount.
     let dup = t.pay("U1", code, 1200, &[]).await;
     assert_eq!(dup.sub_code.as_deref(), Some("ACQ.TRADE_HAS_SUCCESS"));
-    assert_eq!(dup.disposition(Method::TradePay), Disposition::Success);
-    let changed = t.pay("U1", code, 1300, &[]).await;
     assert_eq!(
-        changed.sub_code.as_deref(),
-        Some("ACQ.CONTEXT_INCONSISTENT")
+        dup.disposition(Method::TradePay),
+        Disposition::OrderNumberTaken
+    );
+    assert_eq!(dup.trade_no, None);
+    assert_eq!(dup.total_amount, None);
+    // Another customer's code and amount under that paid number (a terminal that lost its
+    // journal) get the same answer.
+    let other = t.pay("U1", "2800012345678911", 1300, &[]).await;
+    assert_eq!(other.sub_code.as_deref(), Some("ACQ.TRADE_HAS_SUCCESS"));
+    assert_eq!(
+        other.disposition(Method::TradePay),
+        Disposition::OrderNumberTaken
     );
     let alice = &t.sim.ledger().buyers[0];
     assert_eq!(alice.balance_fen, 10_000_000 - 1200);
@@ -679,6 +687,8 @@ async fn a_unionpay_code_pays_through_the_aggregator() {
         total_fen: 2599,
         mch_create_ip: "127.0.0.1".into(),
         no_credit: false,
+        op_user_id: None,
+        op_device_id: Some("POS01".into()),
     })
     .unwrap();
     let r = t.qra(&req).await;
@@ -694,6 +704,8 @@ async fn a_unionpay_code_pays_through_the_aggregator() {
         total_fen: 100,
         mch_create_ip: "127.0.0.1".into(),
         no_credit: false,
+        op_user_id: None,
+        op_device_id: Some("POS01".into()),
     })
     .unwrap();
     let r = t.qra(&waiting).await;
@@ -705,6 +717,81 @@ async fn a_unionpay_code_pays_through_the_aggregator() {
     let r = t.qra(&qra::Request::reverse("UP2").unwrap()).await;
     assert_eq!(r.disposition(qra::Service::Reverse), Disposition::Success);
     assert_eq!(t.sim.ledger().trades["qra:UP2"].state, TradeState::Revoked);
+    // The aggregator's own word for a reversed order, which a terminal must understand.
+    let q = t.qra(&qra::Request::query("UP2").unwrap()).await;
+    assert_eq!(q.trade_state(), Some("REVERSE"));
+    assert_eq!(
+        q.disposition(qra::Service::Query),
+        Disposition::Failed(FailureCause::OrderState)
+    );
+}
+
+#[tokio::test]
+async fn the_aggregator_refuses_a_refund_that_names_no_operator() {
+    // A gateway written from the public QRA clients wants op_user_id on every refund.
+    let t = till().await;
+    let paid = qra::Request::micropay(&qra::MicropayRequest {
+        out_trade_no: "UP9".into(),
+        auth_code: "6200012345678909876".into(),
+        body: "超市".into(),
+        total_fen: 800,
+        mch_create_ip: "127.0.0.1".into(),
+        no_credit: false,
+        op_user_id: Some("cashier-1".into()),
+        op_device_id: Some("POS01".into()),
+    })
+    .unwrap();
+    assert_eq!(
+        t.qra(&paid).await.disposition(qra::Service::Micropay),
+        Disposition::Success
+    );
+    // Hand-build the refund without op_user_id, as the terminal used to send it.
+    let cfg = t.qra_cfg();
+    let mut f = qra::Request::refund(&qra::RefundRequest {
+        out_trade_no: "UP9".into(),
+        out_refund_no: "UR9".into(),
+        total_fen: 800,
+        refund_fen: 800,
+        op_user_id: "x".into(),
+    })
+    .unwrap()
+    .signed_fields(&cfg);
+    f.remove("op_user_id");
+    f.remove("sign");
+    let sig = smartpos_acquirer::wechat::sign::sign(
+        &f,
+        &cfg.key,
+        smartpos_acquirer::wechat::SignType::Md5,
+    );
+    f.insert("sign".into(), sig);
+    let a = t
+        .client
+        .post(
+            qra::GATEWAY_PATH,
+            "text/xml",
+            smartpos_acquirer::xml::encode(&f),
+        )
+        .await
+        .unwrap();
+    let r = qra::Response::parse(&a.body, &cfg.key).unwrap();
+    assert!(!r.status_ok());
+    assert_eq!(r.get("message"), Some("参数错误: op_user_id"));
+    assert_eq!(t.sim.ledger().trades["qra:UP9"].refunded_fen(), 0);
+    // With it, the refund goes through.
+    let r = t
+        .qra(
+            &qra::Request::refund(&qra::RefundRequest {
+                out_trade_no: "UP9".into(),
+                out_refund_no: "UR9".into(),
+                total_fen: 800,
+                refund_fen: 800,
+                op_user_id: cfg.mch_id.clone(),
+            })
+            .unwrap(),
+        )
+        .await;
+    assert_eq!(r.disposition(qra::Service::Refund), Disposition::Success);
+    assert_eq!(t.sim.ledger().trades["qra:UP9"].refunded_fen(), 800);
 }
 
 // --- the emulator itself ------------------------------------------------------------------

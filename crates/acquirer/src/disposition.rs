@@ -23,6 +23,15 @@ pub enum Disposition {
     /// A query, cancel/reverse or refund must be sent again with the same identifiers
     /// (`retry_flag=Y`, `recall=Y`, a transient error).
     Retry,
+    /// The acquirer says this merchant order number is already taken (Alipay
+    /// `ACQ.TRADE_HAS_SUCCESS` / `ACQ.CONTEXT_INCONSISTENT`, WeChat and QRA `ORDERPAID` /
+    /// `OUT_TRADE_NO_USED`). This request was not carried out, and the trade behind the number
+    /// may be another sale's (a terminal whose journal was recreated hands out old numbers
+    /// again). Never success by itself: query the number and believe a payment only when its
+    /// amount (and trade number) match this sale; otherwise this sale was never charged and may
+    /// go again under a fresh order number. Never cancel the number: that could reverse someone
+    /// else's payment.
+    OrderNumberTaken,
     /// A definite failure: nothing was charged (or nothing changed), for the given cause.
     Failed(FailureCause),
 }

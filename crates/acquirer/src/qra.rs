@@ -12,9 +12,15 @@
 //!   means a definite failure; `err_code` uses the WeChat vocabulary (`USERPAYING`,
 //!   `AUTHCODEEXPIRE`, `SYSTEMERROR`, …) and refines the cause.
 //! - query returns `trade_state` with WeChat's values (SUCCESS, REFUND, NOTPAY, CLOSED,
-//!   REVOKED, USERPAYING, PAYERROR); `trade_type` names the scheme (`pay.unionpay.micropay`,
-//!   `pay.weixin.micropay`, `pay.alipay.micropay`).
+//!   REVOKED, USERPAYING, PAYERROR) plus the aggregator's own `REVERSE` (冲正, a reversed
+//!   order); `trade_type` names the scheme (`pay.unionpay.micropay`, `pay.weixin.micropay`,
+//!   `pay.alipay.micropay`).
 //! - reverse answers `recall=Y` when it must be called again, as WeChat does.
+//!
+//! Request fields follow the field lists of the public QRA clients (docs/acquirers.md §3):
+//! micropay carries `op_user_id` (operator) and `op_device_id` (terminal); refund carries
+//! `op_user_id`, which gateways built from those clients require. Query and reverse carry
+//! neither. `terminal_info` is in neither client's field list and is not sent.
 
 use std::collections::BTreeMap;
 
@@ -78,8 +84,6 @@ pub struct MerchantConfig {
     pub mch_id: String,
     /// The MD5 signing key.
     pub key: String,
-    /// `op_device_id`: terminal id.
-    pub device_id: Option<String>,
 }
 
 impl std::fmt::Debug for MerchantConfig {
@@ -87,7 +91,6 @@ impl std::fmt::Debug for MerchantConfig {
         f.debug_struct("MerchantConfig")
             .field("mch_id", &self.mch_id)
             .field("key", &"<redacted>")
-            .field("device_id", &self.device_id)
             .finish()
     }
 }
@@ -141,6 +144,10 @@ pub struct MicropayRequest {
     pub mch_create_ip: String,
     /// `limit_credit_pay=1`: refuse credit funding (aggregator switch, like `no_credit`).
     pub no_credit: bool,
+    /// `op_user_id`: the operator (cashier) who took the payment.
+    pub op_user_id: Option<String>,
+    /// `op_device_id`: the terminal that took the payment.
+    pub op_device_id: Option<String>,
 }
 
 /// `unified.trade.refund` fields.
@@ -154,6 +161,8 @@ pub struct RefundRequest {
     pub total_fen: i64,
     /// `refund_fee` in fen.
     pub refund_fen: i64,
+    /// `op_user_id`: who ordered the refund (required by the gateway).
+    pub op_user_id: String,
 }
 
 /// An unsigned QRA request.
@@ -187,6 +196,14 @@ impl Request {
         f.insert("mch_create_ip".into(), m.mch_create_ip.clone());
         if m.no_credit {
             f.insert("limit_credit_pay".into(), "1".into());
+        }
+        for (name, v) in [
+            ("op_user_id", &m.op_user_id),
+            ("op_device_id", &m.op_device_id),
+        ] {
+            if let Some(v) = v.as_ref().filter(|v| !v.is_empty()) {
+                f.insert(name.into(), v.clone());
+            }
         }
         Ok(Self {
             service: Service::Micropay,
@@ -222,11 +239,15 @@ impl Request {
         if r.refund_fen < 1 || r.refund_fen > r.total_fen {
             return Err(RequestError::BadAmount(r.refund_fen));
         }
+        if r.op_user_id.is_empty() {
+            return Err(RequestError::Missing("op_user_id"));
+        }
         let mut f = BTreeMap::new();
         f.insert("out_trade_no".into(), r.out_trade_no.clone());
         f.insert("out_refund_no".into(), r.out_refund_no.clone());
         f.insert("total_fee".into(), r.total_fen.to_string());
         f.insert("refund_fee".into(), r.refund_fen.to_string());
+        f.insert("op_user_id".into(), r.op_user_id.clone());
         Ok(Self {
             service: Service::Refund,
             fields: f,
@@ -255,9 +276,6 @@ impl Request {
         f.insert("charset".into(), "UTF-8".into());
         f.insert("sign_type".into(), "MD5".into());
         f.insert("mch_id".into(), cfg.mch_id.clone());
-        if let Some(d) = cfg.device_id.as_ref().filter(|d| !d.is_empty()) {
-            f.insert("op_device_id".into(), d.clone());
-        }
         f.insert("nonce_str".into(), nonce.to_owned());
         let s = sign::sign(&f, &cfg.key, SignType::Md5);
         f.insert("sign".into(), s);
@@ -391,6 +409,8 @@ impl Response {
                     }
                 } else if from_table == Some(Disposition::WaitingForCustomer) {
                     Disposition::WaitingForCustomer
+                } else if from_table == Some(Disposition::OrderNumberTaken) {
+                    Disposition::OrderNumberTaken
                 } else if self.need_query()
                     || matches!(from_table, Some(Disposition::QueryNeeded) | None)
                         && self.get("need_query") != Some("N")
@@ -405,7 +425,7 @@ impl Response {
                     match self.trade_state() {
                         Some("SUCCESS" | "REFUND") => Disposition::Success,
                         Some("USERPAYING" | "NOTPAY") => Disposition::WaitingForCustomer,
-                        Some("CLOSED" | "REVOKED" | "PAYERROR") => {
+                        Some("CLOSED" | "REVOKED" | "REVERSE" | "PAYERROR") => {
                             Disposition::Failed(FailureCause::OrderState)
                         }
                         _ => Disposition::Retry,
@@ -448,7 +468,6 @@ mod tests {
         MerchantConfig {
             mch_id: "7551000001".into(),
             key: "9d101c97133837e13dde2d32a5054abb".into(),
-            device_id: Some("POS-01".into()),
         }
     }
 
@@ -505,8 +524,64 @@ mod tests {
     fn requests_carry_service_and_a_valid_md5_sign() {
         let f = Request::query("T1").unwrap().signed_fields(&cfg());
         assert_eq!(f["service"], "unified.trade.query");
-        assert_eq!(f["op_device_id"], "POS-01");
         sign::verify(&f, &cfg().key, SignType::Md5).unwrap();
         assert!(!format!("{:?}", cfg()).contains("9d101c97"));
+    }
+
+    #[test]
+    fn the_operator_and_terminal_travel_as_the_public_clients_send_them() {
+        // A gateway written from the public QRA clients refuses a refund without op_user_id.
+        let refund = RefundRequest {
+            out_trade_no: "T1".into(),
+            out_refund_no: "R1".into(),
+            total_fen: 100,
+            refund_fen: 100,
+            op_user_id: String::new(),
+        };
+        assert_eq!(
+            Request::refund(&refund),
+            Err(RequestError::Missing("op_user_id"))
+        );
+        let f = Request::refund(&RefundRequest {
+            op_user_id: "7551000001".into(),
+            ..refund
+        })
+        .unwrap()
+        .signed_fields(&cfg());
+        assert_eq!(f["op_user_id"], "7551000001");
+        let f = Request::micropay(&MicropayRequest {
+            out_trade_no: "T2".into(),
+            auth_code: "6212345678901234567".into(),
+            body: "shop".into(),
+            total_fen: 100,
+            mch_create_ip: "10.0.0.2".into(),
+            no_credit: false,
+            op_user_id: Some("cashier-7".into()),
+            op_device_id: Some("POS01".into()),
+        })
+        .unwrap()
+        .signed_fields(&cfg());
+        assert_eq!(f["op_user_id"], "cashier-7");
+        assert_eq!(f["op_device_id"], "POS01");
+        // Query and reverse carry neither.
+        let f = Request::reverse("T2").unwrap().signed_fields(&cfg());
+        assert!(!f.contains_key("op_device_id") && !f.contains_key("op_user_id"));
+    }
+
+    #[test]
+    fn a_reversed_order_is_not_paid_and_not_unknown() {
+        let r = Response::from_fields(
+            [
+                ("status", "0"),
+                ("result_code", "0"),
+                ("trade_state", "REVERSE"),
+            ]
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .into(),
+        );
+        assert_eq!(
+            r.disposition(Service::Query),
+            Disposition::Failed(FailureCause::OrderState)
+        );
     }
 }

@@ -33,6 +33,50 @@ pub enum ConfigError {
     /// A configuration the terminal refuses to run with; the message names the field.
     #[error("merchant config: {0}")]
     Invalid(String),
+    /// A file the configuration names (CA, key, certificate) is missing, unreadable or does
+    /// not hold what its key says.
+    #[error("merchant config: {}{key} {}: {problem}", .path.as_ref().map(|p| format!("path {p:?}: ")).unwrap_or_default(), .file.display())]
+    File {
+        /// The `[[path]]` it belongs to, once known.
+        path: Option<String>,
+        /// The configuration key naming the file (`ca_file`, `private_key_file`, …).
+        key: &'static str,
+        file: PathBuf,
+        problem: String,
+    },
+}
+
+impl ConfigError {
+    /// A file problem, for the configuration key `key`.
+    pub fn file(key: &'static str, file: &Path, problem: impl std::fmt::Display) -> ConfigError {
+        ConfigError::File {
+            path: None,
+            key,
+            file: file.to_owned(),
+            problem: problem.to_string(),
+        }
+    }
+
+    /// Say which `[[path]]` the error belongs to (once, however often it is called).
+    pub fn in_path(self, name: &str) -> ConfigError {
+        match self {
+            ConfigError::File {
+                path: None,
+                key,
+                file,
+                problem,
+            } => ConfigError::File {
+                path: Some(name.to_owned()),
+                key,
+                file,
+                problem,
+            },
+            ConfigError::Invalid(m) if !m.starts_with("path ") => {
+                ConfigError::Invalid(format!("path {name:?}: {m}"))
+            }
+            other => other,
+        }
+    }
 }
 
 fn invalid<T>(msg: impl Into<String>) -> Result<T, ConfigError> {
@@ -225,13 +269,46 @@ pub struct PolicyRule {
     pub reason_en: Option<String>,
 }
 
+/// WeChat's `sign_type`, in WeChat's own spelling (`MD5`, `HMAC-SHA256`) or ours (`md5`,
+/// `hmac_sha256`), any case.
+pub fn wechat_sign_type(text: &str) -> Option<smartpos_acquirer::wechat::SignType> {
+    use smartpos_acquirer::wechat::SignType;
+    match text.to_ascii_lowercase().replace('-', "_").as_str() {
+        "md5" => Some(SignType::Md5),
+        "hmac_sha256" => Some(SignType::HmacSha256),
+        _ => None,
+    }
+}
+
+/// The documented API paths the terminal appends to a path's `url`
+/// (docs/acquirers.md §1.1, §2.1, §3): a `url` that already ends in one is refused.
+fn api_paths() -> impl Iterator<Item = &'static str> {
+    [
+        smartpos_acquirer::alipay::GATEWAY_PATH,
+        smartpos_acquirer::qra::GATEWAY_PATH,
+    ]
+    .into_iter()
+    .chain(
+        [
+            smartpos_acquirer::wechat::Api::Micropay,
+            smartpos_acquirer::wechat::Api::OrderQuery,
+            smartpos_acquirer::wechat::Api::Reverse,
+            smartpos_acquirer::wechat::Api::Refund,
+        ]
+        .map(smartpos_acquirer::wechat::Api::path),
+    )
+}
+
 /// One acquirer path: a direct acquirer or an aggregator.
 // No `deny_unknown_fields` here: serde cannot combine it with `flatten`; the per-kind
 // fields are still checked by `PathKind`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct PathConfig {
     pub name: String,
-    /// `https://host[:port]/path`; plaintext is refused.
+    /// The acquirer's base URL, `https://host[:port]` with an optional prefix (a proxy's
+    /// path), the same rule for every kind: the terminal appends each call's documented path
+    /// (Alipay `/gateway.do`, WeChat `/pay/micropay` …, QRA `/pay/gateway`). A URL that
+    /// already ends in one of those paths, carries a query or is plaintext is refused.
     pub url: String,
     /// PEM file with the one CA this path's server certificate must chain to.
     pub ca_file: PathBuf,
@@ -260,7 +337,7 @@ pub enum PathKind {
         sub_mch_id: Option<String>,
         /// File holding the 32-character API key.
         api_key_file: PathBuf,
-        /// `md5` or `hmac_sha256`.
+        /// `md5` or `hmac_sha256`, or WeChat's own spelling `MD5` / `HMAC-SHA256`.
         #[serde(default = "default_wechat_sign")]
         sign_type: String,
         /// Merchant TLS client certificate and key: reverse and refund need mutual TLS.
@@ -404,13 +481,26 @@ impl Config {
             if !names.insert(path.name.as_str()) {
                 return invalid(format!("path {:?} is defined twice", path.name));
             }
-            Endpoint::parse(&path.url)
-                .map_err(|e| ConfigError::Invalid(format!("path {:?}: {e}", path.name)))?;
+            let endpoint = Endpoint::parse(&path.url).map_err(|e| e.in_path(&path.name))?;
+            if endpoint.path.contains(['?', '#']) {
+                return invalid(format!(
+                    "path {:?}: url {:?} carries a query or fragment; give the base URL only",
+                    path.name, path.url
+                ));
+            }
+            let base = endpoint.path.trim_end_matches('/');
+            if let Some(api) = api_paths().find(|api| base.ends_with(api)) {
+                return invalid(format!(
+                    "path {:?}: url {:?} ends in the API path {api:?}; give the base URL \
+                     (https://host[:port][/prefix]), the terminal appends each call's path",
+                    path.name, path.url
+                ));
+            }
             if let PathKind::Wechat { sign_type, .. } = &path.kind
-                && !matches!(sign_type.as_str(), "md5" | "hmac_sha256")
+                && wechat_sign_type(sign_type).is_none()
             {
                 return invalid(format!(
-                    "path {:?}: sign_type {sign_type:?} must be md5 or hmac_sha256",
+                    "path {:?}: sign_type {sign_type:?} must be MD5 or HMAC-SHA256",
                     path.name
                 ));
             }
@@ -505,11 +595,71 @@ mod tests {
     #[test]
     fn a_plaintext_acquirer_url_is_refused() {
         let text = EXAMPLE.replace(
-            "https://openapi.alipay.com/gateway.do",
-            "http://openapi.alipay.com/gateway.do",
+            "url = \"https://openapi.alipay.com\"",
+            "url = \"http://openapi.alipay.com\"",
         );
         let err = Config::parse(&text).expect_err("http must be refused");
         assert!(err.to_string().contains("plaintext"), "{err}");
+        // Said once: `merchant config: path "alipay-direct": "http://…"`, not twice.
+        assert_eq!(
+            err.to_string().matches("merchant config").count(),
+            1,
+            "{err}"
+        );
+        assert!(err.to_string().contains("path \"alipay-direct\""), "{err}");
+    }
+
+    #[test]
+    fn every_url_is_a_base_and_an_api_path_in_it_is_refused() {
+        // The integrator copies WeChat's documented endpoint, or Alipay's, into `url`.
+        for (from, to) in [
+            (
+                "url = \"https://api.mch.weixin.qq.com\"",
+                "url = \"https://api.mch.weixin.qq.com/pay/micropay\"",
+            ),
+            (
+                "url = \"https://openapi.alipay.com\"",
+                "url = \"https://openapi.alipay.com/gateway.do\"",
+            ),
+            (
+                "url = \"https://qra.95516.com\"",
+                "url = \"https://qra.95516.com/pay/gateway/\"",
+            ),
+        ] {
+            assert!(EXAMPLE.contains(from), "{from}");
+            let err = Config::parse(&EXAMPLE.replace(from, to)).expect_err(to);
+            assert!(err.to_string().contains("base URL"), "{err}");
+        }
+        // A proxy prefix is a base like any other.
+        let text = EXAMPLE.replace(
+            "url = \"https://api.mch.weixin.qq.com\"",
+            "url = \"https://proxy.example.com/wxpay\"",
+        );
+        Config::parse(&text).expect("a prefixed base is accepted");
+    }
+
+    #[test]
+    fn wechat_s_own_spelling_of_the_sign_type_is_accepted() {
+        for (spelling, want) in [
+            (
+                "HMAC-SHA256",
+                smartpos_acquirer::wechat::SignType::HmacSha256,
+            ),
+            (
+                "hmac_sha256",
+                smartpos_acquirer::wechat::SignType::HmacSha256,
+            ),
+            ("MD5", smartpos_acquirer::wechat::SignType::Md5),
+        ] {
+            let text = EXAMPLE.replace(
+                "sign_type = \"HMAC-SHA256\"",
+                &format!("sign_type = \"{spelling}\""),
+            );
+            Config::parse(&text).expect(spelling);
+            assert_eq!(wechat_sign_type(spelling), Some(want));
+        }
+        let text = EXAMPLE.replace("sign_type = \"HMAC-SHA256\"", "sign_type = \"SHA1\"");
+        assert!(Config::parse(&text).is_err());
     }
 
     #[test]
@@ -535,11 +685,11 @@ mod tests {
     #[test]
     fn endpoints_split_host_port_and_path() {
         assert_eq!(
-            Endpoint::parse("https://127.0.0.1:8443/gateway.do").expect("ok"),
+            Endpoint::parse("https://127.0.0.1:8443/proxy").expect("ok"),
             Endpoint {
                 host: "127.0.0.1".into(),
                 port: 8443,
-                path: "/gateway.do".into()
+                path: "/proxy".into()
             }
         );
         assert_eq!(

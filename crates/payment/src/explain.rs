@@ -8,6 +8,7 @@ use std::borrow::Cow;
 use serde::{Deserialize, Serialize};
 
 use crate::classify::{CodeClass, CollectionWallet, NotPaymentCode};
+use crate::model::FundingChannel;
 
 /// The ten cause groups of DESIGN.md, in its order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -776,6 +777,66 @@ pub fn stale_config(age: std::time::Duration, version: u64) -> Explanation {
             age.as_secs() / 3600
         )),
         raw_message: None,
+        known: true,
+    }
+}
+
+/// The acquirer says the order number was already used, and its query did not show this
+/// sale's payment under it: a number handed out again (a recreated journal). This request was
+/// refused, so nothing was charged; the sale may go again under a fresh order number.
+pub fn order_number_taken(said: &Explanation, found: &str) -> Explanation {
+    Explanation::new(
+        Cause::Software,
+        "local.order_number_taken",
+        "订单号与以往交易重复,本次未扣款,请重新扫描顾客的付款码",
+        "the order number was used by an earlier sale; nothing was charged: scan the customer's code again",
+    )
+    .with_raw(Some(&format!("{}: {found}", said.code)))
+}
+
+fn funding_name_zh(c: FundingChannel) -> &'static str {
+    match c {
+        FundingChannel::Balance => "余额",
+        FundingChannel::BankCard => "借记卡",
+        FundingChannel::Huabei => "花呗",
+        FundingChannel::HuabeiInstalments => "花呗分期",
+        FundingChannel::CreditCard => "信用卡",
+    }
+}
+
+fn funding_name_en(c: FundingChannel) -> &'static str {
+    match c {
+        FundingChannel::Balance => "balance",
+        FundingChannel::BankCard => "debit card",
+        FundingChannel::Huabei => "Huabei",
+        FundingChannel::HuabeiInstalments => "Huabei instalments",
+        FundingChannel::CreditCard => "credit card",
+    }
+}
+
+/// The acquirer refused because no funding the customer has was left, after this terminal
+/// itself switched `channels` off (Alipay `disable_pay_channels`, WeChat
+/// `limit_pay=no_credit`, QRA `limit_credit_pay`): the cause is the merchant's configuration
+/// (version `version`), not the customer. `refusal` is the acquirer's own explanation, whose
+/// code and message are kept.
+pub fn switched_off_by_config(
+    refusal: Explanation,
+    channels: &[FundingChannel],
+    version: u64,
+) -> Explanation {
+    let zh: Vec<&str> = channels.iter().map(|c| funding_name_zh(*c)).collect();
+    let en: Vec<&str> = channels.iter().map(|c| funding_name_en(*c)).collect();
+    let (zh, en) = (zh.join("、"), en.join(", "));
+    Explanation {
+        cause: Cause::MerchantConfig,
+        zh: Cow::Owned(format!(
+            "本商户配置(版本 {version})关闭了{zh}收款,顾客无其他可用付款方式;请顾客换一种付款方式。如需接受{zh},请联系服务商在商户配置中开通"
+        )),
+        en: Cow::Owned(format!(
+            "this merchant's configuration (version {version}) switched {en} off and the customer had nothing else to pay with: ask for another payment method; to accept {en}, ask the service provider to enable it in the merchant configuration"
+        )),
+        code: refusal.code,
+        raw_message: refusal.raw_message,
         known: true,
     }
 }

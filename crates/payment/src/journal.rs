@@ -175,6 +175,8 @@ pub struct Event {
 pub struct Journal {
     conn: Connection,
     code_key: Vec<u8>,
+    /// See [`order_stem`].
+    order_stem: String,
 }
 
 impl std::fmt::Debug for Journal {
@@ -225,7 +227,12 @@ impl Journal {
         conn.execute_batch("PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;")?;
         migrate(&mut conn)?;
         let code_key = code_hash_key(&conn)?;
-        Ok(Journal { conn, code_key })
+        let order_stem = order_stem(&conn)?;
+        Ok(Journal {
+            conn,
+            code_key,
+            order_stem,
+        })
     }
 
     pub fn schema_version(&self) -> Result<u32> {
@@ -353,6 +360,7 @@ impl Journal {
             attempt,
             &disabled,
             &hash,
+            &self.order_stem,
             now,
         )?;
         tx.commit()?;
@@ -389,7 +397,16 @@ impl Journal {
             Ok(d) => d,
             Err(e) => return Ok(Attempted::Refused(e)),
         };
-        attempt_in(&tx, id, actual, attempt, &disabled, &hash, now)?;
+        attempt_in(
+            &tx,
+            id,
+            actual,
+            attempt,
+            &disabled,
+            &hash,
+            &self.order_stem,
+            now,
+        )?;
         tx.commit()?;
         failpoint::committed(SaleState::Submitted.as_str());
         Ok(Attempted::Submitted(self.get(id)?))
@@ -421,6 +438,7 @@ impl Journal {
             attempt,
             attempt.disabled_funding,
             &hash,
+            &self.order_stem,
             now,
         )?;
         tx.commit()?;
@@ -648,7 +666,7 @@ impl Journal {
                 available,
             });
         }
-        let out_request_no = next_order_no(&tx, terminal_id, now)?;
+        let out_request_no = next_order_no(&tx, terminal_id, &self.order_stem, now)?;
         tx.execute(
             "INSERT INTO refunds (sale_id, refund_ref, out_request_no, amount_fen, state, created_at_ms, updated_at_ms)
              VALUES (?1, ?2, ?3, ?4, 'pending', ?5, ?5)",
@@ -796,19 +814,66 @@ fn code_hash_key(conn: &Connection) -> Result<Vec<u8>> {
     hex::decode(&key).map_err(|e| JournalError::Corrupt(format!("code_hash_key: {e}")))
 }
 
-/// `{terminal}{YYYYMMDD}{seq:08}`: ≤ 32 characters (WeChat's limit) for a terminal id of up
-/// to 16 letters and digits. The sequence is global, so even a clock set back to an earlier
-/// day cannot produce a number handed out before.
-fn next_order_no(tx: &rusqlite::Transaction<'_>, terminal_id: &str, now_ms: i64) -> Result<String> {
+/// A random stem chosen once, when the journal is created, and kept in it: four characters,
+/// an upper-case letter then three upper-case letters or digits (26·36³ ≈ 1.2 million
+/// stems). The sequence restarts at 1 in a new journal (a factory reset, a replaced storage
+/// card, an A/B update that brings its own journal), while the acquirers remember every order
+/// number the terminal ever sent; the stem keeps a recreated journal's numbers apart from the
+/// lost one's. The leading letter keeps them apart from the all-digit numbers of journals
+/// written before the stem existed.
+fn order_stem(conn: &Connection) -> Result<String> {
+    const ALNUM: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
+    let candidate: String = {
+        let r: [u8; 4] = rand::random();
+        let mut s = String::with_capacity(4);
+        s.push(char::from(ALNUM[usize::from(r[0]) % 26]));
+        for b in &r[1..] {
+            s.push(char::from(ALNUM[usize::from(*b) % ALNUM.len()]));
+        }
+        s
+    };
+    conn.execute(
+        "INSERT OR IGNORE INTO meta (key, value) VALUES ('order_stem', ?1)",
+        [&candidate],
+    )?;
+    let stem: String =
+        conn.query_row("SELECT value FROM meta WHERE key = 'order_stem'", [], |r| {
+            r.get(0)
+        })?;
+    if stem.len() == 4
+        && stem
+            .bytes()
+            .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit())
+    {
+        Ok(stem)
+    } else {
+        Err(JournalError::Corrupt(format!("order_stem {stem:?}")))
+    }
+}
+
+/// `{terminal}{YYMMDD}{stem}{seq:06}`: ≤ 32 characters for a terminal id of up to 16 letters
+/// and digits, and only letters and digits — within every acquirer's limits (Alipay
+/// `out_trade_no` ≤ 64 letters, digits and `_`, docs/acquirers.md §1.4; WeChat ≤ 32,
+/// docs/acquirers.md §2.1; the QRA gateway ≤ 32, docs/acquirers.md §3). The stem (see
+/// [`order_stem`]) makes numbers unique for the terminal's life, not only the journal's. The
+/// sequence is global within a journal, so even a clock set back to an earlier day cannot
+/// produce a number handed out before (it would take a million numbers in one day to wrap).
+fn next_order_no(
+    tx: &rusqlite::Transaction<'_>,
+    terminal_id: &str,
+    stem: &str,
+    now_ms: i64,
+) -> Result<String> {
     let seq: i64 = tx.query_row(
         "UPDATE order_seq SET next = next + 1 WHERE id = 1 RETURNING next - 1",
         [],
         |r| r.get(0),
     )?;
+    let date = clock::cst_date(now_ms);
     Ok(format!(
-        "{terminal_id}{}{:08}",
-        clock::cst_date(now_ms),
-        seq % 100_000_000
+        "{terminal_id}{}{stem}{:06}",
+        &date[date.len().saturating_sub(6)..],
+        seq % 1_000_000
     ))
 }
 
@@ -884,9 +949,10 @@ fn attempt_in(
     attempt: &NewAttempt<'_>,
     disabled: &[FundingChannel],
     hash: &str,
+    stem: &str,
     now: i64,
 ) -> Result<String> {
-    let out_trade_no = next_order_no(tx, attempt.terminal_id, now)?;
+    let out_trade_no = next_order_no(tx, attempt.terminal_id, stem, now)?;
     tx.execute(
         "INSERT INTO attempts (out_trade_no, sale_id, path, created_at_ms) VALUES (?1, ?2, ?3, ?4)",
         params![out_trade_no, id.0, attempt.path, now],
@@ -1232,6 +1298,45 @@ mod tests {
                 assert!(seen.insert(no), "an order number was handed out twice");
             }
         }
+    }
+
+    #[test]
+    fn a_recreated_journal_does_not_hand_out_the_lost_journals_order_numbers() {
+        // A storage card is replaced: same terminal id, same day, a brand-new journal. The
+        // acquirer still remembers every number the old journal sent.
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("j.db");
+        let mut first = vec![];
+        for round in 0..2 {
+            if round == 1 {
+                std::fs::remove_file(&path).expect("journal lost");
+                for ext in ["-wal", "-shm"] {
+                    let _ = std::fs::remove_file(dir.path().join(format!("j.db{ext}")));
+                }
+            }
+            let mut j = Journal::open(&path).expect("open");
+            let s = j
+                .create_sale(100, Currency::Cny, "ord", &SaleOptions::default())
+                .expect("sale");
+            let s = j
+                .begin_attempt(
+                    s.id,
+                    SaleState::AwaitingCode,
+                    &attempt(&format!("2810{round}000000000000")),
+                )
+                .expect("attempt");
+            let no = s.out_trade_no.expect("order number");
+            assert_eq!(no.len(), 5 + 6 + 4 + 6, "{no}");
+            assert!(no.bytes().all(|b| b.is_ascii_alphanumeric()), "{no}");
+            first.push(no);
+        }
+        assert_ne!(
+            first[0], first[1],
+            "the new journal's first number repeats the lost journal's first number"
+        );
+        // The stem is kept: reopening the same journal keeps numbering within it.
+        let j = Journal::open(&path).expect("reopen");
+        assert_eq!(&first[1][11..15], j.order_stem);
     }
 
     #[test]

@@ -226,16 +226,20 @@ impl FundingChannel {
         }
     }
 
-    /// Map WeChat's `bank_type` (`CFT` = 零钱 balance, `*_CREDIT` = credit card).
+    /// Map WeChat's `bank_type` only where the code itself says what it is: `CFT` (零钱) and
+    /// `LQT` (零钱通) are balance, `*_CREDIT` a credit card, `*_DEBIT` a debit (bank) card
+    /// (docs/acquirers.md §2.1). Anything else — `OTHERS`, a bare bank code — names no kind
+    /// of funding: `None`, and the raw code is kept beside it.
     pub fn from_wechat_bank_type(bank_type: &str) -> Option<FundingChannel> {
-        if bank_type.is_empty() {
-            None
-        } else if bank_type.eq_ignore_ascii_case("CFT") || bank_type.eq_ignore_ascii_case("LQT") {
+        let b = bank_type.to_ascii_uppercase();
+        if b == "CFT" || b == "LQT" {
             Some(FundingChannel::Balance)
-        } else if bank_type.to_ascii_uppercase().ends_with("_CREDIT") {
+        } else if b.len() > "_CREDIT".len() && b.ends_with("_CREDIT") {
             Some(FundingChannel::CreditCard)
-        } else {
+        } else if b.len() > "_DEBIT".len() && b.ends_with("_DEBIT") {
             Some(FundingChannel::BankCard)
+        } else {
+            None
         }
     }
 }
@@ -387,6 +391,23 @@ mod tests {
         );
         assert_eq!(
             FundingChannel::from_wechat_bank_type("CFT"),
+            Some(FundingChannel::Balance)
+        );
+    }
+
+    #[test]
+    fn a_wechat_bank_type_that_names_no_card_is_not_called_a_bank_card() {
+        // `OTHERS` ("other banks") says nothing about debit or credit.
+        assert_eq!(FundingChannel::from_wechat_bank_type("OTHERS"), None);
+        assert_eq!(FundingChannel::from_wechat_bank_type("CMC"), None);
+        assert_eq!(FundingChannel::from_wechat_bank_type(""), None);
+        assert_eq!(FundingChannel::from_wechat_bank_type("_DEBIT"), None);
+        assert_eq!(
+            FundingChannel::from_wechat_bank_type("ICBC_DEBIT"),
+            Some(FundingChannel::BankCard)
+        );
+        assert_eq!(
+            FundingChannel::from_wechat_bank_type("LQT"),
             Some(FundingChannel::Balance)
         );
     }

@@ -6,6 +6,9 @@ use std::time::Duration;
 
 use common::{Harness, alipay_code, unionpay_code, wechat_code};
 use smartpos_acquirer_sim::ledger::TradeState;
+use smartpos_payment::connector::{
+    self, CancelOutcome, Connector, PayOrder, PayOutcome, QueryOutcome,
+};
 use smartpos_payment::journal::JournalError;
 use smartpos_payment::{
     Cause, FundingChannel, PayTarget, PaymentError, RefundState, SaleOptions, SaleState,
@@ -76,8 +79,69 @@ async fn a_pawn_shop_switches_huabei_off_and_the_huabei_only_customer_is_told_wh
     assert!(t.disabled_funding.contains(&FundingChannel::Huabei));
     let e = t.explanation.expect("explained");
     assert_eq!(e.code, "ACQ.NO_PAYMENT_INSTRUMENTS_AVAILABLE");
-    assert_eq!(e.cause, Cause::UserError);
+    // The shop's own configuration switched Huabei off: that is the cause, not the customer.
+    assert_eq!(e.cause, Cause::MerchantConfig);
+    let version = h.config().version;
+    assert!(e.en.contains("Huabei"), "{}", e.en);
+    assert!(e.en.contains(&format!("version {version}")), "{}", e.en);
+    assert!(e.en.contains("service provider"), "{}", e.en);
     assert!(e.en.contains("another payment method"), "{}", e.en);
+    assert!(e.zh.contains("花呗"), "{}", e.zh);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_credit_card_customer_refused_after_the_shop_barred_credit_is_told_it_is_the_config() {
+    // WeChat's one switch, limit_pay=no_credit, bars the customer's only card.
+    let h = Harness::start_with(|t| {
+        *t = t.replace("category = \"5411\"", "category = \"5933\"");
+    })
+    .await;
+    let svc = h.service();
+    let tx = svc
+        .pay_with_code(
+            PayTarget::New {
+                amount_fen: 4_100,
+                currency: "CNY".into(),
+                order_ref: "pawn-wx".into(),
+                options: SaleOptions::default(),
+            },
+            &wechat_code("603"),
+        )
+        .await
+        .expect("submitted");
+    let t = svc.wait_settled(tx, SETTLE).await.expect("settled");
+    assert_eq!(t.state, SaleState::Failed, "{t:?}");
+    let e = t.explanation.expect("explained");
+    assert_eq!(e.code, "NOTSUPORTCARD");
+    assert_eq!(e.cause, Cause::MerchantConfig);
+    assert!(e.en.contains("credit card"), "{}", e.en);
+    assert!(
+        e.en.contains(&format!("version {}", h.config().version)),
+        "{}",
+        e.en
+    );
+
+    // Where the terminal switched nothing off, the same refusal stays the customer's.
+    let h = Harness::start().await;
+    let svc = h.service();
+    let tx = svc
+        .pay_with_code(
+            PayTarget::New {
+                amount_fen: 4_100,
+                currency: "CNY".into(),
+                order_ref: "grocer-hb".into(),
+                options: SaleOptions::default(),
+            },
+            &alipay_code("602"),
+        )
+        .await
+        .expect("submitted");
+    let t = svc.wait_settled(tx, SETTLE).await.expect("settled");
+    assert_eq!(t.state, SaleState::Failed, "{t:?}");
+    assert_ne!(
+        t.explanation.expect("explained").cause,
+        Cause::MerchantConfig
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -667,4 +731,262 @@ async fn a_wechat_gateway_whose_signatures_never_verify_is_not_hammered() {
     // (it was 96 reverses in 72 s).
     assert!(queries <= 12, "{queries} queries");
     assert!(reverses <= 5 + 2, "{reverses} reverses");
+}
+
+// --- order numbers --------------------------------------------------------------------------
+
+fn connector_for(h: &Harness, name: &str) -> std::sync::Arc<dyn Connector> {
+    let cfg = h.config();
+    connector::from_config(cfg.path(name).expect("path"), &cfg.timeouts).expect("connector")
+}
+
+fn order(out_trade_no: &str, code: String, amount_fen: i64) -> PayOrder {
+    PayOrder {
+        out_trade_no: out_trade_no.into(),
+        scheme: smartpos_payment::classify(&code).scheme().expect("scheme"),
+        code,
+        amount_fen,
+        subject: "corner shop".into(),
+        disabled_funding: vec![],
+        terminal_id: "T0001".into(),
+        operator_id: None,
+        config_version: 1,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_order_number_paid_by_someone_else_is_never_this_customers_payment() {
+    // A terminal that lost its journal sends an order number it used this morning. Each
+    // acquirer answers "already paid"; the customer in front of the till was never charged.
+    let h = Harness::start().await;
+    for (path, code) in [
+        ("alipay", alipay_code as fn(&str) -> String),
+        ("wechat", wechat_code),
+        ("qra", unionpay_code),
+    ] {
+        let c = connector_for(&h, path);
+        let no = format!("T0001ORD{path}");
+        let morning = c.pay(&order(&no, code("000"), 402)).await;
+        let PayOutcome::Paid(morning) = morning else {
+            panic!("{path}: the morning sale: {morning:?}")
+        };
+        let now = code("000");
+        let outcome = c.pay(&order(&no, now.clone(), 500)).await;
+        let PayOutcome::OrderNumberTaken(e) = &outcome else {
+            panic!("{path}: a collision must not be PAID: {outcome:?}")
+        };
+        assert_eq!(e.code, "local.order_number_taken", "{path}");
+        assert!(e.en.contains("nothing was charged"), "{}", e.en);
+        let raw = e.raw_message.as_deref().unwrap_or("");
+        assert!(raw.contains("not this sale's 500 fen"), "{path}: {raw}");
+        // The emulator took nothing from the second customer and kept the morning trade.
+        let ledger = h.sim.ledger();
+        assert!(
+            !ledger
+                .used_codes
+                .contains_key(&smartpos_acquirer_sim::ledger::code_hash(&now)),
+            "{path}: the second code was consumed"
+        );
+        let trades = trades_for(&h, &no);
+        assert_eq!(trades.len(), 1, "{path}");
+        assert_eq!(trades[0].amount_fen, 402);
+        assert_eq!(Some(trades[0].trade_no.clone()), morning.trade_no);
+        // The same amount under that number is what a request delivered twice looks like:
+        // believed only with the acquirer's own trade number and amount, never empty.
+        let twice = c.pay(&order(&no, code("000"), 402)).await;
+        let PayOutcome::Paid(p) = twice else {
+            panic!("{path}: {twice:?}")
+        };
+        assert_eq!(p.trade_no, morning.trade_no, "{path}");
+        assert_eq!(p.paid_fen, Some(402), "{path}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_collided_order_number_sends_the_sale_back_to_the_scanner_and_it_pays_under_a_new_one() {
+    let h = Harness::start().await;
+    let svc = h.service();
+    let first = svc
+        .pay_with_code(
+            PayTarget::New {
+                amount_fen: 402,
+                currency: "CNY".into(),
+                order_ref: "coffee-1".into(),
+                options: SaleOptions::default(),
+            },
+            &alipay_code("000"),
+        )
+        .await
+        .expect("submitted");
+    let t = svc.wait_settled(first, SETTLE).await.expect("settled");
+    assert_eq!(t.state, SaleState::Succeeded, "{t:?}");
+    // The number the terminal will hand out next is already paid at Alipay (as after a
+    // journal restore from an old image).
+    let used = t.out_trade_no.expect("order number");
+    let seq: u64 = used[used.len() - 6..].parse().expect("sequence");
+    let next = format!("{}{:06}", &used[..used.len() - 6], seq + 1);
+    let c = connector_for(&h, "alipay");
+    assert!(matches!(
+        c.pay(&order(&next, alipay_code("000"), 999)).await,
+        PayOutcome::Paid(_)
+    ));
+
+    let code = alipay_code("000");
+    let tx = svc
+        .pay_with_code(
+            PayTarget::New {
+                amount_fen: 402,
+                currency: "CNY".into(),
+                order_ref: "coffee-2".into(),
+                options: SaleOptions::default(),
+            },
+            &code,
+        )
+        .await
+        .expect("submitted");
+    let t = svc.wait_settled(tx, SETTLE).await.expect("settled");
+    assert_ne!(
+        t.state,
+        SaleState::Succeeded,
+        "PAID without a charge: {t:?}"
+    );
+    assert_eq!(t.state, SaleState::AwaitingCode, "{t:?}");
+    assert_eq!(
+        t.explanation.as_ref().map(|e| e.code.as_str()),
+        Some("local.order_number_taken")
+    );
+    assert!(
+        !h.sim
+            .ledger()
+            .used_codes
+            .contains_key(&smartpos_acquirer_sim::ledger::code_hash(&code))
+    );
+    // The cashier scans again: a fresh order number, and the customer pays once.
+    svc.pay_with_code(PayTarget::Tx(tx), &code)
+        .await
+        .expect("submitted again");
+    let t = svc.wait_settled(tx, SETTLE).await.expect("settled");
+    assert_eq!(t.state, SaleState::Succeeded, "{t:?}");
+    assert_eq!(t.paid_fen, Some(402));
+    assert!(
+        t.acquirer_trade_no
+            .as_deref()
+            .is_some_and(|n| !n.is_empty())
+    );
+    assert_ne!(t.out_trade_no.as_deref(), Some(next.as_str()));
+    assert_eq!(trades_for(&h, &next)[0].amount_fen, 999);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_the_journal_is_recreated_the_same_day_sales_still_get_new_order_numbers() {
+    // The storage card is replaced at noon: same terminal id, same day, an empty journal.
+    let h = Harness::start().await;
+    let mut numbers = vec![];
+    for (i, journal) in ["payments.db", "payments-new-card.db"]
+        .into_iter()
+        .enumerate()
+    {
+        let svc = smartpos_payment::PaymentService::open(h.config(), &h.dir.path().join(journal))
+            .expect("service opens");
+        let tx = svc
+            .pay_with_code(
+                PayTarget::New {
+                    amount_fen: 402 + i as i64 * 98,
+                    currency: "CNY".into(),
+                    order_ref: format!("lunch-{i}"),
+                    options: SaleOptions::default(),
+                },
+                &alipay_code("000"),
+            )
+            .await
+            .expect("submitted");
+        let t = svc.wait_settled(tx, SETTLE).await.expect("settled");
+        assert_eq!(t.state, SaleState::Succeeded, "{t:?}");
+        assert_eq!(t.paid_fen, Some(402 + i as i64 * 98));
+        assert!(
+            t.acquirer_trade_no
+                .as_deref()
+                .is_some_and(|n| !n.is_empty())
+        );
+        let no = t.out_trade_no.expect("order number");
+        assert!(
+            no.len() <= 32 && no.bytes().all(|b| b.is_ascii_alphanumeric()),
+            "{no}"
+        );
+        assert_eq!(trades_for(&h, &no).len(), 1);
+        numbers.push(no);
+    }
+    assert_ne!(numbers[0], numbers[1]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wechat_payment_from_other_banks_is_not_called_a_bank_card() {
+    let h = Harness::start().await;
+    let svc = h.service();
+    let tx = svc
+        .pay_with_code(
+            PayTarget::New {
+                amount_fen: 1_880,
+                currency: "CNY".into(),
+                order_ref: "wx-others".into(),
+                options: SaleOptions::default(),
+            },
+            &wechat_code("000"),
+        )
+        .await
+        .expect("submitted");
+    let t = svc.wait_settled(tx, SETTLE).await.expect("settled");
+    assert_eq!(t.state, SaleState::Succeeded, "{t:?}");
+    assert_eq!(t.funding.len(), 1, "{:?}", t.funding);
+    // WeChat said OTHERS: which kind of funding is not known, and is not guessed.
+    assert_eq!(t.funding[0].raw, "OTHERS");
+    assert_eq!(t.funding[0].channel, None);
+    assert!(!t.funded_by(FundingChannel::BankCard));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_aggregator_sale_is_refunded_and_a_voided_paid_sale_says_the_money_went_back() {
+    let h = Harness::start().await;
+    let svc = h.service();
+    let paid = |order_ref: &'static str| {
+        let svc = svc.clone();
+        async move {
+            let tx = svc
+                .pay_with_code(
+                    PayTarget::New {
+                        amount_fen: 2_500,
+                        currency: "CNY".into(),
+                        order_ref: order_ref.into(),
+                        options: SaleOptions::default(),
+                    },
+                    &unionpay_code("000"),
+                )
+                .await
+                .expect("submitted");
+            let t = svc.wait_settled(tx, SETTLE).await.expect("settled");
+            assert_eq!(t.state, SaleState::Succeeded, "{t:?}");
+            tx
+        }
+    };
+    // The emulator, like a gateway written from the public QRA clients, refuses a refund
+    // without op_user_id.
+    let tx = paid("up-refund").await;
+    let r = svc.refund(tx, 1_000, "up-ret-1").await.expect("refund");
+    assert_eq!(r.state, RefundState::Succeeded, "{r:?}");
+    let t = svc.get(tx).expect("sale");
+    assert_eq!(
+        trades_for(&h, t.out_trade_no.as_deref().expect("no"))[0].refunded_fen(),
+        1_000
+    );
+
+    let tx = paid("up-void").await;
+    let c = connector_for(&h, "qra");
+    let no = svc.get(tx).expect("sale").out_trade_no.expect("no");
+    assert_eq!(
+        c.cancel(&no).await,
+        CancelOutcome::Done { refunded: true },
+        "a reversed paid order gave the money back"
+    );
+    // Asked afterwards, the aggregator says REVERSE, which is understood: not paid.
+    assert!(matches!(c.query(&no).await, QueryOutcome::NotPaid(_)));
 }

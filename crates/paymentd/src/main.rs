@@ -69,8 +69,14 @@ async fn run(args: Args) -> Result<(), Error> {
         smartpos_runtime::config::load(DAEMON, args.config.as_deref())?;
     cfg.validate()
         .map_err(|m| ConfigError::semantic(from.as_deref(), m))?;
-    let merchant = smartpos_payment::config::Config::load(&cfg.merchant_config)
-        .map_err(|e| Error::Merchant(format!("{}: {e}", cfg.merchant_config.display())))?;
+    let merchant_error = |e: smartpos_payment::config::ConfigError| {
+        Error::Merchant(format!("{}: {e}", cfg.merchant_config.display()))
+    };
+    let merchant =
+        smartpos_payment::config::Config::load(&cfg.merchant_config).map_err(merchant_error)?;
+    // Every CA, key and certificate the merchant config names, read and parsed as the
+    // connectors will: a bad one is a configuration error (78), never a journal error.
+    smartpos_payment::connector::check_files(&merchant).map_err(merchant_error)?;
     if args.check_config {
         println!(
             "configuration OK (merchant config version {})",
@@ -78,8 +84,10 @@ async fn run(args: Args) -> Result<(), Error> {
         );
         return Ok(());
     }
-    let svc =
-        PaymentService::open(merchant, &cfg.journal).map_err(|e| Error::Journal(e.to_string()))?;
+    let svc = PaymentService::open(merchant, &cfg.journal).map_err(|e| match e {
+        smartpos_payment::service::StartError::Config(e) => merchant_error(e),
+        smartpos_payment::service::StartError::Journal(e) => Error::Journal(e.to_string()),
+    })?;
     tracing::info!(journal = %cfg.journal.display(), terminal = %svc.config().terminal_id, "journal open");
 
     let hints: Hints = Hints::default();

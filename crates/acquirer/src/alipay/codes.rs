@@ -397,9 +397,9 @@ pub static SUB_CODES: &[SubCodeInfo] = &[
     ),
     entry(
         "ACQ.TRADE_HAS_SUCCESS",
-        Disposition::Success,
-        "This order is already paid",
-        "该订单已支付",
+        Disposition::OrderNumberTaken,
+        "This order number was paid before, possibly by another sale: query it and compare the amount",
+        "该订单号已被支付（可能是其他交易），需查询并核对金额",
     ),
     entry(
         "ACQ.TRADE_HAS_CLOSE",
@@ -421,7 +421,7 @@ pub static SUB_CODES: &[SubCodeInfo] = &[
     ),
     entry(
         "ACQ.CONTEXT_INCONSISTENT",
-        failed(ORDER),
+        Disposition::OrderNumberTaken,
         "Order number reused with different details: start a new sale",
         "交易信息被篡改（订单号重复使用），请重新下单",
     ),
@@ -531,7 +531,12 @@ pub fn lookup(sub_code: &str) -> Option<&'static SubCodeInfo> {
 ///
 /// An answer without a signature is never Success: it becomes QueryNeeded (pay) or Retry.
 pub fn disposition(method: Method, response: &Response) -> Disposition {
-    let d = raw_disposition(method, response);
+    let d = match raw_disposition(method, response) {
+        // Only a payment can collide with an order number already used; on a query, cancel
+        // or refund the same codes are a plain conflict with the trade's state.
+        Disposition::OrderNumberTaken if method != Method::TradePay => failed(ORDER),
+        d => d,
+    };
     if d == Disposition::Success && response.signature != SignatureStatus::Verified {
         return match method {
             Method::TradePay => Disposition::QueryNeeded,

@@ -579,10 +579,14 @@ mod tests {
             parse_and_verify(ok_body, Method::TradePay, &verifier),
             Err(ResponseError::Signature(SignatureError::Missing))
         );
-        // A forged "already paid" without a signature must not count as payment.
+        // A forged "already paid" without a signature must not count as payment: like a
+        // signed one, it only sends the terminal to query the number (never to cancel it).
         let forged = r#"{"alipay_trade_pay_response":{"code":"40004","msg":"Business Failed","sub_code":"ACQ.TRADE_HAS_SUCCESS"}}"#;
         let resp = parse_and_verify(forged, Method::TradePay, &verifier).unwrap();
-        assert_eq!(resp.disposition(Method::TradePay), Disposition::QueryNeeded);
+        assert_eq!(
+            resp.disposition(Method::TradePay),
+            Disposition::OrderNumberTaken
+        );
     }
 
     #[test]

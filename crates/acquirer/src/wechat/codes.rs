@@ -103,9 +103,9 @@ pub static ERR_CODES: &[ErrCodeInfo] = &[
     ),
     e(
         "ORDERPAID",
-        failed(ORDER),
-        "Order number already paid: check the order, do not charge again",
-        "该订单已支付，请勿重复收款",
+        Disposition::OrderNumberTaken,
+        "Order number already paid, possibly by another sale: query it and compare the amount",
+        "该订单号已被支付（可能是其他交易），需查询并核对金额",
     ),
     e(
         "ORDERCLOSED",
@@ -121,7 +121,7 @@ pub static ERR_CODES: &[ErrCodeInfo] = &[
     ),
     e(
         "OUT_TRADE_NO_USED",
-        failed(ORDER),
+        Disposition::OrderNumberTaken,
         "Order number reused with different details: start a new sale",
         "商户订单号重复，请重新下单",
     ),
@@ -253,6 +253,15 @@ pub fn lookup(err_code: &str) -> Option<&'static ErrCodeInfo> {
 /// - `return_code=FAIL` anywhere → Failed(Request): the request never reached business
 ///   processing; fix the configuration.
 pub fn disposition(api: Api, r: &Response) -> Disposition {
+    match raw_disposition(api, r) {
+        // Only a payment can collide with an order number already used; elsewhere the same
+        // codes are a plain conflict with the order's state.
+        Disposition::OrderNumberTaken if api != Api::Micropay => failed(ORDER),
+        d => d,
+    }
+}
+
+fn raw_disposition(api: Api, r: &Response) -> Disposition {
     if !r.return_ok() {
         return failed(REQ);
     }

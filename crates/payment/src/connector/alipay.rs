@@ -1,18 +1,19 @@
 //! Alipay OpenAPI barcode pay (`alipay.trade.pay/query/cancel/refund`), RSA2-signed, with
-//! every answer's signature verified before it is believed (payments.md §1).
+//! every answer's signature verified before it is believed (docs/acquirers.md §1).
 
 use smartpos_acquirer::alipay::{
     self as wire, AppConfig, Method, PayRequest, RefundRequest, Response, Scene, TradeRef,
 };
-use smartpos_acquirer::{Disposition, RsaSigner, RsaVerifier};
+use smartpos_acquirer::{Disposition, KeyError, RsaSigner, RsaVerifier};
 
-use super::transport::{Transport, TransportError};
+use super::transport::Transport;
 use super::{
-    BoxFuture, CallError, CancelOutcome, Connector, Paid, PayOrder, PayOutcome, QueryOutcome,
-    RefundOrder, RefundOutcome, declined, local_request_error,
+    Answer, BoxFuture, CallError, CancelOutcome, Connector, Op, Paid, PayOrder, PayOutcome,
+    QueryOutcome, RefundOrder, RefundOutcome, cancel_outcome, finish_pay, join_path,
+    local_request_error, pay_outcome, query_outcome, refund_outcome,
 };
 use crate::config::{ConfigError, PathConfig, PathKind, Timeouts};
-use crate::explain::{self, Cause, Explanation};
+use crate::explain::{self, Explanation};
 use crate::model::{FundingChannel, FundingUsed, yuan_to_fen};
 
 pub struct AlipayConnector {
@@ -33,17 +34,6 @@ impl std::fmt::Debug for AlipayConnector {
     }
 }
 
-/// How a lost or unverifiable answer is explained while the outcome is being resolved.
-pub(crate) fn no_answer(detail: &str) -> Explanation {
-    Explanation::new(
-        Cause::Network,
-        "net.no_answer",
-        "网络超时,正在查询付款结果,请勿重复收款",
-        "no answer in time; querying the outcome: do not charge again",
-    )
-    .with_raw(Some(detail))
-}
-
 impl AlipayConnector {
     pub fn from_config(path: &PathConfig, timeouts: &Timeouts) -> Result<Self, ConfigError> {
         let PathKind::Alipay {
@@ -59,10 +49,15 @@ impl AlipayConnector {
                 path.name
             )));
         };
+        // The error names the file already; say the OS's reason once.
+        let problem = |e: KeyError| match e {
+            KeyError::Io { source, .. } => source.to_string(),
+            e => e.to_string(),
+        };
         let signer = RsaSigner::from_file(private_key_file)
-            .map_err(|e| ConfigError::Invalid(format!("{}: {e}", private_key_file.display())))?;
+            .map_err(|e| ConfigError::file("private_key_file", private_key_file, problem(e)))?;
         let verifier = RsaVerifier::from_file(alipay_public_key_file).map_err(|e| {
-            ConfigError::Invalid(format!("{}: {e}", alipay_public_key_file.display()))
+            ConfigError::file("alipay_public_key_file", alipay_public_key_file, problem(e))
         })?;
         Ok(AlipayConnector {
             name: path.name.clone(),
@@ -86,7 +81,7 @@ impl AlipayConnector {
             .map_err(|e| CallError::Local(e.to_string()))?;
         let path = format!(
             "{}?{}",
-            self.transport.endpoint().path,
+            join_path(&self.transport.endpoint().path, wire::GATEWAY_PATH),
             signed.query_string()
         );
         let body = signed.form_body();
@@ -106,24 +101,62 @@ impl AlipayConnector {
     }
 }
 
-fn explain_response(r: &Response) -> Explanation {
-    let message = r.sub_msg.as_deref().or(Some(r.msg.as_str()));
-    explain::alipay(&r.code, r.sub_code.as_deref(), message)
-}
+impl Answer for Response {
+    fn disposition(&self, op: Op) -> Disposition {
+        Response::disposition(
+            self,
+            match op {
+                Op::Pay => Method::TradePay,
+                Op::Query => Method::TradeQuery,
+                Op::Cancel => Method::TradeCancel,
+                Op::Refund => Method::TradeRefund,
+            },
+        )
+    }
 
-fn paid(r: &Response) -> Paid {
-    Paid {
-        trade_no: r.trade_no.clone(),
-        paid_fen: r.total_amount.as_deref().and_then(yuan_to_fen),
-        funding: r
-            .fund_bill_list
-            .iter()
-            .map(|b| FundingUsed {
-                raw: b.fund_channel.clone(),
-                channel: FundingChannel::from_alipay_fund_channel(&b.fund_channel),
-                amount_fen: yuan_to_fen(&b.amount),
-            })
-            .collect(),
+    fn explain(&self) -> Explanation {
+        let message = self.sub_msg.as_deref().or(Some(self.msg.as_str()));
+        explain::alipay(&self.code, self.sub_code.as_deref(), message)
+    }
+
+    fn paid(&self) -> Paid {
+        Paid {
+            trade_no: self.trade_no.clone(),
+            paid_fen: self.total_amount.as_deref().and_then(yuan_to_fen),
+            funding: self
+                .fund_bill_list
+                .iter()
+                .map(|b| FundingUsed {
+                    raw: b.fund_channel.clone(),
+                    channel: FundingChannel::from_alipay_fund_channel(&b.fund_channel),
+                    amount_fen: yuan_to_fen(&b.amount),
+                })
+                .collect(),
+        }
+    }
+
+    fn trade_no(&self) -> Option<String> {
+        self.trade_no.clone()
+    }
+
+    fn refund_fen(&self) -> Option<i64> {
+        self.refund_fee.as_deref().and_then(yuan_to_fen)
+    }
+
+    /// `action=refund`: the cancelled trade had been paid and was refunded
+    /// (docs/acquirers.md §1.6).
+    fn refunded(&self) -> bool {
+        self.action.as_deref() == Some("refund")
+    }
+
+    fn detail(&self) -> String {
+        format!(
+            "{} {} {} retry_flag={}",
+            self.code,
+            self.msg.trim(),
+            self.sub_code.as_deref().unwrap_or(""),
+            self.retry_flag.as_deref().unwrap_or("")
+        )
     }
 }
 
@@ -163,28 +196,8 @@ impl Connector for AlipayConnector {
                 Ok(r) => r,
                 Err(e) => return PayOutcome::Declined(local_request_error(e)),
             };
-            match self.call(request).await {
-                Err(CallError::Local(e)) => PayOutcome::Declined(local_request_error(e)),
-                Err(CallError::Transport(TransportError::NotSent(e))) => PayOutcome::NeverSent(e),
-                Err(CallError::Transport(TransportError::Unknown(e))) => {
-                    PayOutcome::Unknown(no_answer(&e))
-                }
-                Err(CallError::Untrusted(e)) => {
-                    PayOutcome::Unknown(explain::untrusted_response(&e))
-                }
-                Ok(r) => match r.disposition(Method::TradePay) {
-                    Disposition::Success => PayOutcome::Paid(paid(&r)),
-                    Disposition::WaitingForCustomer => PayOutcome::WaitingForCustomer {
-                        trade_no: r.trade_no.clone(),
-                    },
-                    Disposition::QueryNeeded | Disposition::Retry => {
-                        PayOutcome::Unknown(explain_response(&r))
-                    }
-                    d @ Disposition::Failed(_) => {
-                        PayOutcome::Declined(declined(explain_response(&r), d))
-                    }
-                },
-            }
+            let outcome = pay_outcome(self.call(request).await);
+            finish_pay(self, order, outcome).await
         })
     }
 
@@ -195,19 +208,7 @@ impl Connector for AlipayConnector {
                 Ok(r) => r,
                 Err(e) => return QueryOutcome::Unknown(e.to_string()),
             };
-            match self.call(request).await {
-                Err(e) => QueryOutcome::Unknown(e.detail()),
-                Ok(r) => match r.disposition(Method::TradeQuery) {
-                    Disposition::Success => QueryOutcome::Paid(paid(&r)),
-                    Disposition::WaitingForCustomer => QueryOutcome::Waiting,
-                    Disposition::QueryNeeded | Disposition::Retry => {
-                        QueryOutcome::Unknown(format!("{} {}", r.code, r.msg.trim()))
-                    }
-                    d @ Disposition::Failed(_) => {
-                        QueryOutcome::NotPaid(declined(explain_response(&r), d))
-                    }
-                },
-            }
+            query_outcome(self.call(request).await)
         })
     }
 
@@ -218,25 +219,7 @@ impl Connector for AlipayConnector {
                 Ok(r) => r,
                 Err(e) => return CancelOutcome::Retry(e.to_string()),
             };
-            match self.call(request).await {
-                Err(e) => CancelOutcome::Retry(e.detail()),
-                Ok(r) => match r.disposition(Method::TradeCancel) {
-                    Disposition::Success => CancelOutcome::Done {
-                        refunded: r.action.as_deref() == Some("refund"),
-                    },
-                    Disposition::Retry
-                    | Disposition::QueryNeeded
-                    | Disposition::WaitingForCustomer => CancelOutcome::Retry(format!(
-                        "{} {} retry_flag={}",
-                        r.code,
-                        r.sub_code.as_deref().unwrap_or(""),
-                        r.retry_flag.as_deref().unwrap_or("")
-                    )),
-                    d @ Disposition::Failed(_) => {
-                        CancelOutcome::Refused(declined(explain_response(&r), d))
-                    }
-                },
-            }
+            cancel_outcome(self.call(request).await)
         })
     }
 
@@ -252,23 +235,7 @@ impl Connector for AlipayConnector {
                 Ok(r) => r,
                 Err(e) => return RefundOutcome::Declined(local_request_error(e)),
             };
-            match self.call(request).await {
-                Err(CallError::Local(e)) => RefundOutcome::Declined(local_request_error(e)),
-                Err(e) => RefundOutcome::Unknown(e.detail()),
-                Ok(r) => match r.disposition(Method::TradeRefund) {
-                    Disposition::Success => RefundOutcome::Refunded {
-                        refund_fen: r.refund_fee.as_deref().and_then(yuan_to_fen),
-                    },
-                    d @ Disposition::Failed(_) => {
-                        RefundOutcome::Declined(declined(explain_response(&r), d))
-                    }
-                    _ => RefundOutcome::Unknown(format!(
-                        "{} {}",
-                        r.code,
-                        r.sub_code.as_deref().unwrap_or("")
-                    )),
-                },
-            }
+            refund_outcome(self.call(request).await)
         })
     }
 }

@@ -18,7 +18,7 @@ use smartpos_acquirer::{Disposition, FailureCause};
 
 use crate::classify::Scheme;
 use crate::config::{ConfigError, PathConfig, PathKind, Timeouts};
-use crate::explain::{Cause, Explanation};
+use crate::explain::{self, Cause, Explanation};
 use crate::model::{FundingChannel, FundingUsed};
 
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -35,6 +35,8 @@ pub struct PayOrder {
     pub disabled_funding: Vec<FundingChannel>,
     pub terminal_id: String,
     pub operator_id: Option<String>,
+    /// The merchant configuration's version, named when its switches explain a refusal.
+    pub config_version: u64,
 }
 
 /// A refund to send.
@@ -67,6 +69,12 @@ pub enum PayOutcome {
     Unknown(Explanation),
     /// Provably never received: another path may be tried, the code is still unused.
     NeverSent(String),
+    /// The order number was already taken at the acquirer by another sale (a terminal whose
+    /// journal was recreated hands out old numbers again), and the query did not show this
+    /// sale's payment under it. This request was refused: nothing was charged, and the sale
+    /// may go again under a fresh order number. Never cancel the number: the trade behind it
+    /// is someone else's.
+    OrderNumberTaken(Explanation),
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -120,15 +128,17 @@ pub fn from_config(
     path: &PathConfig,
     timeouts: &Timeouts,
 ) -> Result<Arc<dyn Connector>, ConfigError> {
-    Ok(match &path.kind {
-        PathKind::Alipay { .. } => Arc::new(alipay::AlipayConnector::from_config(path, timeouts)?),
-        PathKind::Wechat { .. } => Arc::new(wechat::WechatConnector::from_config(path, timeouts)?),
-        PathKind::Qra { .. } => Arc::new(qra::QraConnector::from_config(path, timeouts)?),
-    })
+    let built: Result<Arc<dyn Connector>, ConfigError> = match &path.kind {
+        PathKind::Alipay { .. } => alipay::AlipayConnector::from_config(path, timeouts)
+            .map(|c| Arc::new(c) as Arc<dyn Connector>),
+        PathKind::Wechat { .. } => wechat::WechatConnector::from_config(path, timeouts)
+            .map(|c| Arc::new(c) as Arc<dyn Connector>),
+        PathKind::Qra { .. } => qra::QraConnector::from_config(path, timeouts)
+            .map(|c| Arc::new(c) as Arc<dyn Connector>),
+    };
+    built.map_err(|e| e.in_path(&path.name))
 }
 
-/// Fallback explanation when the acquirer's code is not in our tables but its disposition
-/// says what kind of failure it is.
 /// Why a call to an acquirer produced no trustworthy answer: refused locally before sending,
 /// lost on the way (see [`TransportError`] for whether it provably never arrived), or answered
 /// without a valid signature.
@@ -144,6 +154,202 @@ impl CallError {
             CallError::Local(s) | CallError::Untrusted(s) => s.clone(),
             CallError::Transport(t) => t.to_string(),
         }
+    }
+}
+
+/// Which of the four calls an answer belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Op {
+    Pay,
+    Query,
+    Cancel,
+    Refund,
+}
+
+/// What the outcome mapping needs from a verified answer, whatever the protocol. Each
+/// connector implements it once for its response type; [`pay_outcome`], [`query_outcome`],
+/// [`cancel_outcome`] and [`refund_outcome`] are then the only places where "never sent",
+/// "unknown", "paid" and "declined" are decided.
+pub(crate) trait Answer {
+    /// What the terminal does next, for the call `op` this answered.
+    fn disposition(&self, op: Op) -> Disposition;
+    /// The cashier-facing explanation of a failure (the code tables' row, or the raw code).
+    fn explain(&self) -> Explanation;
+    /// The trade as paid (trade number, amount, funding), from a pay or query answer.
+    fn paid(&self) -> Paid;
+    /// The acquirer's trade number, when the answer carries one.
+    fn trade_no(&self) -> Option<String>;
+    /// The refunded amount of a refund answer.
+    fn refund_fen(&self) -> Option<i64>;
+    /// A cancel/reverse answer says the paid amount went back to the customer.
+    fn refunded(&self) -> bool;
+    /// The raw codes, for logs and for "ask again" outcomes.
+    fn detail(&self) -> String;
+}
+
+/// How a lost or unverifiable answer is explained while the outcome is being resolved.
+pub(crate) fn no_answer(detail: &str) -> Explanation {
+    Explanation::new(
+        Cause::Network,
+        "net.no_answer",
+        "网络超时,正在查询付款结果,请勿重复收款",
+        "no answer in time; querying the outcome: do not charge again",
+    )
+    .with_raw(Some(detail))
+}
+
+pub(crate) fn pay_outcome<A: Answer>(answer: Result<A, CallError>) -> PayOutcome {
+    let r = match answer {
+        Err(CallError::Local(e)) => return PayOutcome::Declined(local_request_error(e)),
+        Err(CallError::Transport(transport::TransportError::NotSent(e))) => {
+            return PayOutcome::NeverSent(e);
+        }
+        Err(CallError::Transport(transport::TransportError::Unknown(e))) => {
+            return PayOutcome::Unknown(no_answer(&e));
+        }
+        Err(CallError::Untrusted(e)) => {
+            return PayOutcome::Unknown(explain::untrusted_response(&e));
+        }
+        Ok(r) => r,
+    };
+    match r.disposition(Op::Pay) {
+        Disposition::Success => PayOutcome::Paid(r.paid()),
+        Disposition::WaitingForCustomer => PayOutcome::WaitingForCustomer {
+            trade_no: r.trade_no(),
+        },
+        Disposition::QueryNeeded | Disposition::Retry => PayOutcome::Unknown(r.explain()),
+        // Provisional: [`check_taken_number`] queries before anything is believed.
+        Disposition::OrderNumberTaken => PayOutcome::OrderNumberTaken(r.explain()),
+        d @ Disposition::Failed(_) => PayOutcome::Declined(declined(r.explain(), d)),
+    }
+}
+
+/// The acquirer answered a payment with "this order number is already paid / used"
+/// (docs/acquirers.md §1.8 `ACQ.TRADE_HAS_SUCCESS`, §2.1 `ORDERPAID`, `OUT_TRADE_NO_USED`).
+/// That answer is no evidence that this sale was paid: the terminal sends each order number
+/// once, so the trade behind it is either this very request delivered twice, or another
+/// sale's (a journal recreated on the same day hands out old numbers again). Query it: only a
+/// paid trade with a trade number and exactly this sale's amount is believed; anything else
+/// is a collision, and this sale was never charged.
+pub(crate) async fn check_taken_number<C: Connector + ?Sized>(
+    connector: &C,
+    order: &PayOrder,
+    outcome: PayOutcome,
+) -> PayOutcome {
+    let PayOutcome::OrderNumberTaken(said) = outcome else {
+        return outcome;
+    };
+    let found = match connector.query(&order.out_trade_no).await {
+        QueryOutcome::Paid(p)
+            if p.paid_fen == Some(order.amount_fen)
+                && p.trade_no.as_deref().is_some_and(|t| !t.is_empty()) =>
+        {
+            return PayOutcome::Paid(p);
+        }
+        QueryOutcome::Paid(p) => format!(
+            "the number is paid as trade {:?} for {:?} fen, not this sale's {} fen",
+            p.trade_no.unwrap_or_default(),
+            p.paid_fen,
+            order.amount_fen
+        ),
+        QueryOutcome::Waiting => "the number belongs to an unfinished trade".to_owned(),
+        QueryOutcome::NotPaid(e) => format!("the number's trade is not paid ({})", e.code),
+        QueryOutcome::Unknown(why) => format!("the query gave no answer ({why})"),
+    };
+    PayOutcome::OrderNumberTaken(explain::order_number_taken(&said, &found))
+}
+
+/// Everything a connector does after the payment's answer: settle an "order number taken"
+/// by query ([`check_taken_number`]), and name the merchant's configuration when its own
+/// funding switches explain a refusal ([`blame_switched_off`]).
+pub(crate) async fn finish_pay<C: Connector + ?Sized>(
+    connector: &C,
+    order: &PayOrder,
+    outcome: PayOutcome,
+) -> PayOutcome {
+    let outcome = check_taken_number(connector, order, outcome).await;
+    blame_switched_off(order, outcome)
+}
+
+/// Refusals that mean "nothing the customer has may be used here": Alipay
+/// `ACQ.NO_PAYMENT_INSTRUMENTS_AVAILABLE` (docs/acquirers.md §1.8) and WeChat/QRA
+/// `NOTSUPORTCARD` (docs/acquirers.md §2.1), with the channels of ours that can cause each.
+fn switched_off_channels(code: &str, disabled: &[FundingChannel]) -> Vec<FundingChannel> {
+    let explains = |c: &FundingChannel| match code {
+        // Any channel we switched off may have been the customer's only one.
+        "ACQ.NO_PAYMENT_INSTRUMENTS_AVAILABLE" => true,
+        // WeChat's one switch, `limit_pay=no_credit`, bars credit cards (QRA: all credit).
+        "NOTSUPORTCARD" => c.is_credit(),
+        _ => false,
+    };
+    disabled.iter().copied().filter(explains).collect()
+}
+
+/// A refusal that this terminal's own switches explain is the merchant's configuration
+/// (cause 8), not the customer's doing: say which channel, which configuration version, and
+/// what to ask the service provider.
+fn blame_switched_off(order: &PayOrder, outcome: PayOutcome) -> PayOutcome {
+    match outcome {
+        PayOutcome::Declined(e) => {
+            let channels = switched_off_channels(&e.code, &order.disabled_funding);
+            if channels.is_empty() {
+                PayOutcome::Declined(e)
+            } else {
+                PayOutcome::Declined(explain::switched_off_by_config(
+                    e,
+                    &channels,
+                    order.config_version,
+                ))
+            }
+        }
+        other => other,
+    }
+}
+
+pub(crate) fn query_outcome<A: Answer>(answer: Result<A, CallError>) -> QueryOutcome {
+    let r = match answer {
+        Err(e) => return QueryOutcome::Unknown(e.detail()),
+        Ok(r) => r,
+    };
+    match r.disposition(Op::Query) {
+        Disposition::Success => QueryOutcome::Paid(r.paid()),
+        Disposition::WaitingForCustomer => QueryOutcome::Waiting,
+        d @ Disposition::Failed(_) => QueryOutcome::NotPaid(declined(r.explain(), d)),
+        Disposition::QueryNeeded | Disposition::Retry | Disposition::OrderNumberTaken => {
+            QueryOutcome::Unknown(r.detail())
+        }
+    }
+}
+
+pub(crate) fn cancel_outcome<A: Answer>(answer: Result<A, CallError>) -> CancelOutcome {
+    let r = match answer {
+        Err(e) => return CancelOutcome::Retry(e.detail()),
+        Ok(r) => r,
+    };
+    match r.disposition(Op::Cancel) {
+        Disposition::Success => CancelOutcome::Done {
+            refunded: r.refunded(),
+        },
+        d @ Disposition::Failed(_) => CancelOutcome::Refused(declined(r.explain(), d)),
+        Disposition::Retry
+        | Disposition::QueryNeeded
+        | Disposition::WaitingForCustomer
+        | Disposition::OrderNumberTaken => CancelOutcome::Retry(r.detail()),
+    }
+}
+
+pub(crate) fn refund_outcome<A: Answer>(answer: Result<A, CallError>) -> RefundOutcome {
+    let r = match answer {
+        Err(CallError::Local(e)) => return RefundOutcome::Declined(local_request_error(e)),
+        Err(e) => return RefundOutcome::Unknown(e.detail()),
+        Ok(r) => r,
+    };
+    match r.disposition(Op::Refund) {
+        Disposition::Success => RefundOutcome::Refunded {
+            refund_fen: r.refund_fen(),
+        },
+        d @ Disposition::Failed(_) => RefundOutcome::Declined(declined(r.explain(), d)),
+        _ => RefundOutcome::Unknown(r.detail()),
     }
 }
 
@@ -182,10 +388,46 @@ pub(crate) fn local_request_error(detail: impl std::fmt::Display) -> Explanation
     .with_raw(Some(&detail.to_string()))
 }
 
-pub(crate) fn read_secret(path: &std::path::Path) -> Result<String, ConfigError> {
-    let s = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-        path: path.to_owned(),
-        source,
-    })?;
-    Ok(s.trim().to_owned())
+/// A shared secret kept in a file (WeChat API key, QRA key): one line of printable ASCII
+/// without spaces, of exactly `len` characters when the acquirer fixes it.
+pub(crate) fn read_secret(
+    key: &'static str,
+    path: &std::path::Path,
+    len: Option<usize>,
+) -> Result<String, ConfigError> {
+    let s = std::fs::read_to_string(path).map_err(|e| ConfigError::file(key, path, e))?;
+    let s = s.trim();
+    if s.is_empty() || !s.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(ConfigError::file(
+            key,
+            path,
+            "does not hold a key (one line of letters and digits)",
+        ));
+    }
+    if let Some(len) = len
+        && s.len() != len
+    {
+        return Err(ConfigError::file(
+            key,
+            path,
+            format!("holds {} characters, not {len}", s.len()),
+        ));
+    }
+    Ok(s.to_owned())
+}
+
+/// The documented API path appended to a path's base URL (which may carry a proxy prefix).
+pub(crate) fn join_path(base: &str, api: &str) -> String {
+    format!("{}{}", base.trim_end_matches('/'), api)
+}
+
+/// Read and check every file the configuration names — each path's CA, keys and client
+/// certificate — exactly as the connectors will use them. The daemon calls this for
+/// `--check-config` and before it opens the journal, so a bad file is a configuration
+/// error naming its key and path, never a journal error.
+pub fn check_files(config: &crate::config::Config) -> Result<(), ConfigError> {
+    for path in &config.path {
+        from_config(path, &config.timeouts)?;
+    }
+    Ok(())
 }

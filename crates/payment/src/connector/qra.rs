@@ -1,17 +1,17 @@
 //! UnionPay (and any other code) through a QRA-style aggregator gateway
 //! (`unified.trade.micropay/query`, `unified.micropay.reverse`, `unified.trade.refund`),
-//! XML signed with MD5 (payments.md §3). One `auth_code` field carries every wallet's code.
+//! XML signed with MD5 (docs/acquirers.md §3). One `auth_code` field carries every wallet's code.
 
 use smartpos_acquirer::Disposition;
 use smartpos_acquirer::qra::{
     self as wire, MerchantConfig, MicropayRequest, RefundRequest, Response, Service,
 };
 
-use super::alipay::no_answer;
-use super::transport::{Transport, TransportError};
+use super::transport::Transport;
 use super::{
-    BoxFuture, CallError, CancelOutcome, Connector, Paid, PayOrder, PayOutcome, QueryOutcome,
-    RefundOrder, RefundOutcome, declined, local_request_error, read_secret,
+    Answer, BoxFuture, CallError, CancelOutcome, Connector, Op, Paid, PayOrder, PayOutcome,
+    QueryOutcome, RefundOrder, RefundOutcome, cancel_outcome, finish_pay, join_path, pay_outcome,
+    query_outcome, read_secret, refund_outcome,
 };
 use crate::config::{ConfigError, PathConfig, PathKind, Timeouts};
 use crate::explain::{self, Cause, Explanation};
@@ -47,8 +47,7 @@ impl QraConnector {
             transport: Transport::new(&path.url, &path.ca_file, None, timeouts)?,
             merchant: MerchantConfig {
                 mch_id: mch_id.clone(),
-                key: read_secret(key_file)?,
-                device_id: None,
+                key: read_secret("key_file", key_file, None)?,
             },
         })
     }
@@ -60,7 +59,7 @@ impl QraConnector {
         + Send,
     ) -> Result<Response, CallError> {
         let request = request.map_err(|e| CallError::Local(e.to_string()))?;
-        let path = self.transport.endpoint().path.clone();
+        let path = join_path(&self.transport.endpoint().path, wire::GATEWAY_PATH);
         let merchant = &self.merchant;
         let answer = self
             .transport
@@ -84,43 +83,80 @@ impl QraConnector {
     }
 }
 
-fn explain_response(r: &Response) -> Explanation {
-    if !r.status_ok() {
-        return Explanation::new(
-            Cause::PlatformIncompatibility,
-            "qra.status_fail",
-            "聚合收单平台拒绝了请求,请联系技术支持检查商户号与密钥",
-            "the aggregator rejected the request: have support check the merchant id and key",
+impl Answer for Response {
+    fn disposition(&self, op: Op) -> Disposition {
+        Response::disposition(
+            self,
+            match op {
+                Op::Pay => Service::Micropay,
+                Op::Query => Service::Query,
+                Op::Cancel => Service::Reverse,
+                Op::Refund => Service::Refund,
+            },
         )
-        .with_raw(r.get("message"));
     }
-    let message = r.get("err_msg").or(r.get("message"));
-    match r.err_code() {
-        Some(code) => explain::wechat(code, message),
-        None => explain::wechat(r.trade_state().unwrap_or("UNKNOWN"), message),
-    }
-}
 
-fn paid(r: &Response) -> Paid {
-    let paid_fen = r.total_fen().and_then(Result::ok);
-    // The aggregator names the wallet in trade_type; funding detail is not reported.
-    let funding = r
-        .trade_type()
-        .filter(|t| !t.is_empty())
-        .map(|t| {
-            vec![FundingUsed {
-                raw: t.to_owned(),
-                channel: r
-                    .get("bank_type")
-                    .and_then(FundingChannel::from_wechat_bank_type),
-                amount_fen: paid_fen,
-            }]
-        })
-        .unwrap_or_default();
-    Paid {
-        trade_no: r.transaction_id().map(str::to_owned),
-        paid_fen,
-        funding,
+    fn explain(&self) -> Explanation {
+        if !self.status_ok() {
+            return Explanation::new(
+                Cause::PlatformIncompatibility,
+                "qra.status_fail",
+                "聚合收单平台拒绝了请求,请联系技术支持检查商户号与密钥",
+                "the aggregator rejected the request: have support check the merchant id and key",
+            )
+            .with_raw(self.get("message"));
+        }
+        let message = self.get("err_msg").or(self.get("message"));
+        match self.err_code() {
+            Some(code) => explain::wechat(code, message),
+            None => explain::wechat(self.trade_state().unwrap_or("UNKNOWN"), message),
+        }
+    }
+
+    fn paid(&self) -> Paid {
+        let paid_fen = self.total_fen().and_then(Result::ok);
+        // The aggregator names the wallet in trade_type; funding detail is not reported.
+        let funding = self
+            .trade_type()
+            .filter(|t| !t.is_empty())
+            .map(|t| {
+                vec![FundingUsed {
+                    raw: t.to_owned(),
+                    channel: self
+                        .get("bank_type")
+                        .and_then(FundingChannel::from_wechat_bank_type),
+                    amount_fen: paid_fen,
+                }]
+            })
+            .unwrap_or_default();
+        Paid {
+            trade_no: self.transaction_id().map(str::to_owned),
+            paid_fen,
+            funding,
+        }
+    }
+
+    fn trade_no(&self) -> Option<String> {
+        self.transaction_id().map(str::to_owned)
+    }
+
+    fn refund_fen(&self) -> Option<i64> {
+        Response::refund_fen(self).and_then(Result::ok)
+    }
+
+    /// The reverse answer does not say; [`QraConnector::cancel`] asks the trade first.
+    fn refunded(&self) -> bool {
+        false
+    }
+
+    fn detail(&self) -> String {
+        format!(
+            "status={} trade_state={} err_code={} recall={}",
+            self.get("status").unwrap_or(""),
+            self.trade_state().unwrap_or(""),
+            self.err_code().unwrap_or(""),
+            self.get("recall").unwrap_or("")
+        )
     }
 }
 
@@ -143,75 +179,41 @@ impl Connector for QraConnector {
                     total_fen: order.amount_fen,
                     mch_create_ip: ip,
                     no_credit: order.disabled_funding.iter().any(|c| c.is_credit()),
+                    op_user_id: Some(
+                        order
+                            .operator_id
+                            .clone()
+                            .unwrap_or_else(|| self.merchant.mch_id.clone()),
+                    ),
+                    op_device_id: Some(order.terminal_id.clone()),
                 })
             };
             let first = make("127.0.0.1".into());
-            match self.call(first, |ip| Some(make(ip.to_string()))).await {
-                Err(CallError::Local(e)) => PayOutcome::Declined(local_request_error(e)),
-                Err(CallError::Transport(TransportError::NotSent(e))) => PayOutcome::NeverSent(e),
-                Err(CallError::Transport(TransportError::Unknown(e))) => {
-                    PayOutcome::Unknown(no_answer(&e))
-                }
-                Err(CallError::Untrusted(e)) => {
-                    PayOutcome::Unknown(explain::untrusted_response(&e))
-                }
-                Ok(r) => match r.disposition(Service::Micropay) {
-                    Disposition::Success => PayOutcome::Paid(paid(&r)),
-                    Disposition::WaitingForCustomer => PayOutcome::WaitingForCustomer {
-                        trade_no: r.transaction_id().map(str::to_owned),
-                    },
-                    Disposition::QueryNeeded | Disposition::Retry => {
-                        PayOutcome::Unknown(explain_response(&r))
-                    }
-                    d @ Disposition::Failed(_) => {
-                        PayOutcome::Declined(declined(explain_response(&r), d))
-                    }
-                },
-            }
+            let outcome = pay_outcome(self.call(first, |ip| Some(make(ip.to_string()))).await);
+            finish_pay(self, order, outcome).await
         })
     }
 
     fn query<'a>(&'a self, out_trade_no: &'a str) -> BoxFuture<'a, QueryOutcome> {
         Box::pin(async move {
-            match self
-                .call(wire::Request::query(out_trade_no), |_| None)
-                .await
-            {
-                Err(e) => QueryOutcome::Unknown(e.detail()),
-                Ok(r) => match r.disposition(Service::Query) {
-                    Disposition::Success => QueryOutcome::Paid(paid(&r)),
-                    Disposition::WaitingForCustomer => QueryOutcome::Waiting,
-                    d @ Disposition::Failed(_) => {
-                        QueryOutcome::NotPaid(declined(explain_response(&r), d))
-                    }
-                    _ => QueryOutcome::Unknown(format!(
-                        "trade_state={} err_code={}",
-                        r.trade_state().unwrap_or(""),
-                        r.err_code().unwrap_or("")
-                    )),
-                },
-            }
+            query_outcome(
+                self.call(wire::Request::query(out_trade_no), |_| None)
+                    .await,
+            )
         })
     }
 
     fn cancel<'a>(&'a self, out_trade_no: &'a str) -> BoxFuture<'a, CancelOutcome> {
         Box::pin(async move {
-            match self
-                .call(wire::Request::reverse(out_trade_no), |_| None)
-                .await
-            {
-                Err(e) => CancelOutcome::Retry(e.detail()),
-                Ok(r) => match r.disposition(Service::Reverse) {
-                    Disposition::Success => CancelOutcome::Done { refunded: false },
-                    d @ Disposition::Failed(_) => {
-                        CancelOutcome::Refused(declined(explain_response(&r), d))
-                    }
-                    _ => CancelOutcome::Retry(format!(
-                        "recall={} err_code={}",
-                        r.get("recall").unwrap_or(""),
-                        r.err_code().unwrap_or("")
-                    )),
-                },
+            // The reverse answer does not say whether money went back (docs/acquirers.md §3):
+            // a paid order is refunded by its reverse, so ask the trade's state first.
+            let was_paid = matches!(self.query(out_trade_no).await, QueryOutcome::Paid(_));
+            match cancel_outcome(
+                self.call(wire::Request::reverse(out_trade_no), |_| None)
+                    .await,
+            ) {
+                CancelOutcome::Done { .. } => CancelOutcome::Done { refunded: was_paid },
+                other => other,
             }
         })
     }
@@ -223,20 +225,11 @@ impl Connector for QraConnector {
                 out_refund_no: order.out_request_no.clone(),
                 total_fen: order.total_fen,
                 refund_fen: order.refund_fen,
+                // Who ordered the refund; the terminal refunds on the merchant's authority,
+                // so the merchant id, as WeChat v2 defaults it.
+                op_user_id: self.merchant.mch_id.clone(),
             });
-            match self.call(request, |_| None).await {
-                Err(CallError::Local(e)) => RefundOutcome::Declined(local_request_error(e)),
-                Err(e) => RefundOutcome::Unknown(e.detail()),
-                Ok(r) => match r.disposition(Service::Refund) {
-                    Disposition::Success => RefundOutcome::Refunded {
-                        refund_fen: r.refund_fen().and_then(Result::ok),
-                    },
-                    d @ Disposition::Failed(_) => {
-                        RefundOutcome::Declined(declined(explain_response(&r), d))
-                    }
-                    _ => RefundOutcome::Unknown(format!("err_code={}", r.err_code().unwrap_or(""))),
-                },
-            }
+            refund_outcome(self.call(request, |_| None).await)
         })
     }
 }

@@ -61,33 +61,36 @@ impl std::fmt::Debug for Transport {
     }
 }
 
-fn read_pem_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, ConfigError> {
-    let data = std::fs::read(path).map_err(|source| ConfigError::Read {
-        path: path.to_owned(),
-        source,
-    })?;
+/// The PEM certificates in `path`, the file named by configuration key `key`.
+fn read_pem_certs(
+    key: &'static str,
+    path: &Path,
+) -> Result<Vec<CertificateDer<'static>>, ConfigError> {
+    let data = std::fs::read(path).map_err(|e| ConfigError::file(key, path, e))?;
     let certs: Vec<_> = rustls_pemfile::certs(&mut data.as_slice())
         .collect::<Result<_, _>>()
-        .map_err(|e| {
-            ConfigError::Invalid(format!("{}: not PEM certificates: {e}", path.display()))
-        })?;
+        .map_err(|e| ConfigError::file(key, path, format!("not PEM certificates: {e}")))?;
     if certs.is_empty() {
-        return Err(ConfigError::Invalid(format!(
-            "{}: no certificate found",
-            path.display()
-        )));
+        return Err(ConfigError::file(
+            key,
+            path,
+            "holds no PEM certificate (-----BEGIN CERTIFICATE-----)",
+        ));
     }
     Ok(certs)
 }
 
-fn read_pem_key(path: &Path) -> Result<PrivateKeyDer<'static>, ConfigError> {
-    let data = std::fs::read(path).map_err(|source| ConfigError::Read {
-        path: path.to_owned(),
-        source,
-    })?;
+fn read_pem_key(key: &'static str, path: &Path) -> Result<PrivateKeyDer<'static>, ConfigError> {
+    let data = std::fs::read(path).map_err(|e| ConfigError::file(key, path, e))?;
     rustls_pemfile::private_key(&mut data.as_slice())
-        .map_err(|e| ConfigError::Invalid(format!("{}: {e}", path.display())))?
-        .ok_or_else(|| ConfigError::Invalid(format!("{}: no private key found", path.display())))
+        .map_err(|e| ConfigError::file(key, path, e))?
+        .ok_or_else(|| {
+            ConfigError::file(
+                key,
+                path,
+                "holds no PEM private key (PKCS#8, PKCS#1 or SEC1)",
+            )
+        })
 }
 
 fn provider() -> Arc<rustls::crypto::CryptoProvider> {
@@ -105,10 +108,10 @@ impl Transport {
     ) -> Result<Transport, ConfigError> {
         let endpoint = Endpoint::parse(url)?;
         let mut roots = rustls::RootCertStore::empty();
-        for cert in read_pem_certs(ca_file)? {
-            roots.add(cert).map_err(|e| {
-                ConfigError::Invalid(format!("{}: unusable CA: {e}", ca_file.display()))
-            })?;
+        for cert in read_pem_certs("ca_file", ca_file)? {
+            roots
+                .add(cert)
+                .map_err(|e| ConfigError::file("ca_file", ca_file, format!("unusable CA: {e}")))?;
         }
         let roots = Arc::new(roots);
         let builder = || {
@@ -121,10 +124,11 @@ impl Transport {
         let mtls = match client_cert {
             Some((cert, key)) => Some(
                 builder()?
-                    .with_client_auth_cert(read_pem_certs(cert)?, read_pem_key(key)?)
-                    .map_err(|e| {
-                        ConfigError::Invalid(format!("client certificate {}: {e}", cert.display()))
-                    })?,
+                    .with_client_auth_cert(
+                        read_pem_certs("client_cert_file", cert)?,
+                        read_pem_key("client_key_file", key)?,
+                    )
+                    .map_err(|e| ConfigError::file("client_cert_file", cert, e))?,
             ),
             None => None,
         };

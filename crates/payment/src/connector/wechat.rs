@@ -1,17 +1,17 @@
 //! WeChat Pay API v2 payment-code flow (`/pay/micropay`, `/pay/orderquery`,
 //! `/secapi/pay/reverse`, `/secapi/pay/refund`), XML signed with the merchant API key.
-//! Reverse and refund go over mutual TLS with the merchant certificate (payments.md §2.1).
+//! Reverse and refund go over mutual TLS with the merchant certificate (docs/acquirers.md §2.1).
 
 use smartpos_acquirer::Disposition;
 use smartpos_acquirer::wechat::{
-    self as wire, Api, MerchantConfig, MicropayRequest, OrderRef, RefundRequest, Response, SignType,
+    self as wire, Api, MerchantConfig, MicropayRequest, OrderRef, RefundRequest, Response,
 };
 
-use super::alipay::no_answer;
-use super::transport::{Transport, TransportError};
+use super::transport::Transport;
 use super::{
-    BoxFuture, CallError, CancelOutcome, Connector, Paid, PayOrder, PayOutcome, QueryOutcome,
-    RefundOrder, RefundOutcome, declined, local_request_error, read_secret,
+    Answer, BoxFuture, CallError, CancelOutcome, Connector, Op, Paid, PayOrder, PayOutcome,
+    QueryOutcome, RefundOrder, RefundOutcome, cancel_outcome, finish_pay, join_path, pay_outcome,
+    query_outcome, read_secret, refund_outcome,
 };
 use crate::config::{ConfigError, PathConfig, PathKind, Timeouts};
 use crate::explain::{self, Cause, Explanation};
@@ -51,10 +51,11 @@ impl WechatConnector {
                 path.name
             )));
         };
-        let sign_type = match sign_type.as_str() {
-            "md5" => SignType::Md5,
-            _ => SignType::HmacSha256,
-        };
+        let sign_type = crate::config::wechat_sign_type(sign_type).ok_or_else(|| {
+            ConfigError::Invalid(format!(
+                "sign_type {sign_type:?} must be MD5 or HMAC-SHA256"
+            ))
+        })?;
         Ok(WechatConnector {
             name: path.name.clone(),
             transport: Transport::new(
@@ -68,7 +69,8 @@ impl WechatConnector {
                 mch_id: mch_id.clone(),
                 sub_appid: None,
                 sub_mch_id: sub_mch_id.clone(),
-                api_key: read_secret(api_key_file)?,
+                // WeChat v2 API keys are 32 characters.
+                api_key: read_secret("api_key_file", api_key_file, Some(32))?,
                 sign_type,
             },
         })
@@ -106,44 +108,76 @@ impl WechatConnector {
     }
 }
 
-/// The configured URL may carry a prefix (a proxy path); the API path is appended to it.
-pub(crate) fn join_path(base: &str, api: &str) -> String {
-    format!("{}{}", base.trim_end_matches('/'), api)
-}
-
-fn explain_response(r: &Response) -> Explanation {
-    if !r.return_ok() {
-        return Explanation::new(
-            Cause::PlatformIncompatibility,
-            "wechat.return_code_fail",
-            "微信支付拒绝了请求(通信/签名层),请联系技术支持检查商户号与密钥",
-            "WeChat Pay rejected the request (signature or parameters): have support check the merchant id and key",
+impl Answer for Response {
+    fn disposition(&self, op: Op) -> Disposition {
+        Response::disposition(
+            self,
+            match op {
+                Op::Pay => Api::Micropay,
+                Op::Query => Api::OrderQuery,
+                Op::Cancel => Api::Reverse,
+                Op::Refund => Api::Refund,
+            },
         )
-        .with_raw(r.return_msg());
     }
-    match r.err_code() {
-        Some(code) => explain::wechat(code, r.err_code_des()),
-        None => explain::wechat(r.trade_state().unwrap_or("UNKNOWN"), r.err_code_des()),
-    }
-}
 
-fn paid(r: &Response) -> Paid {
-    let paid_fen = r.total_fen().and_then(Result::ok);
-    let funding = r
-        .bank_type()
-        .filter(|b| !b.is_empty())
-        .map(|b| {
-            vec![FundingUsed {
-                raw: b.to_owned(),
-                channel: FundingChannel::from_wechat_bank_type(b),
-                amount_fen: r.cash_fen().and_then(Result::ok).or(paid_fen),
-            }]
-        })
-        .unwrap_or_default();
-    Paid {
-        trade_no: r.transaction_id().map(str::to_owned),
-        paid_fen,
-        funding,
+    fn explain(&self) -> Explanation {
+        if !self.return_ok() {
+            return Explanation::new(
+                Cause::PlatformIncompatibility,
+                "wechat.return_code_fail",
+                "微信支付拒绝了请求(通信/签名层),请联系技术支持检查商户号与密钥",
+                "WeChat Pay rejected the request (signature or parameters): have support check the merchant id and key",
+            )
+            .with_raw(self.return_msg());
+        }
+        match self.err_code() {
+            Some(code) => explain::wechat(code, self.err_code_des()),
+            None => explain::wechat(self.trade_state().unwrap_or("UNKNOWN"), self.err_code_des()),
+        }
+    }
+
+    fn paid(&self) -> Paid {
+        let paid_fen = self.total_fen().and_then(Result::ok);
+        let funding = self
+            .bank_type()
+            .filter(|b| !b.is_empty())
+            .map(|b| {
+                vec![FundingUsed {
+                    raw: b.to_owned(),
+                    channel: FundingChannel::from_wechat_bank_type(b),
+                    amount_fen: self.cash_fen().and_then(Result::ok).or(paid_fen),
+                }]
+            })
+            .unwrap_or_default();
+        Paid {
+            trade_no: self.transaction_id().map(str::to_owned),
+            paid_fen,
+            funding,
+        }
+    }
+
+    fn trade_no(&self) -> Option<String> {
+        self.transaction_id().map(str::to_owned)
+    }
+
+    fn refund_fen(&self) -> Option<i64> {
+        Response::refund_fen(self).and_then(Result::ok)
+    }
+
+    /// WeChat's reverse does not say whether the reversed order had been paid; the lifecycle
+    /// learned that from its own queries.
+    fn refunded(&self) -> bool {
+        false
+    }
+
+    fn detail(&self) -> String {
+        format!(
+            "trade_state={} err_code={} recall={}",
+            self.trade_state().unwrap_or(""),
+            self.err_code().unwrap_or(""),
+            self.get("recall").unwrap_or("")
+        )
     }
 }
 
@@ -174,72 +208,22 @@ impl Connector for WechatConnector {
             };
             // Validate before connecting so a bad order never opens a connection.
             let first = make("127.0.0.1".into());
-            let result = self.call(first, |ip| Some(make(ip.to_string()))).await;
-            match result {
-                Err(CallError::Local(e)) => PayOutcome::Declined(local_request_error(e)),
-                Err(CallError::Transport(TransportError::NotSent(e))) => PayOutcome::NeverSent(e),
-                Err(CallError::Transport(TransportError::Unknown(e))) => {
-                    PayOutcome::Unknown(no_answer(&e))
-                }
-                Err(CallError::Untrusted(e)) => {
-                    PayOutcome::Unknown(explain::untrusted_response(&e))
-                }
-                Ok(r) => match r.disposition(Api::Micropay) {
-                    Disposition::Success => PayOutcome::Paid(paid(&r)),
-                    Disposition::WaitingForCustomer => PayOutcome::WaitingForCustomer {
-                        trade_no: r.transaction_id().map(str::to_owned),
-                    },
-                    Disposition::QueryNeeded | Disposition::Retry => {
-                        PayOutcome::Unknown(explain_response(&r))
-                    }
-                    d @ Disposition::Failed(_) => {
-                        PayOutcome::Declined(declined(explain_response(&r), d))
-                    }
-                },
-            }
+            let outcome = pay_outcome(self.call(first, |ip| Some(make(ip.to_string()))).await);
+            finish_pay(self, order, outcome).await
         })
     }
 
     fn query<'a>(&'a self, out_trade_no: &'a str) -> BoxFuture<'a, QueryOutcome> {
         Box::pin(async move {
             let request = wire::Request::order_query(&OrderRef::OutTradeNo(out_trade_no.into()));
-            match self.call(request, |_| None).await {
-                Err(e) => QueryOutcome::Unknown(e.detail()),
-                Ok(r) => match r.disposition(Api::OrderQuery) {
-                    Disposition::Success => QueryOutcome::Paid(paid(&r)),
-                    Disposition::WaitingForCustomer => QueryOutcome::Waiting,
-                    d @ Disposition::Failed(_) => {
-                        QueryOutcome::NotPaid(declined(explain_response(&r), d))
-                    }
-                    _ => QueryOutcome::Unknown(format!(
-                        "trade_state={} err_code={}",
-                        r.trade_state().unwrap_or(""),
-                        r.err_code().unwrap_or("")
-                    )),
-                },
-            }
+            query_outcome(self.call(request, |_| None).await)
         })
     }
 
     fn cancel<'a>(&'a self, out_trade_no: &'a str) -> BoxFuture<'a, CancelOutcome> {
         Box::pin(async move {
             let request = wire::Request::reverse(&OrderRef::OutTradeNo(out_trade_no.into()));
-            match self.call(request, |_| None).await {
-                Err(e) => CancelOutcome::Retry(e.detail()),
-                Ok(r) => match r.disposition(Api::Reverse) {
-                    // WeChat does not say whether a reversed order had been paid; the
-                    // lifecycle learned that from its own queries.
-                    Disposition::Success => CancelOutcome::Done { refunded: false },
-                    d @ Disposition::Failed(_) => {
-                        CancelOutcome::Refused(declined(explain_response(&r), d))
-                    }
-                    _ => CancelOutcome::Retry(format!(
-                        "recall={} err_code={}",
-                        r.get("recall").unwrap_or(""),
-                        r.err_code().unwrap_or("")
-                    )),
-                },
-            }
+            cancel_outcome(self.call(request, |_| None).await)
         })
     }
 
@@ -252,19 +236,7 @@ impl Connector for WechatConnector {
                 refund_fen: order.refund_fen,
                 refund_desc: None,
             });
-            match self.call(request, |_| None).await {
-                Err(CallError::Local(e)) => RefundOutcome::Declined(local_request_error(e)),
-                Err(e) => RefundOutcome::Unknown(e.detail()),
-                Ok(r) => match r.disposition(Api::Refund) {
-                    Disposition::Success => RefundOutcome::Refunded {
-                        refund_fen: r.refund_fen().and_then(Result::ok),
-                    },
-                    d @ Disposition::Failed(_) => {
-                        RefundOutcome::Declined(declined(explain_response(&r), d))
-                    }
-                    _ => RefundOutcome::Unknown(format!("err_code={}", r.err_code().unwrap_or(""))),
-                },
-            }
+            refund_outcome(self.call(request, |_| None).await)
         })
     }
 }

@@ -167,6 +167,7 @@ impl Inner {
                 disabled_funding: t.disabled_funding.clone(),
                 terminal_id: self.config.terminal_id.clone(),
                 operator_id: t.options.operator_id.clone(),
+                config_version: self.config.version,
             };
             let outcome = connector.pay(&order).await;
             drop(order);
@@ -218,6 +219,23 @@ impl Inner {
                             explanation: Some(&e),
                             release_code: true,
                             note: Some("no path received the payment; code released"),
+                            ..Patch::default()
+                        },
+                    )
+                    .await;
+                    return;
+                }
+                // Another sale's order number: this request was refused and charged nothing,
+                // so the sale waits for a scan again and goes under a fresh number.
+                PayOutcome::OrderNumberTaken(e) => {
+                    self.advance(
+                        tx,
+                        from,
+                        SaleState::AwaitingCode,
+                        &Patch {
+                            explanation: Some(&e),
+                            release_code: true,
+                            note: Some("order number already used at the acquirer; nothing charged; code released"),
                             ..Patch::default()
                         },
                     )

@@ -91,7 +91,7 @@ pub fn config_text(sim: &Sim, dir: &Path) -> String {
 [[path]]
 name = "alipay-dead"
 kind = "alipay"
-url = "https://127.0.0.1:1/gateway.do"
+url = "https://127.0.0.1:1"
 ca_file = "{ca}"
 app_id = "{app_id}"
 private_key_file = "{app_key}"
