@@ -771,3 +771,44 @@ async fn an_acquirer_whose_answers_never_verify_is_not_hammered() {
     tokio::time::sleep(Duration::from_secs(1800)).await;
     assert_eq!(svc.get(tx).expect("sale").state, SaleState::Cancelled);
 }
+
+/// The disk is slow (a `synchronous=FULL` commit waiting for the flash): the journal is
+/// busy, but the runtime's thread stays free for the bus, the scanner and the timers.
+#[tokio::test(flavor = "current_thread")]
+async fn a_slow_journal_does_not_stall_the_runtime() {
+    let svc = service(&[
+        &Scripted::new("alipay-direct"),
+        &Scripted::new("aggregator"),
+    ]);
+    let tx = svc
+        .sale(100, "CNY", "slow-disk", SaleOptions::default())
+        .await
+        .expect("sale");
+    // Another thread holds the journal for 600 ms, as a long commit would.
+    let (held_tx, held_rx) = std::sync::mpsc::channel();
+    let holder = {
+        let svc = svc.clone();
+        std::thread::spawn(move || {
+            svc.with_journal(|_| {
+                held_tx.send(()).expect("signal");
+                std::thread::sleep(Duration::from_millis(600));
+            })
+        })
+    };
+    held_rx.recv().expect("the journal is held");
+    let reader = {
+        let svc = svc.clone();
+        tokio::spawn(async move { svc.read(tx).await })
+    };
+    // The only runtime thread must still run a 20 ms timer while the read waits.
+    let start = std::time::Instant::now();
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let ticked = start.elapsed();
+    assert!(
+        ticked < Duration::from_millis(300),
+        "the runtime was blocked for {ticked:?}"
+    );
+    let t = reader.await.expect("task").expect("read");
+    assert_eq!(t.id, tx);
+    holder.join().expect("holder");
+}

@@ -65,8 +65,7 @@ pub fn is_hidden_char(c: char) -> bool {
 /// whole in the reply, nor end up in the log.
 pub fn excerpt(s: &str, max: usize) -> String {
     let mut out = String::new();
-    let mut n = 0usize;
-    for c in s.chars() {
+    for (n, c) in s.chars().enumerate() {
         if n == max {
             let rest = s.chars().count() - n;
             out.push_str(&format!("… ({rest} more characters)"));
@@ -77,7 +76,6 @@ pub fn excerpt(s: &str, max: usize) -> String {
         } else {
             out.push(c);
         }
-        n += 1;
     }
     out
 }
