@@ -13,11 +13,11 @@ use std::process::ExitCode;
 use clap::Parser;
 use smartpos_payment::PaymentService;
 use smartpos_runtime::{
-    auth::Policy, bus, config::ConfigError, exit::Exit, notify, strict::Strict,
+    auth::{Policy, Readers}, bus, config::ConfigError, exit::Exit, notify, strict::Strict,
 };
 
 use crate::scan::ScanLink;
-use crate::service::{Hints, Objects, PaymentIface, Readers, announce};
+use crate::service::{Hints, Objects, PaymentIface, announce};
 
 const DAEMON: &str = "smartpos-paymentd";
 
@@ -86,7 +86,7 @@ async fn run(args: Args) -> Result<(), Error> {
 
     let hints: Hints = Hints::default();
     let policy = Policy::new(&cfg.auth.operator_groups);
-    let objects = Objects::new(svc.clone(), hints.clone(), Readers::new(policy.clone()));
+    let objects = Objects::new(svc.clone(), hints.clone(), Readers::new(policy.clone(), "sales"));
     let conn = bus::system_builder()?
         .build()
         .await

@@ -10,7 +10,8 @@ use smartpos_payment::{
     FundingChannel, PayTarget, PaymentError, PaymentService, SaleOptions, Transaction, TxId,
     model::RefundState,
 };
-use smartpos_runtime::auth::Policy;
+use smartpos_runtime::auth::{Policy, Readers};
+use smartpos_runtime::strict::Strict;
 use zbus::object_server::{ObjectServer, SignalEmitter};
 use zbus::zvariant::{ObjectPath, OwnedObjectPath, OwnedValue, Value};
 use zbus::{Connection, fdo, interface, message::Header};
@@ -280,9 +281,13 @@ impl Objects {
             views: self.views.clone(),
             id,
         };
-        server.at(tx_path(id.0), obj).await?;
+        // The wrapper refuses a whole GetAll to a stranger (zbus's own GetAll would leave
+        // out each refused property and answer an empty list).
+        server
+            .at(tx_path(id.0), Strict::new(obj).readable_by(self.readers.clone()))
+            .await?;
         for old in leave {
-            server.remove::<TxIface, _>(tx_path(old.0)).await?;
+            server.remove::<Strict<TxIface>, _>(tx_path(old.0)).await?;
             lock(&self.hints).remove(&old);
             self.views.invalidate(old);
         }
@@ -526,60 +531,6 @@ pub fn json_name<T: serde::Serialize>(v: &T) -> String {
     match serde_json::to_value(v) {
         Ok(serde_json::Value::String(s)) => s,
         _ => String::new(),
-    }
-}
-
-/// Who may read sales: the same callers who may sell (root, the service user, the operator
-/// groups). A sale's properties name the order, the amount, the trade numbers and the masked
-/// code; the bus policy keeps strangers away, and this is the second check behind it.
-///
-/// The answer is kept per caller connection: a bus never reuses a unique name, so one
-/// credentials lookup serves all the properties of a GetAll and the reads that follow.
-pub struct Readers {
-    policy: Policy,
-    seen: Mutex<HashMap<String, bool>>,
-}
-
-/// How many caller connections' answers are kept before the list starts again.
-const READERS_KEPT: usize = 256;
-
-impl Readers {
-    pub fn new(policy: Policy) -> Arc<Readers> {
-        Arc::new(Readers {
-            policy,
-            seen: Mutex::default(),
-        })
-    }
-
-    /// Ok if the caller of `hdr` may read sales. No header means the daemon itself asks.
-    async fn check(&self, hdr: Option<&Header<'_>>, conn: &Connection) -> fdo::Result<()> {
-        let Some(hdr) = hdr else { return Ok(()) };
-        let sender = hdr.sender().map(ToString::to_string).unwrap_or_default();
-        let known = lock(&self.seen).get(&sender).copied();
-        let allowed = match known {
-            Some(a) => a,
-            None => {
-                let a = match self.policy.check(hdr, conn, "read sales").await {
-                    Ok(_) => true,
-                    Err(fdo::Error::AccessDenied(_)) => false,
-                    Err(e) => return Err(e),
-                };
-                let mut seen = lock(&self.seen);
-                if seen.len() >= READERS_KEPT {
-                    seen.clear();
-                }
-                seen.insert(sender, a);
-                a
-            }
-        };
-        if allowed {
-            Ok(())
-        } else {
-            Err(fdo::Error::AccessDenied(
-                "only root, the payment service and the vendor and technician groups may read sales"
-                    .into(),
-            ))
-        }
     }
 }
 

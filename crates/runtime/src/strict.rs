@@ -10,6 +10,7 @@
 
 use std::collections::HashMap;
 use std::fmt::Write;
+use std::sync::Arc;
 
 use zbus::message::{Header, Message};
 use zbus::names::{InterfaceName, MemberName};
@@ -17,17 +18,41 @@ use zbus::object_server::{DispatchResult2, Interface, SignalEmitter};
 use zbus::zvariant::{OwnedValue, Value};
 use zbus::{Connection, ObjectServer, fdo};
 
-/// An interface whose methods refuse arguments of the wrong type with `InvalidArgs`.
+use crate::auth::Readers;
+
+/// An interface whose methods refuse arguments of the wrong type with `InvalidArgs`, and
+/// whose properties, optionally, only [`Readers`] may read.
 pub struct Strict<I> {
     inner: I,
     /// Method name → the concatenated signature of its `in` arguments.
     signatures: HashMap<String, String>,
+    readers: Option<Arc<Readers>>,
 }
 
 impl<I: Interface> Strict<I> {
     pub fn new(inner: I) -> Self {
         let signatures = in_signatures(&inner);
-        Strict { inner, signatures }
+        Strict {
+            inner,
+            signatures,
+            readers: None,
+        }
+    }
+
+    /// Only `readers` may Get or GetAll the properties: a refused GetAll is `AccessDenied`
+    /// as a whole (zbus's own GetAll leaves out each property whose getter fails, and would
+    /// answer a stranger with an empty list).
+    #[must_use]
+    pub fn readable_by(mut self, readers: Arc<Readers>) -> Self {
+        self.readers = Some(readers);
+        self
+    }
+
+    async fn may_read(&self, connection: &Connection, header: Option<&Header<'_>>) -> fdo::Result<()> {
+        match &self.readers {
+            Some(r) => r.check(header, connection).await,
+            None => Ok(()),
+        }
     }
 
     /// The wrapped interface.
@@ -108,6 +133,9 @@ impl<I: Interface> Interface for Strict<I> {
         header: Option<&Header<'_>>,
         emitter: &SignalEmitter<'_>,
     ) -> Option<fdo::Result<OwnedValue>> {
+        if let Err(e) = self.may_read(connection, header).await {
+            return Some(Err(e));
+        }
         self.inner
             .get(property_name, server, connection, header, emitter)
             .await
@@ -120,6 +148,7 @@ impl<I: Interface> Interface for Strict<I> {
         header: Option<&Header<'_>>,
         emitter: &SignalEmitter<'_>,
     ) -> fdo::Result<HashMap<String, OwnedValue>> {
+        self.may_read(connection, header).await?;
         self.inner
             .get_all(server, connection, header, emitter)
             .await

@@ -136,7 +136,7 @@ mod tests {
 
     #[test]
     fn masking_counts_characters_not_bytes() {
-        assert_eq!(mask_code("付款码付款码付款码付"), "付款****款码付");
+        assert_eq!(mask_code("付款码付款码付款码付"), "付款****付款码付");
     }
 
     #[test]
