@@ -417,7 +417,16 @@ async fn after_a_scanner_restart_a_vendor_apps_own_scan_does_not_pay_the_old_sal
     let args = sig.args().unwrap();
     assert_eq!((args.text.as_str(), args.session), (second_code.as_str(), own));
 
-    // The old sale is told the scanner restarted, and is not paid by that code.
+    // That code does not pay the old sale…
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(
+        sim.ledger().trades.is_empty(),
+        "nothing was sent to the acquirer: {:?}",
+        sim.ledger().trades
+    );
+    assert_eq!(t.state().await.unwrap(), "awaiting_code");
+    assert_eq!(t.paid_fen().await.unwrap(), 0);
+    // …and the cashier is told the scanner restarted.
     let mut hint = String::new();
     for _ in 0..50 {
         hint = t.hint().await.unwrap();
@@ -427,14 +436,6 @@ async fn after_a_scanner_restart_a_vendor_apps_own_scan_does_not_pay_the_old_sal
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert!(hint.contains("restarted"), "{hint:?}");
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    assert_eq!(t.state().await.unwrap(), "awaiting_code");
-    assert_eq!(t.paid_fen().await.unwrap(), 0);
-    assert!(
-        sim.ledger().trades.is_empty(),
-        "nothing was sent to the acquirer: {:?}",
-        sim.ledger().trades
-    );
     assert_eq!(p.cancel(&first.as_ref()).await.unwrap(), "cancelled");
 }
 
@@ -634,14 +635,13 @@ async fn sigterm_as_soon_as_paymentd_owns_its_name_stops_it_cleanly() {
     let sim = acquirer::start(bus.dir()).await;
     let cfg = acquirer::paymentd_config(&sim, bus.dir(), Pace::Fast, false);
     for round in 0..10 {
-        let mut d = bus
-            .spawn_daemon(
+        let status = bus
+            .start_and_stop_at_name(
                 "smartpos-paymentd",
                 &["--config", cfg.to_str().unwrap()],
                 "org.smartpos.Payment1",
             )
             .await;
-        let status = d.terminate();
         assert_eq!(status.code(), Some(0), "round {round}: {status:?}");
     }
 }

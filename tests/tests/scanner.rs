@@ -389,8 +389,13 @@ async fn sigterm_as_soon_as_scannerd_owns_its_name_stops_it_cleanly() {
     let bus = TestBus::start();
     let cfg = camera_config(&bus);
     for round in 0..10 {
-        let mut d = scannerd(&bus, &cfg).await;
-        let status = d.terminate();
+        let status = bus
+            .start_and_stop_at_name(
+                "smartpos-scannerd",
+                &["--config", cfg.to_str().unwrap()],
+                "org.smartpos.Scanner1",
+            )
+            .await;
         assert_eq!(status.code(), Some(0), "round {round}: {status:?}");
     }
 }
