@@ -407,7 +407,9 @@ async fn after_a_scanner_restart_a_vendor_apps_own_scan_does_not_pay_the_old_sal
         )
         .await;
     // The vendor app scans for itself, in its own session.
-    let scanner = smartpos_bus::scanner::ScannerProxy::new(&conn).await.unwrap();
+    let scanner = smartpos_bus::scanner::ScannerProxy::new(&conn)
+        .await
+        .unwrap();
     let mut codes = scanner.receive_code_scanned().await.unwrap();
     let own = scanner.start_scan(20_000, &[]).await.unwrap();
     let sig = tokio::time::timeout(Duration::from_secs(20), codes.next())
@@ -415,7 +417,10 @@ async fn after_a_scanner_restart_a_vendor_apps_own_scan_does_not_pay_the_old_sal
         .expect("the vendor app receives the code")
         .unwrap();
     let args = sig.args().unwrap();
-    assert_eq!((args.text.as_str(), args.session), (second_code.as_str(), own));
+    assert_eq!(
+        (args.text.as_str(), args.session),
+        (second_code.as_str(), own)
+    );
 
     // That code does not pay the old sale…
     tokio::time::sleep(Duration::from_secs(2)).await;
@@ -462,12 +467,7 @@ fn get_all_as_nobody(bus: &TestBus, path: &str, iface: &str) -> (bool, String) {
 
 /// `gdbus monitor` of the payment service, as `nobody` or as the test's own user.
 fn monitor(bus: &TestBus, as_stranger: bool) -> std::process::Child {
-    let args = [
-        "monitor",
-        "--system",
-        "--dest",
-        "org.smartpos.Payment1",
-    ];
+    let args = ["monitor", "--system", "--dest", "org.smartpos.Payment1"];
     let mut c = if as_stranger {
         let mut c = as_nobody(bus, Path::new("gdbus"));
         c.args(args);
@@ -497,7 +497,13 @@ async fn a_process_of_another_uid_cannot_read_sales_or_hear_them_change() {
     let cashier = monitor(&s.bus, false);
     tokio::time::sleep(Duration::from_millis(500)).await;
     let path = p
-        .pay_with_code(2500, "CNY", "private", no_options(), &alipay_code("000", 30))
+        .pay_with_code(
+            2500,
+            "CNY",
+            "private",
+            no_options(),
+            &alipay_code("000", 30),
+        )
         .await
         .unwrap();
     let t = tx(&conn, &path).await;
@@ -518,8 +524,14 @@ async fn a_process_of_another_uid_cannot_read_sales_or_hear_them_change() {
 
     // Reading the sale: refused by the bus policy before the daemon sees it.
     let (ok, text) = get_all_as_nobody(&s.bus, path.as_str(), "org.smartpos.Payment1.Transaction");
-    assert!(!ok && text.contains("AccessDenied") && text.contains("Rejected"), "{text}");
-    assert!(!text.contains("private") && !text.contains("2500"), "{text}");
+    assert!(
+        !ok && text.contains("AccessDenied") && text.contains("Rejected"),
+        "{text}"
+    );
+    assert!(
+        !text.contains("private") && !text.contains("2500"),
+        "{text}"
+    );
     // The service's own health stays readable.
     let (ok, text) = get_all_as_nobody(&s.bus, "/org/smartpos/Payment1", "org.smartpos.Payment1");
     assert!(ok && text.contains("TerminalId"), "{text}");
@@ -549,8 +561,14 @@ async fn paymentd_refuses_a_stranger_a_sale_even_when_the_bus_policy_lets_it_thr
         .unwrap();
     let (ok, text) = get_all_as_nobody(&bus, path.as_str(), "org.smartpos.Payment1.Transaction");
     assert!(!ok && text.contains("AccessDenied"), "{text}");
-    assert!(text.contains("may read sales"), "refused by the daemon: {text}");
-    assert!(!text.contains("private-2") && !text.contains("4321"), "{text}");
+    assert!(
+        text.contains("may read sales"),
+        "refused by the daemon: {text}"
+    );
+    assert!(
+        !text.contains("private-2") && !text.contains("4321"),
+        "{text}"
+    );
     let (ok, text) = get_all_as_nobody(&bus, "/org/smartpos/Payment1", "org.smartpos.Payment1");
     assert!(ok && text.contains("TerminalId"), "{text}");
 }
@@ -586,7 +604,11 @@ async fn each_kind_of_failure_has_its_own_error_name() {
             &(100i32, "CNY", "typed", HashMap::<&str, Value<'_>>::new()),
         )
         .await;
-    assert_eq!(error_name(&r), "org.freedesktop.DBus.Error.InvalidArgs", "{r:?}");
+    assert_eq!(
+        error_name(&r),
+        "org.freedesktop.DBus.Error.InvalidArgs",
+        "{r:?}"
+    );
     let r: zbus::Result<zbus::message::Message> = conn
         .call_method(
             Some("org.smartpos.Payment1"),
@@ -596,15 +618,27 @@ async fn each_kind_of_failure_has_its_own_error_name() {
             &("/org/smartpos/Payment1/tx/1",),
         )
         .await;
-    assert_eq!(error_name(&r), "org.freedesktop.DBus.Error.InvalidArgs", "a string is not a path: {r:?}");
+    assert_eq!(
+        error_name(&r),
+        "org.freedesktop.DBus.Error.InvalidArgs",
+        "a string is not a path: {r:?}"
+    );
 
     // One sale, one path: tx/01 is not sale 1.
     let id = t.id().await.unwrap();
     let padded = OwnedObjectPath::try_from(format!("/org/smartpos/Payment1/tx/0{id}")).unwrap();
     let r = p.query(&padded.as_ref()).await;
-    assert_eq!(error_name(&r), "org.freedesktop.DBus.Error.InvalidArgs", "{r:?}");
+    assert_eq!(
+        error_name(&r),
+        "org.freedesktop.DBus.Error.InvalidArgs",
+        "{r:?}"
+    );
     let r = p.refund(&padded.as_ref(), 100, "padded").await;
-    assert_eq!(error_name(&r), "org.freedesktop.DBus.Error.InvalidArgs", "{r:?}");
+    assert_eq!(
+        error_name(&r),
+        "org.freedesktop.DBus.Error.InvalidArgs",
+        "{r:?}"
+    );
     assert_eq!(t.refunded_fen().await.unwrap(), 0);
 
     // A sale that does not exist is NotFound; a refund the sale cannot give is Refused.
@@ -625,7 +659,10 @@ async fn an_app_that_lost_the_answer_finds_its_sale_by_its_order_ref() {
         .sale(990, "CNY", "till-3/0042", no_options())
         .await
         .unwrap();
-    let _other = p.sale(10, "CNY", "till-3/0043", no_options()).await.unwrap();
+    let _other = p
+        .sale(10, "CNY", "till-3/0043", no_options())
+        .await
+        .unwrap();
     assert_eq!(p.find_transaction("till-3/0042").await.unwrap(), path);
 }
 

@@ -13,7 +13,12 @@ use std::process::ExitCode;
 use clap::Parser;
 use smartpos_payment::PaymentService;
 use smartpos_runtime::{
-    auth::{Policy, Readers}, bus, config::ConfigError, exit::Exit, notify, strict::Strict,
+    auth::{Policy, Readers},
+    bus,
+    config::ConfigError,
+    exit::Exit,
+    notify,
+    strict::Strict,
 };
 
 use crate::scan::ScanLink;
@@ -86,7 +91,11 @@ async fn run(args: Args) -> Result<(), Error> {
 
     let hints: Hints = Hints::default();
     let policy = Policy::new(&cfg.auth.operator_groups);
-    let objects = Objects::new(svc.clone(), hints.clone(), Readers::new(policy.clone(), "sales"));
+    let objects = Objects::new(
+        svc.clone(),
+        hints.clone(),
+        Readers::new(policy.clone(), "sales"),
+    );
     let conn = bus::system_builder()?
         .build()
         .await

@@ -64,7 +64,6 @@ impl Sessions {
         txs.dedup();
         txs
     }
-
 }
 
 #[cfg(test)]
@@ -169,10 +168,7 @@ impl ScanLink {
                 }
             };
             let owners = dbus
-                .receive_name_owner_changed_with_args(&[(
-                    0,
-                    smartpos_bus::scanner::INTERFACE,
-                )])
+                .receive_name_owner_changed_with_args(&[(0, smartpos_bus::scanner::INTERFACE)])
                 .await;
             let ended = proxy.receive_session_ended().await;
             let (mut owners, mut ended) = match (owners, ended) {

@@ -27,10 +27,7 @@ pub enum Error {
     Fdo(fdo::Error),
     /// One of ours: `name` is from `smartpos_bus::errors`; the message says why and what to
     /// do.
-    Named {
-        name: &'static str,
-        message: String,
-    },
+    Named { name: &'static str, message: String },
 }
 
 impl Error {
@@ -284,7 +281,10 @@ impl Objects {
         // The wrapper refuses a whole GetAll to a stranger (zbus's own GetAll would leave
         // out each refused property and answer an empty list).
         server
-            .at(tx_path(id.0), Strict::new(obj).readable_by(self.readers.clone()))
+            .at(
+                tx_path(id.0),
+                Strict::new(obj).readable_by(self.readers.clone()),
+            )
             .await?;
         for old in leave {
             server.remove::<Strict<TxIface>, _>(tx_path(old.0)).await?;
@@ -416,9 +416,7 @@ impl PaymentIface {
     ) -> Result<Vec<OwnedObjectPath>, Error> {
         self.policy.check(&hdr, conn, "list sales").await?;
         let n = usize::try_from(limit.min(500)).unwrap_or(500);
-        let txs = self
-            .svc
-            .list_recent(n)?;
+        let txs = self.svc.list_recent(n)?;
         let mut out = Vec::with_capacity(txs.len());
         for t in txs {
             self.objects.register(server, t.id).await?;
@@ -792,7 +790,8 @@ impl TxIface {
         #[zbus(header)] hdr: Option<Header<'_>>,
         #[zbus(connection)] conn: &Connection,
     ) -> fdo::Result<String> {
-        self.explanation_field(hdr, conn, |e| e.zh.to_string()).await
+        self.explanation_field(hdr, conn, |e| e.zh.to_string())
+            .await
     }
     #[zbus(property)]
     async fn instruction_en(
@@ -800,7 +799,8 @@ impl TxIface {
         #[zbus(header)] hdr: Option<Header<'_>>,
         #[zbus(connection)] conn: &Connection,
     ) -> fdo::Result<String> {
-        self.explanation_field(hdr, conn, |e| e.en.to_string()).await
+        self.explanation_field(hdr, conn, |e| e.en.to_string())
+            .await
     }
     #[zbus(property)]
     async fn acquirer_message(

@@ -168,7 +168,11 @@ impl Readers {
         let allowed = match known {
             Some(a) => a,
             None => {
-                let a = match self.policy.check(hdr, conn, &format!("read {}", self.what)).await {
+                let a = match self
+                    .policy
+                    .check(hdr, conn, &format!("read {}", self.what))
+                    .await
+                {
                     Ok(_) => true,
                     Err(fdo::Error::AccessDenied(_)) => false,
                     Err(e) => return Err(e),

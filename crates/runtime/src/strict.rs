@@ -48,7 +48,11 @@ impl<I: Interface> Strict<I> {
         self
     }
 
-    async fn may_read(&self, connection: &Connection, header: Option<&Header<'_>>) -> fdo::Result<()> {
+    async fn may_read(
+        &self,
+        connection: &Connection,
+        header: Option<&Header<'_>>,
+    ) -> fdo::Result<()> {
         match &self.readers {
             Some(r) => r.check(header, connection).await,
             None => Ok(()),

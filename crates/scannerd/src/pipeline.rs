@@ -98,14 +98,18 @@ pub fn run_camera(
                     *lock(&shared.health) = Some(health.snapshot(Instant::now()));
                     let ago = frame.captured.elapsed();
                     for c in &out.codes {
-                        hand_over(&tx, &shared, Scanned {
-                            text: c.text.clone(),
-                            symbology: c.symbology.as_str().to_owned(),
-                            kind: "camera",
-                            source: label.clone(),
-                            monotonic_us: monotonic_us(ago),
-                            wall_us: wall_us(frame.wall),
-                        });
+                        hand_over(
+                            &tx,
+                            &shared,
+                            Scanned {
+                                text: c.text.clone(),
+                                symbology: c.symbology.as_str().to_owned(),
+                                kind: "camera",
+                                source: label.clone(),
+                                monotonic_us: monotonic_us(ago),
+                                wall_us: wall_us(frame.wall),
+                            },
+                        );
                     }
                     out.codes
                 } else {
@@ -204,14 +208,18 @@ pub fn run_codes(
         }
         match source.next_code(Duration::from_millis(500)) {
             Ok(code) => {
-                hand_over(&tx, &shared, Scanned {
-                    text: code.text.clone(),
-                    symbology: "hid".to_owned(),
-                    kind: "hid",
-                    source: format!("hid:{}", code.source),
-                    monotonic_us: monotonic_us(Duration::ZERO),
-                    wall_us: wall_us(SystemTime::now()),
-                });
+                hand_over(
+                    &tx,
+                    &shared,
+                    Scanned {
+                        text: code.text.clone(),
+                        symbology: "hid".to_owned(),
+                        kind: "hid",
+                        source: format!("hid:{}", code.source),
+                        monotonic_us: monotonic_us(Duration::ZERO),
+                        wall_us: wall_us(SystemTime::now()),
+                    },
+                );
             }
             Err(SourceError::Timeout(_)) => {}
             Err(SourceError::EndOfStream) => {

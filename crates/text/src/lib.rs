@@ -164,8 +164,14 @@ mod tests {
             assert_eq!(yuan_to_fen(bad), Err(YuanError::Malformed), "{bad:?}");
         }
         assert_eq!(yuan_to_fen(""), Err(YuanError::Empty));
-        assert_eq!(yuan_to_fen("92233720368547758.08"), Err(YuanError::Overflow));
-        assert_eq!(yuan_to_fen("99999999999999999999"), Err(YuanError::Overflow));
+        assert_eq!(
+            yuan_to_fen("92233720368547758.08"),
+            Err(YuanError::Overflow)
+        );
+        assert_eq!(
+            yuan_to_fen("99999999999999999999"),
+            Err(YuanError::Overflow)
+        );
     }
 
     #[test]
