@@ -197,6 +197,56 @@ impl TestBus {
     }
 }
 
+impl TestBus {
+    /// Start a daemon binary and send it SIGTERM the moment it owns `bus_name` (as systemd
+    /// may, stopping a unit that just started); returns how it exited.
+    pub async fn start_and_stop_at_name(
+        &self,
+        binary: &str,
+        args: &[&str],
+        bus_name: &str,
+    ) -> std::process::ExitStatus {
+        use futures_util::StreamExt;
+        let conn = self.connect().await;
+        let dbus = zbus::fdo::DBusProxy::new(&conn).await.expect("DBus proxy");
+        let mut owners = dbus
+            .receive_name_owner_changed_with_args(&[(0, bus_name)])
+            .await
+            .expect("watch the name");
+        let mut child = self
+            .command(bin(binary))
+            .args(args)
+            .stdin(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {binary}: {e}"));
+        let owned = tokio::time::timeout(Duration::from_secs(30), async {
+            while let Some(sig) = owners.next().await {
+                if sig.args().is_ok_and(|a| a.new_owner().is_some()) {
+                    return true;
+                }
+            }
+            false
+        })
+        .await;
+        signal(&child, nix::sys::signal::Signal::SIGTERM);
+        assert!(
+            matches!(owned, Ok(true)),
+            "{binary} did not own {bus_name} within 30 s"
+        );
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Ok(Some(s)) = child.try_wait() {
+                return s;
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                panic!("{binary} ignored SIGTERM for 10 s");
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
 impl Drop for TestBus {
     fn drop(&mut self) {
         let _ = self.child.kill();

@@ -492,3 +492,323 @@ async fn an_integrator_s_missing_or_wrong_key_files_are_named_by_check_config_an
     assert_eq!(code, Some(78), "{said}");
     assert!(said.contains("private_key_file"), "{said}");
 }
+
+/// The customer's code of a vendor app's own scan must never pay a sale paymentd armed the
+/// scanner for before scannerd restarted: session ids are not reused across restarts, and
+/// paymentd forgets scannerd's sessions when scannerd's bus name changes owner.
+#[tokio::test]
+async fn after_a_scanner_restart_a_vendor_apps_own_scan_does_not_pay_the_old_sale() {
+    let bus = TestBus::start();
+    let sim = acquirer::start(bus.dir()).await;
+    let no_camera = write_file(bus.dir(), "no-camera.toml", b"");
+    let mut scannerd = bus
+        .spawn_daemon(
+            "smartpos-scannerd",
+            &["--config", no_camera.to_str().unwrap()],
+            "org.smartpos.Scanner1",
+        )
+        .await;
+    let cfg = acquirer::paymentd_config(&sim, bus.dir(), Pace::Fast, true);
+    let _paymentd = bus
+        .spawn_daemon(
+            "smartpos-paymentd",
+            &["--config", cfg.to_str().unwrap()],
+            "org.smartpos.Payment1",
+        )
+        .await;
+    let (conn, p) = payments(&bus).await;
+    // The first customer's sale: paymentd arms the scanner for it.
+    let first = p
+        .sale(1111, "CNY", "first-customer", no_options())
+        .await
+        .unwrap();
+    let t = tx(&conn, &first).await;
+    assert_eq!(t.state().await.unwrap(), "awaiting_code");
+
+    // The scanner restarts (an update, a crash) and now sees the second customer's code.
+    assert!(scannerd.terminate().success());
+    let second_code = alipay_code("000", 20);
+    let camera = camera_showing(bus.dir(), &second_code);
+    let _scannerd = bus
+        .spawn_daemon(
+            "smartpos-scannerd",
+            &["--config", camera.to_str().unwrap()],
+            "org.smartpos.Scanner1",
+        )
+        .await;
+    // The vendor app scans for itself, in its own session.
+    let scanner = smartpos_bus::scanner::ScannerProxy::new(&conn)
+        .await
+        .unwrap();
+    let mut codes = scanner.receive_code_scanned().await.unwrap();
+    let own = scanner.start_scan(20_000, &[]).await.unwrap();
+    let sig = tokio::time::timeout(Duration::from_secs(20), codes.next())
+        .await
+        .expect("the vendor app receives the code")
+        .unwrap();
+    let args = sig.args().unwrap();
+    assert_eq!(
+        (args.text.as_str(), args.session),
+        (second_code.as_str(), own)
+    );
+
+    // That code does not pay the old sale…
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(
+        sim.ledger().trades.is_empty(),
+        "nothing was sent to the acquirer: {:?}",
+        sim.ledger().trades
+    );
+    assert_eq!(t.state().await.unwrap(), "awaiting_code");
+    assert_eq!(t.paid_fen().await.unwrap(), 0);
+    // …and the cashier is told the scanner restarted.
+    let mut hint = String::new();
+    for _ in 0..50 {
+        hint = t.hint().await.unwrap();
+        if !hint.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(hint.contains("restarted"), "{hint:?}");
+    assert_eq!(p.cancel(&first.as_ref()).await.unwrap(), "cancelled");
+}
+
+/// Runs `dbus-send` as uid 65534 to GetAll a sale's properties; returns (success, output).
+fn get_all_as_nobody(bus: &TestBus, path: &str, iface: &str) -> (bool, String) {
+    let out = as_nobody(bus, Path::new("dbus-send"))
+        .args([
+            "--system",
+            "--print-reply",
+            "--dest=org.smartpos.Payment1",
+            path,
+            "org.freedesktop.DBus.Properties.GetAll",
+            &format!("string:{iface}"),
+        ])
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}
+
+/// `gdbus monitor` of the payment service, as `nobody` or as the test's own user.
+fn monitor(bus: &TestBus, as_stranger: bool) -> std::process::Child {
+    let args = ["monitor", "--system", "--dest", "org.smartpos.Payment1"];
+    let mut c = if as_stranger {
+        let mut c = as_nobody(bus, Path::new("gdbus"));
+        c.args(args);
+        c
+    } else {
+        let mut c = bus.command("gdbus");
+        c.args(args);
+        c
+    };
+    c.stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
+fn stop_monitor(mut child: std::process::Child) -> String {
+    let _ = child.kill();
+    let out = child.wait_with_output().unwrap();
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[tokio::test]
+async fn a_process_of_another_uid_cannot_read_sales_or_hear_them_change() {
+    let s = stack(None).await;
+    let (conn, p) = payments(&s.bus).await;
+    let stranger = monitor(&s.bus, true);
+    let cashier = monitor(&s.bus, false);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let path = p
+        .pay_with_code(
+            2500,
+            "CNY",
+            "private",
+            no_options(),
+            &alipay_code("000", 30),
+        )
+        .await
+        .unwrap();
+    let t = tx(&conn, &path).await;
+    assert_eq!(settled(&t, Duration::from_secs(30)).await, "succeeded");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let heard_by_stranger = stop_monitor(stranger);
+    let heard_by_cashier = stop_monitor(cashier);
+    assert!(
+        heard_by_cashier.contains("TransactionChanged"),
+        "the signals were sent: {heard_by_cashier}"
+    );
+    assert!(
+        !heard_by_stranger.contains("TransactionChanged")
+            && !heard_by_stranger.contains("Changed ('succeeded'")
+            && !heard_by_stranger.contains("private"),
+        "a stranger heard: {heard_by_stranger}"
+    );
+
+    // Reading the sale: refused by the bus policy before the daemon sees it.
+    let (ok, text) = get_all_as_nobody(&s.bus, path.as_str(), "org.smartpos.Payment1.Transaction");
+    assert!(
+        !ok && text.contains("AccessDenied") && text.contains("Rejected"),
+        "{text}"
+    );
+    assert!(
+        !text.contains("private") && !text.contains("2500"),
+        "{text}"
+    );
+    // The service's own health stays readable.
+    let (ok, text) = get_all_as_nobody(&s.bus, "/org/smartpos/Payment1", "org.smartpos.Payment1");
+    assert!(ok && text.contains("TerminalId"), "{text}");
+}
+
+/// A policy an administrator might have loosened by mistake: anyone may talk to paymentd.
+const LOOSE_POLICY: &str = r#"<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-BUS Bus Configuration 1.0//EN"
+ "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
+<busconfig><policy context="default"><allow send_destination="org.smartpos.Payment1"/></policy></busconfig>"#;
+
+#[tokio::test]
+async fn paymentd_refuses_a_stranger_a_sale_even_when_the_bus_policy_lets_it_through() {
+    let bus = TestBus::start_with_extra_policy(Some(LOOSE_POLICY));
+    let sim = acquirer::start(bus.dir()).await;
+    let cfg = acquirer::paymentd_config(&sim, bus.dir(), Pace::Fast, false);
+    let _paymentd = bus
+        .spawn_daemon(
+            "smartpos-paymentd",
+            &["--config", cfg.to_str().unwrap()],
+            "org.smartpos.Payment1",
+        )
+        .await;
+    let (_conn, p) = payments(&bus).await;
+    let path = p
+        .sale(4321, "CNY", "private-2", no_options())
+        .await
+        .unwrap();
+    let (ok, text) = get_all_as_nobody(&bus, path.as_str(), "org.smartpos.Payment1.Transaction");
+    assert!(!ok && text.contains("AccessDenied"), "{text}");
+    assert!(
+        text.contains("may read sales"),
+        "refused by the daemon: {text}"
+    );
+    assert!(
+        !text.contains("private-2") && !text.contains("4321"),
+        "{text}"
+    );
+    let (ok, text) = get_all_as_nobody(&bus, "/org/smartpos/Payment1", "org.smartpos.Payment1");
+    assert!(ok && text.contains("TerminalId"), "{text}");
+}
+
+/// The D-Bus error name of a failed call.
+fn error_name<T: std::fmt::Debug>(r: &zbus::Result<T>) -> String {
+    match r {
+        Err(zbus::Error::MethodError(name, _, _)) => name.to_string(),
+        Err(zbus::Error::FDO(e)) => zbus::DBusError::name(&**e).to_string(),
+        other => format!("not a D-Bus error: {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn each_kind_of_failure_has_its_own_error_name() {
+    let s = stack(None).await;
+    let (conn, p) = payments(&s.bus).await;
+    let path = p
+        .pay_with_code(600, "CNY", "kinds", no_options(), &alipay_code("000", 40))
+        .await
+        .unwrap();
+    let t = tx(&conn, &path).await;
+    assert_eq!(settled(&t, Duration::from_secs(30)).await, "succeeded");
+
+    // An argument of the wrong type (i where the contract says x) is InvalidArgs, as the XML
+    // promises, not zbus's own error.
+    let r: zbus::Result<zbus::message::Message> = conn
+        .call_method(
+            Some("org.smartpos.Payment1"),
+            "/org/smartpos/Payment1",
+            Some("org.smartpos.Payment1"),
+            "Sale",
+            &(100i32, "CNY", "typed", HashMap::<&str, Value<'_>>::new()),
+        )
+        .await;
+    assert_eq!(
+        error_name(&r),
+        "org.freedesktop.DBus.Error.InvalidArgs",
+        "{r:?}"
+    );
+    let r: zbus::Result<zbus::message::Message> = conn
+        .call_method(
+            Some("org.smartpos.Payment1"),
+            "/org/smartpos/Payment1",
+            Some("org.smartpos.Payment1"),
+            "Query",
+            &("/org/smartpos/Payment1/tx/1",),
+        )
+        .await;
+    assert_eq!(
+        error_name(&r),
+        "org.freedesktop.DBus.Error.InvalidArgs",
+        "a string is not a path: {r:?}"
+    );
+
+    // One sale, one path: tx/01 is not sale 1.
+    let id = t.id().await.unwrap();
+    let padded = OwnedObjectPath::try_from(format!("/org/smartpos/Payment1/tx/0{id}")).unwrap();
+    let r = p.query(&padded.as_ref()).await;
+    assert_eq!(
+        error_name(&r),
+        "org.freedesktop.DBus.Error.InvalidArgs",
+        "{r:?}"
+    );
+    let r = p.refund(&padded.as_ref(), 100, "padded").await;
+    assert_eq!(
+        error_name(&r),
+        "org.freedesktop.DBus.Error.InvalidArgs",
+        "{r:?}"
+    );
+    assert_eq!(t.refunded_fen().await.unwrap(), 0);
+
+    // A sale that does not exist is NotFound; a refund the sale cannot give is Refused.
+    let missing = OwnedObjectPath::try_from("/org/smartpos/Payment1/tx/987654").unwrap();
+    let r = p.query(&missing.as_ref()).await;
+    assert_eq!(error_name(&r), smartpos_bus::errors::NOT_FOUND, "{r:?}");
+    let r = p.refund(&path.as_ref(), 601, "too-much").await;
+    assert_eq!(error_name(&r), smartpos_bus::errors::REFUSED, "{r:?}");
+    let r = p.find_transaction("no-such-order").await;
+    assert_eq!(error_name(&r), smartpos_bus::errors::NOT_FOUND, "{r:?}");
+}
+
+#[tokio::test]
+async fn an_app_that_lost_the_answer_finds_its_sale_by_its_order_ref() {
+    let s = stack(None).await;
+    let (_conn, p) = payments(&s.bus).await;
+    let path = p
+        .sale(990, "CNY", "till-3/0042", no_options())
+        .await
+        .unwrap();
+    let _other = p
+        .sale(10, "CNY", "till-3/0043", no_options())
+        .await
+        .unwrap();
+    assert_eq!(p.find_transaction("till-3/0042").await.unwrap(), path);
+}
+
+#[tokio::test]
+async fn sigterm_as_soon_as_paymentd_owns_its_name_stops_it_cleanly() {
+    let bus = TestBus::start();
+    let sim = acquirer::start(bus.dir()).await;
+    let cfg = acquirer::paymentd_config(&sim, bus.dir(), Pace::Fast, false);
+    for round in 0..10 {
+        let status = bus
+            .start_and_stop_at_name(
+                "smartpos-paymentd",
+                &["--config", cfg.to_str().unwrap()],
+                "org.smartpos.Payment1",
+            )
+            .await;
+        assert_eq!(status.code(), Some(0), "round {round}: {status:?}");
+    }
+}

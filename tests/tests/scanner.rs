@@ -383,3 +383,19 @@ async fn a_code_on_a_phone_screen_is_read_by_the_daemon_within_three_frames() {
         );
     }
 }
+
+#[tokio::test]
+async fn sigterm_as_soon_as_scannerd_owns_its_name_stops_it_cleanly() {
+    let bus = TestBus::start();
+    let cfg = camera_config(&bus);
+    for round in 0..10 {
+        let status = bus
+            .start_and_stop_at_name(
+                "smartpos-scannerd",
+                &["--config", cfg.to_str().unwrap()],
+                "org.smartpos.Scanner1",
+            )
+            .await;
+        assert_eq!(status.code(), Some(0), "round {round}: {status:?}");
+    }
+}

@@ -24,17 +24,6 @@ pub mod xml;
 pub use disposition::{Disposition, FailureCause};
 pub use keys::{KeyError, RsaSigner, RsaVerifier, SignatureError};
 
-/// Mask a payment code for logs: the first two and last four characters stay (the same rule as
-/// `smartpos_runtime::redact::mask_code`, repeated here so this crate has no daemon
-/// dependencies).
-pub fn mask_code(code: &str) -> String {
-    let chars: Vec<char> = code.chars().collect();
-    let n = chars.len();
-    if n <= 8 {
-        return "*".repeat(n);
-    }
-    let mut out: String = chars[..2].iter().collect();
-    out.extend(std::iter::repeat_n('*', n - 6));
-    out.extend(&chars[n - 4..]);
-    out
-}
+/// Mask a payment code for logs: the first two and last four characters stay (the one rule,
+/// from the dependency-free `smartpos-text`).
+pub use smartpos_text::mask_code;

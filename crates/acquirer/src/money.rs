@@ -28,33 +28,11 @@ pub fn fen_to_yuan(fen: i64) -> String {
 /// third decimal are refused: an acquirer never sends them, so seeing one means the response is
 /// not what we think it is.
 pub fn yuan_to_fen(text: &str) -> Result<i64, AmountError> {
-    if text.is_empty() {
-        return Err(AmountError::Empty);
-    }
-    let malformed = || AmountError::Malformed(text.to_owned());
-    let (whole, frac) = match text.split_once('.') {
-        Some((w, f)) => (w, f),
-        None => (text, ""),
-    };
-    if whole.is_empty()
-        || !whole.bytes().all(|b| b.is_ascii_digit())
-        || !frac.bytes().all(|b| b.is_ascii_digit())
-        || frac.len() > 2
-        || (text.contains('.') && frac.is_empty())
-    {
-        return Err(malformed());
-    }
-    let overflow = || AmountError::Overflow(text.to_owned());
-    let whole: i64 = whole.parse().map_err(|_| overflow())?;
-    let frac: i64 = match frac.len() {
-        0 => 0,
-        1 => i64::from(frac.as_bytes()[0] - b'0') * 10,
-        _ => frac.parse().map_err(|_| malformed())?,
-    };
-    whole
-        .checked_mul(100)
-        .and_then(|f| f.checked_add(frac))
-        .ok_or_else(overflow)
+    smartpos_text::yuan_to_fen(text).map_err(|e| match e {
+        smartpos_text::YuanError::Empty => AmountError::Empty,
+        smartpos_text::YuanError::Malformed => AmountError::Malformed(text.to_owned()),
+        smartpos_text::YuanError::Overflow => AmountError::Overflow(text.to_owned()),
+    })
 }
 
 /// Parse a WeChat/QRA integer-fen field (`total_fee`, `cash_fee`, `refund_fee`).

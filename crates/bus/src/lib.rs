@@ -28,8 +28,25 @@ pub fn interface_xml(name: &str) -> Option<&'static str> {
     INTERFACES.iter().find(|(n, _)| *n == name).map(|(_, x)| *x)
 }
 
-/// Errors the daemons return, beyond the standard `org.freedesktop.DBus.Error.*`.
+/// Errors the daemons return, one name per kind of failure (documented in each interface's
+/// XML). The first three are the names the contract has promised from the start.
 pub mod errors {
-    /// A value given by the caller is out of range or malformed; nothing was changed.
+    /// A value given by the caller is out of range, malformed or of the wrong type; nothing
+    /// was changed.
     pub const INVALID_ARGS: &str = "org.freedesktop.DBus.Error.InvalidArgs";
+    /// The caller is not in a group that may do this.
+    pub const ACCESS_DENIED: &str = "org.freedesktop.DBus.Error.AccessDenied";
+    /// A rule or the state of the sale refuses the request; the message says why and what to
+    /// do.
+    pub const REFUSED: &str = "org.smartpos.Payment1.Error.Refused";
+    /// The transaction or refund named does not exist.
+    pub const NOT_FOUND: &str = "org.smartpos.Error.NotFound";
+    /// Another request moved the sale at the same moment: read it again and decide again.
+    pub const BUSY: &str = "org.smartpos.Error.Busy";
+    /// Something the request needs is not available now (the journal's storage, an acquirer
+    /// path without a connector): try again later or call support.
+    pub const UNAVAILABLE: &str = "org.smartpos.Error.Unavailable";
+    /// A fault of the software (a corrupt journal row, a forbidden state change): call
+    /// support; the message names it.
+    pub const FAILED: &str = "org.freedesktop.DBus.Error.Failed";
 }

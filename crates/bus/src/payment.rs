@@ -11,16 +11,19 @@ pub const TX_INTERFACE: &str = "org.smartpos.Payment1.Transaction";
 /// Object path of the service.
 pub const PATH: &str = "/org/smartpos/Payment1";
 /// D-Bus error name for a request refused by a rule or the state of the sale.
-pub const ERROR_REFUSED: &str = "org.smartpos.Payment1.Error.Refused";
+pub const ERROR_REFUSED: &str = crate::errors::REFUSED;
 
 /// The object path of transaction `id`.
 pub fn tx_path(id: i64) -> String {
     format!("{PATH}/tx/{id}")
 }
 
-/// The transaction id in an object path made by [`tx_path`].
+/// The transaction id in an object path made by [`tx_path`]. Only the one path `tx_path`
+/// makes is accepted: `…/tx/01` or `…/tx/+1` is not sale 1 (one sale, one path).
 pub fn tx_id(path: &str) -> Option<i64> {
-    path.strip_prefix(PATH)?.strip_prefix("/tx/")?.parse().ok()
+    let digits = path.strip_prefix(PATH)?.strip_prefix("/tx/")?;
+    let id: i64 = digits.parse().ok()?;
+    (id > 0 && tx_path(id) == path).then_some(id)
 }
 
 /// Client side of `org.smartpos.Payment1` (see `xml/org.smartpos.Payment1.xml`).
@@ -54,6 +57,8 @@ pub trait Payment {
         refund_ref: &str,
     ) -> zbus::Result<HashMap<String, OwnedValue>>;
     fn list_transactions(&self, limit: u32) -> zbus::Result<Vec<OwnedObjectPath>>;
+    /// The newest sale started with `order_ref` (`org.smartpos.Error.NotFound` if none).
+    fn find_transaction(&self, order_ref: &str) -> zbus::Result<OwnedObjectPath>;
 
     #[zbus(signal)]
     fn transaction_changed(&self, transaction: OwnedObjectPath, state: String) -> zbus::Result<()>;
@@ -123,4 +128,25 @@ pub trait Transaction {
     fn created_at_ms(&self) -> zbus::Result<i64>;
     #[zbus(property)]
     fn updated_at_ms(&self) -> zbus::Result<i64>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_sale_has_one_path() {
+        assert_eq!(tx_id(&tx_path(7)), Some(7));
+        assert_eq!(tx_id("/org/smartpos/Payment1/tx/1234567"), Some(1_234_567));
+        for odd in [
+            "/org/smartpos/Payment1/tx/07",
+            "/org/smartpos/Payment1/tx/+7",
+            "/org/smartpos/Payment1/tx/0",
+            "/org/smartpos/Payment1/tx/-7",
+            "/org/smartpos/Payment1/tx/",
+            "/org/smartpos/Payment1/tx/7/x",
+        ] {
+            assert_eq!(tx_id(odd), None, "{odd}");
+        }
+    }
 }

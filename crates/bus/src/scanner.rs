@@ -31,6 +31,10 @@ pub trait Scanner {
         session: u64,
     ) -> zbus::Result<()>;
 
+    /// A session ended ("timeout" or "stopped").
+    #[zbus(signal)]
+    fn session_ended(&self, session: u64, reason: String) -> zbus::Result<()>;
+
     #[zbus(property)]
     fn version(&self) -> zbus::Result<String>;
     #[zbus(property)]

@@ -188,20 +188,9 @@ fn looks_like_url(text: &str) -> bool {
     }
 }
 
-/// Mask a payment code for logs: first two and last four characters kept (the same rule as
-/// `smartpos_runtime::redact::mask_code`). A code is a bearer token for a minute.
-pub fn mask_code(code: &str) -> String {
-    let chars: Vec<char> = code.chars().collect();
-    let n = chars.len();
-    if n <= 8 {
-        return "*".repeat(n);
-    }
-    let mut out = String::with_capacity(n);
-    out.extend(&chars[..2]);
-    out.extend(std::iter::repeat_n('*', n - 6));
-    out.extend(&chars[n - 4..]);
-    out
-}
+/// Mask a payment code for logs: first two and last four characters kept (the one rule, from
+/// `smartpos-text`). A code is a bearer token for a minute.
+pub use smartpos_text::mask_code;
 
 #[cfg(test)]
 mod tests {

@@ -333,21 +333,7 @@ pub fn fen_to_yuan(fen: i64) -> String {
 
 /// Parse an acquirer's yuan string ("20.00", "0.5") into fen, exactly (no floats).
 pub fn yuan_to_fen(s: &str) -> Option<i64> {
-    let s = s.trim();
-    let (int, frac) = s.split_once('.').unwrap_or((s, ""));
-    if int.is_empty() || frac.len() > 2 || !int.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    if !frac.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    let int: i64 = int.parse().ok()?;
-    let frac_fen: i64 = match frac.len() {
-        0 => 0,
-        1 => frac.parse::<i64>().ok()? * 10,
-        _ => frac.parse().ok()?,
-    };
-    int.checked_mul(100)?.checked_add(frac_fen)
+    smartpos_text::yuan_to_fen(s).ok()
 }
 
 #[cfg(test)]

@@ -12,10 +12,17 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use smartpos_payment::PaymentService;
-use smartpos_runtime::{auth::Policy, bus, config::ConfigError, exit::Exit, notify};
+use smartpos_runtime::{
+    auth::{Policy, Readers},
+    bus,
+    config::ConfigError,
+    exit::Exit,
+    notify,
+    strict::Strict,
+};
 
 use crate::scan::ScanLink;
-use crate::service::{Hints, PaymentIface, announce, register};
+use crate::service::{Hints, Objects, PaymentIface, announce};
 
 const DAEMON: &str = "smartpos-paymentd";
 
@@ -91,6 +98,12 @@ async fn run(args: Args) -> Result<(), Error> {
     tracing::info!(journal = %cfg.journal.display(), terminal = %svc.config().terminal_id, "journal open");
 
     let hints: Hints = Hints::default();
+    let policy = Policy::new(&cfg.auth.operator_groups);
+    let objects = Objects::new(
+        svc.clone(),
+        hints.clone(),
+        Readers::new(policy.clone(), "sales"),
+    );
     let conn = bus::system_builder()?
         .build()
         .await
@@ -98,19 +111,24 @@ async fn run(args: Args) -> Result<(), Error> {
     let scan = ScanLink::new(&conn, cfg.scanner).await;
     let iface = PaymentIface {
         svc: svc.clone(),
-        policy: Policy::new(&cfg.auth.operator_groups),
+        policy,
         scan: scan.clone(),
         hints: hints.clone(),
+        objects: objects.clone(),
         scan_timeout_ms: cfg.scan_timeout_ms,
     };
     let server = conn.object_server();
-    server.at(smartpos_bus::payment::PATH, iface).await?;
+    server
+        .at(smartpos_bus::payment::PATH, Strict::new(iface))
+        .await?;
     // Recent sales are on the bus from the start, so an app that comes back finds them.
     for t in svc
         .list_recent(200)
         .map_err(|e| Error::Journal(e.to_string()))?
+        .into_iter()
+        .rev()
     {
-        register(server, &svc, &hints, t.id).await?;
+        objects.register(server, t.id).await?;
     }
     let name = smartpos_bus::payment::INTERFACE;
     conn.request_name(name)
@@ -119,14 +137,14 @@ async fn run(args: Args) -> Result<(), Error> {
 
     // Announce every state change on the bus.
     let mut events = svc.subscribe();
-    let (ev_conn, ev_svc, ev_hints, ev_scan) =
-        (conn.clone(), svc.clone(), hints.clone(), scan.clone());
+    let (ev_conn, ev_objects, ev_scan) = (conn.clone(), objects.clone(), scan.clone());
     let rearm_ms = cfg.scan_timeout_ms;
     tokio::spawn(async move {
         loop {
             match events.recv().await {
                 Ok(ev) => {
-                    let _ = register(ev_conn.object_server(), &ev_svc, &ev_hints, ev.tx).await;
+                    ev_objects.views.invalidate(ev.tx);
+                    let _ = ev_objects.register(ev_conn.object_server(), ev.tx).await;
                     // The payment provably never left the terminal (no network): the sale
                     // waits for a code again, so the cashier can simply scan again.
                     if ev.from == Some(smartpos_payment::SaleState::Submitted)
@@ -134,9 +152,11 @@ async fn run(args: Args) -> Result<(), Error> {
                         && ev_scan.available()
                         && let Err(why) = ev_scan.arm(ev.tx, rearm_ms).await
                     {
-                        service::lock(&ev_hints).insert(ev.tx, why);
+                        service::lock(&ev_objects.hints).insert(ev.tx, why);
                     }
                     if ev.to.is_terminal() {
+                        // A hint is about waiting for a code; a finished sale has none.
+                        service::lock(&ev_objects.hints).remove(&ev.tx);
                         tracing::info!(tx = %ev.tx, state = ev.to.as_str(), "sale settled");
                     }
                     if let Err(e) = announce(&ev_conn, ev.tx, ev.to.as_str()).await {
@@ -153,6 +173,7 @@ async fn run(args: Args) -> Result<(), Error> {
         }
     });
     let _listener = scan.spawn_listener(svc.clone(), hints.clone(), conn.clone());
+    let _sessions = scan.spawn_session_watch(svc.clone(), hints.clone(), conn.clone());
 
     // Finish what a crash or reboot left open, then keep sweeping.
     match svc.resolve_all().await {

@@ -1,28 +1,42 @@
 //! `org.smartpos.Payment1` and its transaction objects.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 
-use smartpos_bus::payment::{ERROR_REFUSED, TX_INTERFACE, tx_id, tx_path};
+use smartpos_bus::payment::{TX_INTERFACE, tx_id, tx_path};
+use smartpos_payment::journal::JournalError;
 use smartpos_payment::{
     FundingChannel, PayTarget, PaymentError, PaymentService, SaleOptions, Transaction, TxId,
     model::RefundState,
 };
-use smartpos_runtime::auth::Policy;
+use smartpos_runtime::auth::{Policy, Readers};
+use smartpos_runtime::strict::Strict;
 use zbus::object_server::{ObjectServer, SignalEmitter};
 use zbus::zvariant::{ObjectPath, OwnedObjectPath, OwnedValue, Value};
 use zbus::{Connection, fdo, interface, message::Header};
 
 use crate::scan::ScanLink;
 
-/// Errors as the caller sees them. Bad input is `InvalidArgs` and changes nothing; a rule or
-/// the sale's state refusing is `org.smartpos.Payment1.Error.Refused`; the rest are the
-/// standard `org.freedesktop.DBus.Error.*`.
+/// Errors as the caller sees them: one D-Bus error name per kind (see
+/// `smartpos_bus::errors` and the XML), chosen from the library's typed errors, never from
+/// their text.
 #[derive(Debug)]
 pub enum Error {
+    /// Standard errors: InvalidArgs (bad input, nothing changed), AccessDenied.
     Fdo(fdo::Error),
-    /// Refused by a rule or by the state of the sale; the message says why and what to do.
-    Refused(String),
+    /// One of ours: `name` is from `smartpos_bus::errors`; the message says why and what to
+    /// do.
+    Named { name: &'static str, message: String },
+}
+
+impl Error {
+    fn named(name: &'static str, message: impl Into<String>) -> Self {
+        Error::Named {
+            name,
+            message: message.into(),
+        }
+    }
 }
 
 impl zbus::DBusError for Error {
@@ -37,14 +51,14 @@ impl zbus::DBusError for Error {
     fn name(&self) -> zbus::names::ErrorName<'_> {
         match self {
             Error::Fdo(e) => e.name(),
-            Error::Refused(_) => zbus::names::ErrorName::from_static_str_unchecked(ERROR_REFUSED),
+            Error::Named { name, .. } => zbus::names::ErrorName::from_static_str_unchecked(name),
         }
     }
 
     fn description(&self) -> Option<&str> {
         match self {
             Error::Fdo(e) => e.description(),
-            Error::Refused(m) => Some(m),
+            Error::Named { message, .. } => Some(message),
         }
     }
 }
@@ -61,23 +75,54 @@ impl From<zbus::Error> for Error {
     }
 }
 
+/// The error name for each kind of library error. Every variant is named here, so a new one
+/// cannot fall into a catch-all unnoticed.
+pub fn error_name(e: &PaymentError) -> &'static str {
+    use smartpos_bus::errors::{BUSY, FAILED, INVALID_ARGS, NOT_FOUND, REFUSED, UNAVAILABLE};
+    match e {
+        PaymentError::Invalid(_) => INVALID_ARGS,
+        PaymentError::NotPaymentCode(_)
+        | PaymentError::SchemeDisabled(_)
+        | PaymentError::Blocked(_)
+        | PaymentError::WrongState { .. }
+        | PaymentError::NoSaleAwaitingCode
+        | PaymentError::NoRoute { .. } => REFUSED,
+        PaymentError::NoConnector(_) => UNAVAILABLE,
+        PaymentError::Journal(j) => match j {
+            JournalError::NotFound(_) | JournalError::RefundNotFound(_) => NOT_FOUND,
+            JournalError::CodeAlreadyUsed(_)
+            | JournalError::OverRefund { .. }
+            | JournalError::NotRefundable { .. }
+            | JournalError::RefundRefReused { .. } => REFUSED,
+            JournalError::Conflict { .. } => BUSY,
+            JournalError::Sqlite(_) => UNAVAILABLE,
+            JournalError::TooNew { .. }
+            | JournalError::IllegalMove { .. }
+            | JournalError::Corrupt(_) => FAILED,
+        },
+    }
+}
+
 impl From<PaymentError> for Error {
     fn from(e: PaymentError) -> Self {
-        match &e {
-            PaymentError::Invalid(v) => fdo::Error::InvalidArgs(v.to_string()).into(),
+        let name = error_name(&e);
+        let message = match &e {
+            // The cashier-facing line: cause, code, instruction.
             PaymentError::NotPaymentCode(x)
             | PaymentError::SchemeDisabled(x)
-            | PaymentError::Blocked(x) => Error::Refused(x.one_line()),
-            PaymentError::WrongState { .. }
-            | PaymentError::NoSaleAwaitingCode
-            | PaymentError::NoRoute { .. } => Error::Refused(e.to_string()),
-            PaymentError::Journal(j)
-                if j.to_string().contains("refund") || j.to_string().contains("no sale") =>
-            {
-                Error::Refused(e.to_string())
-            }
-            _ => fdo::Error::Failed(e.to_string()).into(),
+            | PaymentError::Blocked(x) => x.one_line(),
+            other => other.to_string(),
+        };
+        if name == smartpos_bus::errors::INVALID_ARGS {
+            return fdo::Error::InvalidArgs(message).into();
         }
+        Error::named(name, message)
+    }
+}
+
+impl From<JournalError> for Error {
+    fn from(e: JournalError) -> Self {
+        PaymentError::Journal(e).into()
     }
 }
 
@@ -93,6 +138,7 @@ pub struct PaymentIface {
     pub policy: Policy,
     pub scan: ScanLink,
     pub hints: Hints,
+    pub objects: Objects,
     pub scan_timeout_ms: u32,
 }
 
@@ -163,20 +209,90 @@ fn owned_path(id: TxId) -> OwnedObjectPath {
     OwnedObjectPath::try_from(tx_path(id.0)).expect("tx paths are valid object paths")
 }
 
-/// Serve the object of `id` if it is not served yet.
-pub async fn register(
-    server: &ObjectServer,
-    svc: &PaymentService,
-    hints: &Hints,
-    id: TxId,
-) -> zbus::Result<()> {
-    let obj = TxIface {
-        svc: svc.clone(),
-        hints: hints.clone(),
-        id,
-    };
-    server.at(tx_path(id.0), obj).await?;
-    Ok(())
+/// The sale objects on the bus and what they are served from.
+///
+/// At most [`EXPORTED`] sales are on the bus at once: those most recently created, listed or
+/// found. When a newer one comes, the oldest finished sale leaves the bus (its journal row
+/// stays; ListTransactions and FindTransaction put it back). Sales still in progress are
+/// never taken off.
+#[derive(Clone)]
+pub struct Objects {
+    pub svc: PaymentService,
+    pub hints: Hints,
+    pub readers: Arc<Readers>,
+    pub views: Arc<Views>,
+    exported: Arc<Mutex<VecDeque<TxId>>>,
+}
+
+/// How many sale objects stay on the bus.
+pub const EXPORTED: usize = 256;
+
+impl Objects {
+    pub fn new(svc: PaymentService, hints: Hints, readers: Arc<Readers>) -> Self {
+        Objects {
+            svc,
+            hints,
+            readers,
+            views: Arc::default(),
+            exported: Arc::default(),
+        }
+    }
+
+    /// Serve the object of `id` if it is not served yet, and take the oldest finished sale
+    /// off the bus when there are too many.
+    pub async fn register(&self, server: &ObjectServer, id: TxId) -> zbus::Result<()> {
+        let leave: Vec<TxId> = {
+            let mut ex = lock(&self.exported);
+            if let Some(at) = ex.iter().position(|t| *t == id) {
+                // Touched again: it is the newest now.
+                ex.remove(at);
+                ex.push_back(id);
+                return Ok(());
+            }
+            ex.push_back(id);
+            let mut leave = Vec::new();
+            let mut kept = VecDeque::new();
+            while ex.len() + kept.len() > EXPORTED {
+                let Some(old) = ex.pop_front() else { break };
+                let finished = self
+                    .svc
+                    .get(old)
+                    .map(|t| t.state.is_terminal())
+                    .unwrap_or(true);
+                if finished {
+                    leave.push(old);
+                } else {
+                    kept.push_back(old);
+                }
+            }
+            // Unfinished sales keep their place at the old end.
+            while let Some(k) = kept.pop_back() {
+                ex.push_front(k);
+            }
+            leave
+        };
+        let obj = TxIface {
+            svc: self.svc.clone(),
+            hints: self.hints.clone(),
+            readers: self.readers.clone(),
+            views: self.views.clone(),
+            id,
+        };
+        // The wrapper refuses a whole GetAll to a stranger (zbus's own GetAll would leave
+        // out each refused property and answer an empty list).
+        server
+            .at(
+                tx_path(id.0),
+                Strict::new(obj).readable_by(self.readers.clone()),
+            )
+            .await?;
+        for old in leave {
+            server.remove::<Strict<TxIface>, _>(tx_path(old.0)).await?;
+            lock(&self.hints).remove(&old);
+            self.views.invalidate(old);
+        }
+        Ok(())
+    }
 }
 
 #[interface(name = "org.smartpos.Payment1")]
@@ -198,7 +314,7 @@ impl PaymentIface {
             .svc
             .sale(amount_fen, &currency, &order_ref, opts)
             .await?;
-        register(server, &self.svc, &self.hints, id).await?;
+        self.objects.register(server, id).await?;
         if scan && let Err(why) = self.scan.arm(id, timeout).await {
             lock(&self.hints).insert(id, why);
         }
@@ -232,7 +348,7 @@ impl PaymentIface {
             options: opts,
         };
         let id = self.svc.pay_with_code(target, &code).await?;
-        register(server, &self.svc, &self.hints, id).await?;
+        self.objects.register(server, id).await?;
         Ok(owned_path(id))
     }
 
@@ -272,10 +388,11 @@ impl PaymentIface {
         #[zbus(connection)] conn: &Connection,
     ) -> Result<HashMap<String, OwnedValue>, Error> {
         self.policy.check(&hdr, conn, "refund").await?;
-        let r = self
-            .svc
-            .refund(tx_of(&transaction)?, amount_fen, &refund_ref)
-            .await?;
+        let id = tx_of(&transaction)?;
+        let r = self.svc.refund(id, amount_fen, &refund_ref).await;
+        // RefundedFen may have moved, whatever the outcome.
+        self.objects.views.invalidate(id);
+        let r = r?;
         let mut out: HashMap<String, OwnedValue> = HashMap::new();
         out.insert("id".into(), OwnedValue::from(r.id));
         out.insert("state".into(), str_value(r.state.as_str()));
@@ -299,16 +416,37 @@ impl PaymentIface {
     ) -> Result<Vec<OwnedObjectPath>, Error> {
         self.policy.check(&hdr, conn, "list sales").await?;
         let n = usize::try_from(limit.min(500)).unwrap_or(500);
-        let txs = self
-            .svc
-            .list_recent(n)
-            .map_err(|e| fdo::Error::Failed(e.to_string()))?;
+        let txs = self.svc.list_recent(n)?;
         let mut out = Vec::with_capacity(txs.len());
         for t in txs {
-            register(server, &self.svc, &self.hints, t.id).await?;
+            self.objects.register(server, t.id).await?;
             out.push(owned_path(t.id));
         }
         Ok(out)
+    }
+
+    /// The sale started with `order_ref` (the app's own order number), e.g. after a Sale or
+    /// PayWithCode whose answer was lost; NotFound if there is none.
+    #[zbus(out_args("transaction"))]
+    async fn find_transaction(
+        &self,
+        order_ref: String,
+        #[zbus(header)] hdr: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+        #[zbus(object_server)] server: &ObjectServer,
+    ) -> Result<OwnedObjectPath, Error> {
+        self.policy.check(&hdr, conn, "find a sale").await?;
+        let Some(id) = find_by_order_ref(&self.svc, &order_ref)? else {
+            return Err(Error::named(
+                smartpos_bus::errors::NOT_FOUND,
+                format!(
+                    "no sale has order_ref {:?}",
+                    order_ref.chars().take(64).collect::<String>()
+                ),
+            ));
+        };
+        self.objects.register(server, id).await?;
+        Ok(owned_path(id))
     }
 
     #[zbus(signal)]
@@ -371,6 +509,17 @@ impl PaymentIface {
     }
 }
 
+/// The newest sale with `order_ref`. The journal has no lookup by order_ref yet, so this
+/// reads the sales in order; the library's own lookup replaces it when it has one.
+fn find_by_order_ref(svc: &PaymentService, order_ref: &str) -> Result<Option<TxId>, JournalError> {
+    let sales = svc.with_journal(|j| j.sales_since(0))?;
+    Ok(sales
+        .iter()
+        .rev()
+        .find(|t| t.order_ref == order_ref)
+        .map(|t| t.id))
+}
+
 fn str_value(s: &str) -> OwnedValue {
     OwnedValue::try_from(Value::from(s)).expect("a string is always a valid value")
 }
@@ -383,26 +532,82 @@ pub fn json_name<T: serde::Serialize>(v: &T) -> String {
     }
 }
 
-/// One sale on the bus. Properties are read from the journal, so a client that comes back
-/// after a restart of the daemon sees what the journal holds.
+/// What a sale's properties are served from: the journal row and the refunded total, read
+/// together once and kept briefly, so a GetAll (twenty properties) costs one journal read
+/// instead of twenty. An entry is dropped when the sale changes (TxEvent, a refund through
+/// this daemon) and is never older than [`VIEW_FRESH`] in any case (refunds the resolver
+/// finishes in the background do not raise a TxEvent).
+#[derive(Default)]
+pub struct Views {
+    map: Mutex<HashMap<TxId, (Instant, Arc<View>)>>,
+}
+
+pub struct View {
+    tx: Transaction,
+    refunded_fen: i64,
+}
+
+const VIEW_FRESH: Duration = Duration::from_secs(1);
+
+impl Views {
+    fn get(&self, svc: &PaymentService, id: TxId) -> fdo::Result<Arc<View>> {
+        let now = Instant::now();
+        if let Some((at, v)) = lock(&self.map).get(&id)
+            && now.duration_since(*at) < VIEW_FRESH
+        {
+            return Ok(v.clone());
+        }
+        let tx = svc.get(id).map_err(|e| fdo::Error::Failed(e.to_string()))?;
+        let refunded_fen = svc
+            .refunds_of(id)
+            .map_err(|e| fdo::Error::Failed(e.to_string()))?
+            .iter()
+            .filter(|r| r.state == RefundState::Succeeded)
+            .map(|r| r.amount_fen)
+            .sum();
+        let v = Arc::new(View { tx, refunded_fen });
+        let mut map = lock(&self.map);
+        map.retain(|_, (at, _)| now.duration_since(*at) < VIEW_FRESH);
+        map.insert(id, (now, v.clone()));
+        Ok(v)
+    }
+
+    /// Sale `id` changed: the next read goes to the journal.
+    pub fn invalidate(&self, id: TxId) {
+        lock(&self.map).remove(&id);
+    }
+}
+
+/// One sale on the bus. Properties are read from the journal (through [`Views`]), so a
+/// client that comes back after a restart of the daemon sees what the journal holds.
 pub struct TxIface {
     svc: PaymentService,
     hints: Hints,
+    readers: Arc<Readers>,
+    views: Arc<Views>,
     id: TxId,
 }
 
 impl TxIface {
-    fn tx(&self) -> fdo::Result<Transaction> {
-        self.svc
-            .get(self.id)
-            .map_err(|e| fdo::Error::Failed(e.to_string()))
+    async fn view(&self, hdr: Option<Header<'_>>, conn: &Connection) -> fdo::Result<Arc<View>> {
+        self.readers.check(hdr.as_ref(), conn).await?;
+        self.views.get(&self.svc, self.id)
     }
 
-    fn explanation_field(
+    async fn explanation_field(
         &self,
+        hdr: Option<Header<'_>>,
+        conn: &Connection,
         f: impl FnOnce(&smartpos_payment::Explanation) -> String,
     ) -> fdo::Result<String> {
-        Ok(self.tx()?.explanation.as_ref().map(f).unwrap_or_default())
+        Ok(self
+            .view(hdr, conn)
+            .await?
+            .tx
+            .explanation
+            .as_ref()
+            .map(f)
+            .unwrap_or_default())
     }
 }
 
@@ -431,65 +636,128 @@ impl TxIface {
     pub async fn changed(emitter: &SignalEmitter<'_>, state: &str) -> zbus::Result<()>;
 
     #[zbus(property)]
-    fn id(&self) -> i64 {
-        self.id.0
+    async fn id(
+        &self,
+        #[zbus(header)] hdr: Option<Header<'_>>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> fdo::Result<i64> {
+        self.readers.check(hdr.as_ref(), conn).await?;
+        Ok(self.id.0)
     }
     #[zbus(property)]
-    fn amount_fen(&self) -> fdo::Result<i64> {
-        Ok(self.tx()?.amount_fen)
+    async fn amount_fen(
+        &self,
+        #[zbus(header)] hdr: Option<Header<'_>>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> fdo::Result<i64> {
+        Ok(self.view(hdr, conn).await?.tx.amount_fen)
     }
     #[zbus(property)]
-    fn currency(&self) -> fdo::Result<String> {
-        Ok(self.tx()?.currency.as_str().to_owned())
+    async fn currency(
+        &self,
+        #[zbus(header)] hdr: Option<Header<'_>>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> fdo::Result<String> {
+        Ok(self.view(hdr, conn).await?.tx.currency.as_str().to_owned())
     }
     #[zbus(property)]
-    fn order_ref(&self) -> fdo::Result<String> {
-        Ok(self.tx()?.order_ref)
+    async fn order_ref(
+        &self,
+        #[zbus(header)] hdr: Option<Header<'_>>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> fdo::Result<String> {
+        Ok(self.view(hdr, conn).await?.tx.order_ref.clone())
     }
     #[zbus(property)]
-    fn state(&self) -> fdo::Result<String> {
-        Ok(self.tx()?.state.as_str().to_owned())
+    async fn state(
+        &self,
+        #[zbus(header)] hdr: Option<Header<'_>>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> fdo::Result<String> {
+        Ok(self.view(hdr, conn).await?.tx.state.as_str().to_owned())
     }
     #[zbus(property)]
-    fn scheme(&self) -> fdo::Result<String> {
+    async fn scheme(
+        &self,
+        #[zbus(header)] hdr: Option<Header<'_>>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> fdo::Result<String> {
         Ok(self
-            .tx()?
+            .view(hdr, conn)
+            .await?
+            .tx
             .scheme
             .map(|s| s.as_str().to_owned())
             .unwrap_or_default())
     }
     #[zbus(property)]
-    fn code_masked(&self) -> fdo::Result<String> {
-        Ok(self.tx()?.code_masked.unwrap_or_default())
-    }
-    #[zbus(property)]
-    fn out_trade_no(&self) -> fdo::Result<String> {
-        Ok(self.tx()?.out_trade_no.unwrap_or_default())
-    }
-    #[zbus(property)]
-    fn acquirer_trade_no(&self) -> fdo::Result<String> {
-        Ok(self.tx()?.acquirer_trade_no.unwrap_or_default())
-    }
-    #[zbus(property)]
-    fn paid_fen(&self) -> fdo::Result<i64> {
-        Ok(self.tx()?.paid_fen.unwrap_or(0))
-    }
-    #[zbus(property)]
-    fn refunded_fen(&self) -> fdo::Result<i64> {
-        let refunds = self
-            .svc
-            .refunds_of(self.id)
-            .map_err(|e| fdo::Error::Failed(e.to_string()))?;
-        Ok(refunds
-            .iter()
-            .filter(|r| r.state == RefundState::Succeeded)
-            .map(|r| r.amount_fen)
-            .sum())
-    }
-    #[zbus(property)]
-    fn funding_channels(&self) -> fdo::Result<Vec<String>> {
+    async fn code_masked(
+        &self,
+        #[zbus(header)] hdr: Option<Header<'_>>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> fdo::Result<String> {
         Ok(self
-            .tx()?
+            .view(hdr, conn)
+            .await?
+            .tx
+            .code_masked
+            .clone()
+            .unwrap_or_default())
+    }
+    #[zbus(property)]
+    async fn out_trade_no(
+        &self,
+        #[zbus(header)] hdr: Option<Header<'_>>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> fdo::Result<String> {
+        Ok(self
+            .view(hdr, conn)
+            .await?
+            .tx
+            .out_trade_no
+            .clone()
+            .unwrap_or_default())
+    }
+    #[zbus(property)]
+    async fn acquirer_trade_no(
+        &self,
+        #[zbus(header)] hdr: Option<Header<'_>>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> fdo::Result<String> {
+        Ok(self
+            .view(hdr, conn)
+            .await?
+            .tx
+            .acquirer_trade_no
+            .clone()
+            .unwrap_or_default())
+    }
+    #[zbus(property)]
+    async fn paid_fen(
+        &self,
+        #[zbus(header)] hdr: Option<Header<'_>>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> fdo::Result<i64> {
+        Ok(self.view(hdr, conn).await?.tx.paid_fen.unwrap_or(0))
+    }
+    #[zbus(property)]
+    async fn refunded_fen(
+        &self,
+        #[zbus(header)] hdr: Option<Header<'_>>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> fdo::Result<i64> {
+        Ok(self.view(hdr, conn).await?.refunded_fen)
+    }
+    #[zbus(property)]
+    async fn funding_channels(
+        &self,
+        #[zbus(header)] hdr: Option<Header<'_>>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> fdo::Result<Vec<String>> {
+        Ok(self
+            .view(hdr, conn)
+            .await?
+            .tx
             .funding
             .iter()
             .map(|f| {
@@ -500,36 +768,73 @@ impl TxIface {
             .collect())
     }
     #[zbus(property)]
-    fn cause(&self) -> fdo::Result<String> {
-        self.explanation_field(|e| e.cause.as_str().to_owned())
+    async fn cause(
+        &self,
+        #[zbus(header)] hdr: Option<Header<'_>>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> fdo::Result<String> {
+        self.explanation_field(hdr, conn, |e| e.cause.as_str().to_owned())
+            .await
     }
     #[zbus(property)]
-    fn error_code(&self) -> fdo::Result<String> {
-        self.explanation_field(|e| e.code.clone())
+    async fn error_code(
+        &self,
+        #[zbus(header)] hdr: Option<Header<'_>>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> fdo::Result<String> {
+        self.explanation_field(hdr, conn, |e| e.code.clone()).await
     }
     #[zbus(property)]
-    fn instruction_zh(&self) -> fdo::Result<String> {
-        self.explanation_field(|e| e.zh.to_string())
+    async fn instruction_zh(
+        &self,
+        #[zbus(header)] hdr: Option<Header<'_>>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> fdo::Result<String> {
+        self.explanation_field(hdr, conn, |e| e.zh.to_string())
+            .await
     }
     #[zbus(property)]
-    fn instruction_en(&self) -> fdo::Result<String> {
-        self.explanation_field(|e| e.en.to_string())
+    async fn instruction_en(
+        &self,
+        #[zbus(header)] hdr: Option<Header<'_>>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> fdo::Result<String> {
+        self.explanation_field(hdr, conn, |e| e.en.to_string())
+            .await
     }
     #[zbus(property)]
-    fn acquirer_message(&self) -> fdo::Result<String> {
-        self.explanation_field(|e| e.raw_message.clone().unwrap_or_default())
+    async fn acquirer_message(
+        &self,
+        #[zbus(header)] hdr: Option<Header<'_>>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> fdo::Result<String> {
+        self.explanation_field(hdr, conn, |e| e.raw_message.clone().unwrap_or_default())
+            .await
     }
     #[zbus(property)]
-    fn hint(&self) -> String {
-        lock(&self.hints).get(&self.id).cloned().unwrap_or_default()
+    async fn hint(
+        &self,
+        #[zbus(header)] hdr: Option<Header<'_>>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> fdo::Result<String> {
+        self.readers.check(hdr.as_ref(), conn).await?;
+        Ok(lock(&self.hints).get(&self.id).cloned().unwrap_or_default())
     }
     #[zbus(property)]
-    fn created_at_ms(&self) -> fdo::Result<i64> {
-        Ok(self.tx()?.created_at_ms)
+    async fn created_at_ms(
+        &self,
+        #[zbus(header)] hdr: Option<Header<'_>>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> fdo::Result<i64> {
+        Ok(self.view(hdr, conn).await?.tx.created_at_ms)
     }
     #[zbus(property)]
-    fn updated_at_ms(&self) -> fdo::Result<i64> {
-        Ok(self.tx()?.updated_at_ms)
+    async fn updated_at_ms(
+        &self,
+        #[zbus(header)] hdr: Option<Header<'_>>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> fdo::Result<i64> {
+        Ok(self.view(hdr, conn).await?.tx.updated_at_ms)
     }
 }
 

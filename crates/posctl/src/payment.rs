@@ -12,29 +12,11 @@ use crate::Error;
 
 /// `12.34` yuan → 1234 fen, exactly (no floats): at most two decimals.
 pub fn parse_yuan(s: &str) -> Result<i64, Error> {
-    let bad = || {
+    smartpos_text::yuan_to_fen(s).map_err(|e| {
         Error::Usage(format!(
-            "amount {s:?}: give yuan with at most two decimals, e.g. 12.34"
+            "amount {s:?}: {e}; give yuan with at most two decimals, e.g. 12.34"
         ))
-    };
-    let (whole, frac) = s.split_once('.').unwrap_or((s, ""));
-    if whole.is_empty()
-        || frac.len() > 2
-        || !whole.bytes().all(|b| b.is_ascii_digit())
-        || !frac.bytes().all(|b| b.is_ascii_digit())
-    {
-        return Err(bad());
-    }
-    let whole: i64 = whole.parse().map_err(|_| bad())?;
-    let frac: i64 = if frac.is_empty() {
-        0
-    } else {
-        format!("{frac:0<2}").parse().map_err(|_| bad())?
-    };
-    whole
-        .checked_mul(100)
-        .and_then(|w| w.checked_add(frac))
-        .ok_or_else(bad)
+    })
 }
 
 pub fn yuan(fen: i64) -> String {

@@ -131,6 +131,76 @@ impl Policy {
     }
 }
 
+/// Who may read what a daemon holds about its work (a payment daemon's sales): a [`Policy`]
+/// checked for reads, e.g. property reads of objects a stranger must not see.
+///
+/// The answer is kept per caller connection: a bus never reuses a unique name, so one
+/// credentials lookup serves all the properties of a GetAll and the reads that follow.
+pub struct Readers {
+    policy: Policy,
+    /// What is read, for the refusal: "sales".
+    what: String,
+    seen: std::sync::Mutex<std::collections::HashMap<String, bool>>,
+}
+
+/// How many caller connections' answers are kept before the list starts again.
+const READERS_KEPT: usize = 256;
+
+impl Readers {
+    pub fn new(policy: Policy, what: &str) -> std::sync::Arc<Readers> {
+        std::sync::Arc::new(Readers {
+            policy,
+            what: what.to_owned(),
+            seen: std::sync::Mutex::default(),
+        })
+    }
+
+    /// Ok if the caller of `hdr` may read. No header means the daemon itself asks.
+    pub async fn check(&self, hdr: Option<&Header<'_>>, conn: &Connection) -> fdo::Result<()> {
+        let Some(hdr) = hdr else { return Ok(()) };
+        let sender = hdr.sender().map(ToString::to_string).unwrap_or_default();
+        let lock = || {
+            self.seen
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+        };
+        let known = lock().get(&sender).copied();
+        let allowed = match known {
+            Some(a) => a,
+            None => {
+                let a = match self
+                    .policy
+                    .check(hdr, conn, &format!("read {}", self.what))
+                    .await
+                {
+                    Ok(_) => true,
+                    Err(fdo::Error::AccessDenied(_)) => false,
+                    Err(e) => return Err(e),
+                };
+                let mut seen = lock();
+                if seen.len() >= READERS_KEPT {
+                    seen.clear();
+                }
+                seen.insert(sender, a);
+                a
+            }
+        };
+        if allowed {
+            Ok(())
+        } else {
+            Err(fdo::Error::AccessDenied(format!(
+                "only root, the service user and members of {} may read {}",
+                if self.policy.names.is_empty() {
+                    "no group".to_owned()
+                } else {
+                    self.policy.names.join(", ")
+                },
+                self.what
+            )))
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

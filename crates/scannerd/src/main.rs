@@ -84,7 +84,7 @@ async fn run(args: Args) -> Result<(), Error> {
     }
 
     let shared = Arc::new(Shared::default());
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let (tx, mut rx) = tokio::sync::mpsc::channel(service::CODE_QUEUE);
     let stop = Arc::new(AtomicBool::new(false));
     let mut threads = Vec::new();
 
@@ -140,15 +140,26 @@ async fn run(args: Args) -> Result<(), Error> {
             Some(code) = rx.recv() => {
                 if let Some(session) = shared.admit(&code, window) {
                     tracing::info!(session, code = %mask_code(&code.text), symbology = %code.symbology, source = %code.source, "code scanned");
-                    ScannerService::code_scanned(
+                    if let Err(e) = ScannerService::code_scanned(
                         iface.signal_emitter(), &code.text, &code.symbology, &code.source,
                         code.monotonic_us, code.wall_us, session,
-                    ).await?;
+                    ).await {
+                        tracing::warn!(session, "cannot emit CodeScanned: {e}");
+                    }
                 }
             }
             _ = tick.tick() => {
-                shared.expire();
-                published.update(&iface).await?;
+                for session in shared.expire() {
+                    tracing::info!(session, "scan session timed out");
+                    if let Err(e) = ScannerService::session_ended(iface.signal_emitter(), session, "timeout").await {
+                        tracing::warn!(session, "cannot announce the end of the session: {e}");
+                    }
+                }
+                // A signal that cannot be sent (the bus is briefly full) is not a reason to
+                // stop scanning: say so and carry on.
+                if let Err(e) = published.update(&iface).await {
+                    tracing::warn!("cannot announce health: {e}");
+                }
             }
         }
     }

@@ -11,7 +11,7 @@ use smartpos_scanner::health::{HealthConfig, HealthMonitor};
 use smartpos_scanner::hid::CodeSource;
 use smartpos_scanner::hid::device::HidStatusHandle;
 use smartpos_scanner::{FrameSource, SourceError};
-use tokio::sync::mpsc::UnboundedSender;
+use tokio::sync::mpsc::Sender;
 
 use crate::service::{LastFrame, Scanned, Shared};
 
@@ -34,12 +34,17 @@ fn wall_us(t: SystemTime) -> i64 {
         .unwrap_or(0)
 }
 
+/// With no session armed, one frame in this interval is analysed for health (and kept for
+/// Snapshot); the rest only count for the frame rate. See docs/scanner.md for the CPU this
+/// saves.
+pub const IDLE_SAMPLE: Duration = Duration::from_millis(500);
+
 /// Run a camera until `stop` or the source ends.
 pub fn run_camera(
     mut source: Box<dyn FrameSource>,
     status: Option<StatusHandle>,
     shared: Arc<Shared>,
-    tx: UnboundedSender<Scanned>,
+    tx: Sender<Scanned>,
     stop: Arc<AtomicBool>,
 ) {
     let name = source.name().to_owned();
@@ -48,10 +53,22 @@ pub fn run_camera(
     let mut health = HealthMonitor::new(HealthConfig::default());
     let mut was_scanning = false;
     let mut stalled = false;
+    let mut last_sample: Option<Instant> = None;
     shared.set_source("camera", &name, "opening");
     while !stop.load(Ordering::Relaxed) {
         match source.next_frame(Duration::from_secs(2)) {
             Ok(frame) => {
+                let scanning = shared.scanning();
+                // With no session armed nothing is decoded, and health needs no more than a
+                // couple of frames a second: the others only count for the frame rate.
+                if !scanning && last_sample.is_some_and(|t: Instant| t.elapsed() < IDLE_SAMPLE) {
+                    // The published snapshot (frame rate included) is refreshed with the
+                    // sampled frames.
+                    health.record_frame_time(frame.captured);
+                    stalled = false;
+                    continue;
+                }
+                last_sample = Some(Instant::now());
                 let luma = match frame.to_luma() {
                     Ok(l) => l,
                     Err(e) => {
@@ -63,7 +80,6 @@ pub fn run_camera(
                 health.observe_frame(&luma, frame.captured);
                 stalled = false;
                 shared.set_source("camera", &name, "streaming");
-                let scanning = shared.scanning();
                 if scanning != was_scanning {
                     // A new session starts from a clean slate: no region of interest carried over.
                     decoder.reset();
@@ -82,14 +98,18 @@ pub fn run_camera(
                     *lock(&shared.health) = Some(health.snapshot(Instant::now()));
                     let ago = frame.captured.elapsed();
                     for c in &out.codes {
-                        let _ = tx.send(Scanned {
-                            text: c.text.clone(),
-                            symbology: c.symbology.as_str().to_owned(),
-                            kind: "camera",
-                            source: label.clone(),
-                            monotonic_us: monotonic_us(ago),
-                            wall_us: wall_us(frame.wall),
-                        });
+                        hand_over(
+                            &tx,
+                            &shared,
+                            Scanned {
+                                text: c.text.clone(),
+                                symbology: c.symbology.as_str().to_owned(),
+                                kind: "camera",
+                                source: label.clone(),
+                                monotonic_us: monotonic_us(ago),
+                                wall_us: wall_us(frame.wall),
+                            },
+                        );
                     }
                     out.codes
                 } else {
@@ -150,7 +170,7 @@ pub fn run_codes(
     mut source: Box<dyn CodeSource>,
     devices: Option<HidStatusHandle>,
     shared: Arc<Shared>,
-    tx: UnboundedSender<Scanned>,
+    tx: Sender<Scanned>,
     stop: Arc<AtomicBool>,
 ) {
     let name = source.name().to_owned();
@@ -188,14 +208,18 @@ pub fn run_codes(
         }
         match source.next_code(Duration::from_millis(500)) {
             Ok(code) => {
-                let _ = tx.send(Scanned {
-                    text: code.text.clone(),
-                    symbology: "hid".to_owned(),
-                    kind: "hid",
-                    source: format!("hid:{}", code.source),
-                    monotonic_us: monotonic_us(Duration::ZERO),
-                    wall_us: wall_us(SystemTime::now()),
-                });
+                hand_over(
+                    &tx,
+                    &shared,
+                    Scanned {
+                        text: code.text.clone(),
+                        symbology: "hid".to_owned(),
+                        kind: "hid",
+                        source: format!("hid:{}", code.source),
+                        monotonic_us: monotonic_us(Duration::ZERO),
+                        wall_us: wall_us(SystemTime::now()),
+                    },
+                );
             }
             Err(SourceError::Timeout(_)) => {}
             Err(SourceError::EndOfStream) => {
@@ -208,6 +232,25 @@ pub fn run_codes(
                 std::thread::sleep(Duration::from_millis(500));
             }
         }
+    }
+}
+
+/// Give a code to the bus side. The channel is bounded ([`crate::service::CODE_QUEUE`]): if
+/// the bus side has fallen that far behind, the newest code is dropped and counted rather
+/// than memory growing without end (the customer's code is shown again; a duplicate of it is
+/// suppressed anyway).
+fn hand_over(tx: &Sender<Scanned>, shared: &Shared, code: Scanned) {
+    match tx.try_send(code) {
+        Ok(()) => {}
+        Err(tokio::sync::mpsc::error::TrySendError::Full(code)) => {
+            let n = shared
+                .dropped_codes
+                .fetch_add(1, Ordering::Relaxed)
+                .saturating_add(1);
+            tracing::warn!(source = %code.source, dropped = n, "the bus side is behind: code dropped");
+        }
+        // The bus side has stopped: we are shutting down.
+        Err(tokio::sync::mpsc::error::TrySendError::Closed(_)) => {}
     }
 }
 

@@ -4,6 +4,7 @@
 //! async side through a channel, and health through [`Shared`]. Nothing here blocks.
 
 use std::collections::HashMap;
+use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -50,9 +51,10 @@ pub struct LastFrame {
 }
 
 /// State shared by the source threads and the bus side.
-#[derive(Default)]
 pub struct Shared {
     sessions: Mutex<HashMap<u64, Session>>,
+    /// The last session id handed out. Starts at a random point (see [`first_session_id`]),
+    /// so an id from before a restart of this daemon is never handed out again.
     next_session: Mutex<u64>,
     /// Sources: (kind, name, state).
     pub sources: Mutex<Vec<(String, String, String)>>,
@@ -61,6 +63,49 @@ pub struct Shared {
     recent: Mutex<HashMap<String, Instant>>,
     /// Which `sources` entries each multi-device source (the evdev scanners) put there.
     groups: Mutex<HashMap<String, Vec<String>>>,
+    /// Codes dropped because the bus side was [`CODE_QUEUE`] codes behind.
+    pub dropped_codes: AtomicU64,
+}
+
+/// How many codes may wait between the source threads and the bus side.
+pub const CODE_QUEUE: usize = 64;
+
+impl Default for Shared {
+    fn default() -> Self {
+        Shared {
+            sessions: Mutex::default(),
+            next_session: Mutex::new(first_session_id()),
+            sources: Mutex::default(),
+            health: Mutex::default(),
+            last_frame: Mutex::default(),
+            recent: Mutex::default(),
+            groups: Mutex::default(),
+            dropped_codes: AtomicU64::new(0),
+        }
+    }
+}
+
+/// Where this run's session ids start: 52 random bits, so ids of two runs of the daemon do
+/// not meet (a client — paymentd — may still hold an id from the last run and must not see it
+/// handed to someone else), and counting up from there never wraps. Ids stay below 2^53 so a
+/// client that reads them as a double (JavaScript) keeps them exact.
+pub fn first_session_id() -> u64 {
+    let mut b = [0u8; 8];
+    let random = std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut b))
+        .is_ok();
+    let seed = if random {
+        u64::from_le_bytes(b)
+    } else {
+        // No urandom (a broken chroot): the boot-time clock in nanoseconds and the pid still
+        // differ between runs.
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX));
+        now ^ (u64::from(std::process::id()) << 32)
+    };
+    // 1 ..= 2^52: room for 2^52 sessions above it.
+    (seed >> 12).max(1)
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -113,13 +158,19 @@ impl Shared {
         lock(&self.sessions).remove(&id).is_some()
     }
 
-    /// Drop expired sessions; true if any was dropped.
-    pub fn expire(&self) -> bool {
+    /// Drop expired sessions; the ids dropped.
+    pub fn expire(&self) -> Vec<u64> {
         let now = Instant::now();
         let mut s = lock(&self.sessions);
-        let before = s.len();
-        s.retain(|_, v| v.until > now);
-        s.len() != before
+        let ended: Vec<u64> = s
+            .iter()
+            .filter(|(_, v)| v.until <= now)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in &ended {
+            s.remove(id);
+        }
+        ended
     }
 
     /// The session a code of `kind` belongs to, if any (the newest that wants it), after
@@ -209,6 +260,7 @@ impl ScannerService {
         self.operators.check(&hdr, conn, "stop a scan").await?;
         if self.shared.stop(session) {
             tracing::info!(session, "scan session stopped");
+            Self::session_ended(&emitter, session, "stopped").await?;
             if !self.shared.scanning() {
                 self.state_changed(&emitter).await?;
             }
@@ -226,15 +278,26 @@ impl ScannerService {
         self.technicians
             .check(&hdr, conn, "take a snapshot")
             .await?;
-        let last = lock(&self.shared.last_frame);
-        let Some(last) = last.as_ref() else {
-            return Err(fdo::Error::Failed(
-                "no camera frame yet: check `posctl scanner status` for the camera state".into(),
-            ));
+        // Copy the frame under the lock (a memcpy the camera thread barely notices), then
+        // encode on a blocking thread: PNG encoding of a 720p frame takes tens of ms, which
+        // would stall both the camera thread (waiting for the lock) and this bus runtime.
+        let (image, quads) = {
+            let last = lock(&self.shared.last_frame);
+            let Some(last) = last.as_ref() else {
+                return Err(fdo::Error::Failed(
+                    "no camera frame yet: check `posctl scanner status` for the camera state"
+                        .into(),
+                ));
+            };
+            let quads: Vec<[[f32; 2]; 4]> = last.codes.iter().map(|c| c.corners).collect();
+            (last.image.clone(), quads)
         };
-        let quads: Vec<[[f32; 2]; 4]> = last.codes.iter().map(|c| c.corners).collect();
-        smartpos_scanner::snapshot::encode_png(&last.image, &quads)
-            .map_err(|e| fdo::Error::Failed(format!("cannot encode the snapshot: {e}")))
+        tokio::task::spawn_blocking(move || {
+            smartpos_scanner::snapshot::encode_png(&image, &quads)
+                .map_err(|e| fdo::Error::Failed(format!("cannot encode the snapshot: {e}")))
+        })
+        .await
+        .map_err(|e| fdo::Error::Failed(format!("the snapshot encoder failed: {e}")))?
     }
 
     #[zbus(signal)]
@@ -246,6 +309,15 @@ impl ScannerService {
         monotonic_us: u64,
         wall_us: i64,
         session: u64,
+    ) -> zbus::Result<()>;
+
+    /// A session ended: it timed out ("timeout") or was stopped ("stopped"). Its id is not
+    /// used again, not even after a restart of the daemon.
+    #[zbus(signal)]
+    pub async fn session_ended(
+        emitter: &SignalEmitter<'_>,
+        session: u64,
+        reason: &str,
     ) -> zbus::Result<()>;
 
     #[zbus(property)]
@@ -331,5 +403,30 @@ impl ScannerService {
 impl ScannerService {
     fn health<T>(&self, f: impl FnOnce(&HealthSnapshot) -> T) -> Option<T> {
         lock(&self.shared.health).as_ref().map(f)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn session_ids_of_two_runs_do_not_start_at_the_same_place() {
+        let (a, b) = (Shared::default(), Shared::default());
+        let ida = a.start(Duration::from_secs(1), Vec::new());
+        let idb = b.start(Duration::from_secs(1), Vec::new());
+        assert_ne!(ida, idb);
+        assert!(ida > 1 && idb > 1, "{ida} {idb}");
+        assert!(ida < 1 << 53 && idb < 1 << 53);
+        // Within a run, the newer session has the larger id (admit picks the newest).
+        assert!(a.start(Duration::from_secs(1), Vec::new()) > ida);
+    }
+
+    #[test]
+    fn an_expired_session_is_reported_once() {
+        let s = Shared::default();
+        let id = s.start(Duration::ZERO, Vec::new());
+        assert_eq!(s.expire(), vec![id]);
+        assert!(s.expire().is_empty());
     }
 }

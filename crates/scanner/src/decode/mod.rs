@@ -77,17 +77,8 @@ impl std::fmt::Debug for Code {
     }
 }
 
-/// First 2 and last 4 characters, the rest starred (the house masking rule).
-pub fn mask(text: &str) -> String {
-    let chars: Vec<char> = text.chars().collect();
-    if chars.len() <= 6 {
-        return "*".repeat(chars.len());
-    }
-    let mut out: String = chars[..2].iter().collect();
-    out.push_str(&"*".repeat(chars.len() - 6));
-    out.extend(&chars[chars.len() - 4..]);
-    out
-}
+/// First 2 and last 4 characters, the rest starred (the one rule, from `smartpos-text`).
+pub use smartpos_text::mask_code as mask;
 
 impl Code {
     pub fn centre(&self) -> [f32; 2] {

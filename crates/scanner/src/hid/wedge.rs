@@ -62,16 +62,8 @@ impl fmt::Debug for WedgeCode {
     }
 }
 
-/// Keep the first 2 and last 4 characters of a code, as `smartpos_runtime::redact` does.
-pub fn mask_code(code: &str) -> String {
-    let chars: Vec<char> = code.chars().collect();
-    if chars.len() <= 6 {
-        return "*".repeat(chars.len());
-    }
-    let head: String = chars[..2].iter().collect();
-    let tail: String = chars[chars.len() - 4..].iter().collect();
-    format!("{head}{}{tail}", "*".repeat(chars.len() - 6))
-}
+/// Keep the first 2 and last 4 characters of a code (the one rule, from `smartpos-text`).
+pub use smartpos_text::mask_code;
 
 /// Tuning of [`WedgeAssembler`]; see the module docs for what each value decides.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
