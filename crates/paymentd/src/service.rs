@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 
 use smartpos_bus::payment::{TX_INTERFACE, tx_id, tx_path};
 use smartpos_payment::journal::JournalError;
+use smartpos_payment::service::validate::excerpt;
 use smartpos_payment::{
     FundingChannel, PayTarget, PaymentError, PaymentService, SaleOptions, Transaction, TxId,
     model::RefundState,
@@ -93,9 +94,10 @@ pub fn error_name(e: &PaymentError) -> &'static str {
             JournalError::CodeAlreadyUsed(_)
             | JournalError::OverRefund { .. }
             | JournalError::NotRefundable { .. }
-            | JournalError::RefundRefReused { .. } => REFUSED,
-            JournalError::Conflict { .. } => BUSY,
-            JournalError::Sqlite(_) => UNAVAILABLE,
+            | JournalError::RefundRefReused { .. }
+            | JournalError::OrderRefReused { .. } => REFUSED,
+            JournalError::Conflict { .. } | JournalError::RefundConflict { .. } => BUSY,
+            JournalError::Sqlite(_) | JournalError::Io { .. } => UNAVAILABLE,
             JournalError::TooNew { .. }
             | JournalError::IllegalMove { .. }
             | JournalError::Corrupt(_) => FAILED,
@@ -149,7 +151,9 @@ fn parse_options(
 ) -> fdo::Result<(SaleOptions, bool, u32)> {
     let mut o = SaleOptions::default();
     let (mut scan, mut timeout) = (true, default_timeout);
-    let bad = |k: &str, want: &str| fdo::Error::InvalidArgs(format!("option {k:?} must be {want}"));
+    let bad = |k: &str, want: &str| {
+        fdo::Error::InvalidArgs(format!("option \"{}\" must be {want}", excerpt(k, 64)))
+    };
     for (k, v) in options {
         match k.as_str() {
             "subject" => {
@@ -176,7 +180,8 @@ fn parse_options(
                 for n in names {
                     let ch: FundingChannel = serde_json::from_value(serde_json::Value::String(n.clone())).map_err(|_| {
                         fdo::Error::InvalidArgs(format!(
-                            "disable_funding: unknown channel {n:?}; expected balance, bank_card, huabei, huabei_instalments or credit_card"
+                            "disable_funding: unknown channel \"{}\"; expected balance, bank_card, huabei, huabei_instalments or credit_card",
+                            excerpt(&n, 64)
                         ))
                     })?;
                     o.disable_funding.push(ch);
@@ -184,7 +189,8 @@ fn parse_options(
             }
             other => {
                 return Err(fdo::Error::InvalidArgs(format!(
-                    "unknown option {other:?}; known: subject, operator_id, virtual_goods, disable_funding, scan, scan_timeout_ms"
+                    "unknown option \"{}\"; known: subject, operator_id, virtual_goods, disable_funding, scan, scan_timeout_ms",
+                    excerpt(other, 64)
                 )));
             }
         }
@@ -436,12 +442,12 @@ impl PaymentIface {
         #[zbus(object_server)] server: &ObjectServer,
     ) -> Result<OwnedObjectPath, Error> {
         self.policy.check(&hdr, conn, "find a sale").await?;
-        let Some(id) = find_by_order_ref(&self.svc, &order_ref)? else {
+        let Some(id) = self.svc.find_by_order_ref(&order_ref).await?.map(|t| t.id) else {
             return Err(Error::named(
                 smartpos_bus::errors::NOT_FOUND,
                 format!(
-                    "no sale has order_ref {:?}",
-                    order_ref.chars().take(64).collect::<String>()
+                    "no sale has order_ref \"{}\"",
+                    excerpt(&order_ref, 64)
                 ),
             ));
         };
@@ -511,15 +517,6 @@ impl PaymentIface {
 
 /// The newest sale with `order_ref`. The journal has no lookup by order_ref yet, so this
 /// reads the sales in order; the library's own lookup replaces it when it has one.
-fn find_by_order_ref(svc: &PaymentService, order_ref: &str) -> Result<Option<TxId>, JournalError> {
-    let sales = svc.with_journal(|j| j.sales_since(0))?;
-    Ok(sales
-        .iter()
-        .rev()
-        .find(|t| t.order_ref == order_ref)
-        .map(|t| t.id))
-}
-
 fn str_value(s: &str) -> OwnedValue {
     OwnedValue::try_from(Value::from(s)).expect("a string is always a valid value")
 }
