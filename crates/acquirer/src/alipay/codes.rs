@@ -1,5 +1,5 @@
-//! Alipay `code` and `sub_code` catalogue (docs/acquirers.md §1.5, §1.8) and what each means for the
-//! terminal. A `sub_code` not in the table is a definite failure of cause
+//! Alipay `code` and `sub_code` catalogue (docs/acquirers.md §1.5, §1.8) and what each means for
+//! the terminal. A `sub_code` not in the table is a definite failure of cause
 //! [`FailureCause::Acquirer`]: Alipay's own F2F demo treats every unlisted 40004 as FAILED.
 
 use super::Method;
@@ -278,8 +278,8 @@ pub static SUB_CODES: &[CodeRow] = &[
         "ACQ.ACCESS_FORBIDDEN",
         failed(MERCHANT),
         Cause::MerchantConfig,
-        MERCHANT_ZH,
-        MERCHANT_EN,
+        "商户未签约该支付宝产品或签约已过期,收银台无法处理,请联系服务商/收单机构",
+        "the merchant has not signed this Alipay product, or it expired; not fixable at the till: call the service provider",
     ),
     row(
         "ACQ.PRODUCT_AMOUNT_LIMIT_ERROR",
@@ -349,8 +349,8 @@ pub static SUB_CODES: &[CodeRow] = &[
         "ACQ.SELLER_BEEN_BLOCKED",
         failed(MERCHANT),
         Cause::MerchantConfig,
-        MERCHANT_ZH,
-        MERCHANT_EN,
+        "商户支付宝账号被冻结,收银台无法处理,请联系服务商/收单机构",
+        "the merchant's Alipay account is blocked; not fixable at the till: call the service provider",
     ),
     row(
         "ACQ.MERCHANT_STATUS_NOT_NORMAL",
@@ -392,15 +392,15 @@ pub static SUB_CODES: &[CodeRow] = &[
         "ACQ.INVALID_STORE_ID",
         failed(MERCHANT),
         Cause::MerchantConfig,
-        MERCHANT_ZH,
-        MERCHANT_EN,
+        "门店编号无效,请联系服务商检查终端的商户配置",
+        "the store id is not valid: have the service provider check the terminal's merchant configuration",
     ),
     row(
         "ACQ.PARTNER_ERROR",
         failed(MERCHANT),
         Cause::MerchantConfig,
-        MERCHANT_ZH,
-        MERCHANT_EN,
+        "应用ID与商户不匹配,请联系服务商检查商户配置",
+        "the app id and the merchant do not match: have the service provider check the merchant configuration",
     ),
     row(
         "ACQ.UN_SUPPORT_TRADE_SCENE",
