@@ -915,7 +915,7 @@ async fn a_terminal_with_a_wrong_clock_is_told_so_by_alipay() {
     let r = t.alipay(Request::pay(&t.app, &pay, &wrong).unwrap()).await;
     assert_eq!(r.sub_code.as_deref(), Some("isv.invalid-timestamp"));
     let hint = smartpos_acquirer::alipay::codes::lookup("isv.invalid-timestamp").unwrap();
-    assert!(hint.hint_en.contains("clock"));
+    assert!(hint.en.contains("clock"));
 }
 
 #[tokio::test]

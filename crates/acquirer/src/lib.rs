@@ -12,6 +12,7 @@
 //! panics on any input (see `fuzz/`). Amounts are integer fen; payment codes are never logged.
 
 pub mod alipay;
+pub mod catalogue;
 pub mod disposition;
 pub mod form;
 pub mod keys;
@@ -21,6 +22,7 @@ pub mod qra;
 pub mod wechat;
 pub mod xml;
 
+pub use catalogue::{Cause, CodeRow};
 pub use disposition::{Disposition, FailureCause};
 pub use keys::{KeyError, RsaSigner, RsaVerifier, SignatureError};
 

@@ -2,7 +2,7 @@
 //! (SwiftPass/威富通 protocol, `https://qra.95516.com/pay/gateway`): one URL, the operation in
 //! the `service` field, flat XML bodies signed MD5 like WeChat v2 (`&key=` appended).
 //!
-//! Response semantics (assumptions, payments.md §3 has no official table — documented here so
+//! Response semantics (assumptions, docs/acquirers.md §3 has no official table — documented here so
 //! the emulator and the terminal agree):
 //! - `status` is transport: `0` means the request was processed; anything else is like
 //!   WeChat's `return_code=FAIL` (refused before business processing, unsigned, nothing charged).
@@ -26,6 +26,7 @@ use std::collections::BTreeMap;
 
 use thiserror::Error;
 
+use crate::catalogue::{Cause, CodeRow, STATE_EN, STATE_ZH, find, row};
 use crate::disposition::{Disposition, FailureCause};
 use crate::keys::SignatureError;
 use crate::money::{AmountError, parse_fen};
@@ -38,6 +39,25 @@ use crate::xml::{self, XmlError};
 pub const GATEWAY_PATH: &str = "/pay/gateway";
 /// Production host of the UnionPay QRA gateway.
 pub const PRODUCTION_HOST: &str = "qra.95516.com";
+
+/// The aggregator's own codes. Its `err_code` and `trade_state` otherwise follow WeChat Pay v2's
+/// vocabulary (see the module doc), so [`lookup_code`] falls back to WeChat's table
+/// ([`wx_codes::ERR_CODES`]): the aggregator path explains `NOTENOUGH` exactly as WeChat does.
+pub static QRA_CODES: &[CodeRow] = &[
+    // `trade_state=REVERSE` (冲正): the order was reversed, so it is not paid and the sale ends.
+    row(
+        "REVERSE",
+        Disposition::Failed(FailureCause::OrderState),
+        Cause::Guidance,
+        STATE_ZH,
+        STATE_EN,
+    ),
+];
+
+/// The row for an aggregator `err_code` or `trade_state`: its own table first, then WeChat's.
+pub fn lookup_code(code: &str) -> Option<&'static CodeRow> {
+    find(QRA_CODES, code).or_else(|| wx_codes::lookup(code))
+}
 
 /// The `service` values a payment-code terminal uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -391,10 +411,7 @@ impl Response {
         if !self.status_ok() {
             return Disposition::Failed(FailureCause::Request);
         }
-        let from_table = self
-            .err_code()
-            .and_then(wx_codes::lookup)
-            .map(|e| e.disposition);
+        let from_table = self.err_code().and_then(lookup_code).map(|e| e.disposition);
         let definite = |d: Option<Disposition>| match d {
             Some(Disposition::Failed(c)) => Disposition::Failed(c),
             _ => Disposition::Failed(FailureCause::Acquirer),

@@ -1,69 +1,22 @@
-//! Every failure the cashier sees is named: one of the ten cause groups of DESIGN.md and a
-//! one-line instruction in Chinese and English. Acquirer codes come from payments.md §1.8
-//! (Alipay `sub_code`) and §2.1 (WeChat `err_code`); a code not in the tables keeps the
-//! acquirer's raw code and message so that a technician can still look it up.
+//! Every failure the cashier sees is named: one of the ten cause groups and a one-line
+//! instruction in Chinese and English. Acquirer codes are explained from the one table per
+//! acquirer in `smartpos-acquirer` (Alipay `sub_code` and `code`, docs/acquirers.md §1.5 and
+//! §1.8; WeChat `err_code`, §2.1; the QRA aggregator's own codes, then WeChat's), the same rows
+//! that give each code its disposition; a code not in the tables keeps the acquirer's raw code
+//! and message so that a technician can still look it up.
 
 use std::borrow::Cow;
 
 use serde::{Deserialize, Serialize};
+use smartpos_acquirer::alipay::codes as alipay_codes;
+use smartpos_acquirer::catalogue::{self, CodeRow};
+use smartpos_acquirer::wechat::codes as wechat_codes;
 
 use crate::classify::{CodeClass, CollectionWallet, NotPaymentCode};
 use crate::model::FundingChannel;
 
-/// The ten cause groups of DESIGN.md, in its order.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Cause {
-    Hardware,
-    Software,
-    Network,
-    UserError,
-    Guidance,
-    PlatformIncompatibility,
-    SyncDelay,
-    MerchantConfig,
-    RiskControl,
-    Compliance,
-}
-
-impl Cause {
-    pub const ALL: [Cause; 10] = [
-        Cause::Hardware,
-        Cause::Software,
-        Cause::Network,
-        Cause::UserError,
-        Cause::Guidance,
-        Cause::PlatformIncompatibility,
-        Cause::SyncDelay,
-        Cause::MerchantConfig,
-        Cause::RiskControl,
-        Cause::Compliance,
-    ];
-
-    /// DESIGN.md row number.
-    pub fn number(self) -> u8 {
-        Cause::ALL.iter().position(|c| *c == self).unwrap_or(0) as u8 + 1
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Cause::Hardware => "hardware",
-            Cause::Software => "software",
-            Cause::Network => "network",
-            Cause::UserError => "user_error",
-            Cause::Guidance => "guidance",
-            Cause::PlatformIncompatibility => "platform_incompatibility",
-            Cause::SyncDelay => "sync_delay",
-            Cause::MerchantConfig => "merchant_config",
-            Cause::RiskControl => "risk_control",
-            Cause::Compliance => "compliance",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Cause> {
-        Cause::ALL.into_iter().find(|c| c.as_str() == s)
-    }
-}
+/// The ten cause groups, defined next to the acquirer code tables that use them.
+pub use smartpos_acquirer::catalogue::Cause;
 
 /// Why a payment did not go through, and what the cashier does next.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -122,523 +75,12 @@ impl std::fmt::Display for Explanation {
     }
 }
 
-type Row = (&'static str, Cause, &'static str, &'static str);
+fn from_row(row: &'static CodeRow) -> Explanation {
+    Explanation::new(row.cause, row.code, row.zh, row.en)
+}
 
-const RESCAN_ZH: &str = "付款码无效或已使用,请顾客刷新付款码后重新扫码";
-const RESCAN_EN: &str =
-    "the payment code is invalid or used: ask the customer to refresh it and scan again";
-const OTHER_METHOD_ZH: &str = "请顾客换一种付款方式";
-const OTHER_METHOD_EN: &str = "ask for another payment method";
-const NO_FUNDS_ZH: &str = "顾客余额或额度不足,请顾客换一张卡或换一种付款方式";
-const NO_FUNDS_EN: &str =
-    "the customer's balance or credit is not enough: ask for another card or payment method";
-const WALLET_ZH: &str = "请顾客在手机上检查支付设置(付款开关、实名认证)后重试,或换一种付款方式";
-const WALLET_EN: &str = "ask the customer to check the wallet settings (payment switch, identity verification), or pay another way";
-const MERCHANT_ZH: &str = "商户收款权限或配置有误,收银台无法处理,请联系服务商/收单机构";
-const MERCHANT_EN: &str =
-    "merchant account or configuration problem, not fixable at the till: call the service provider";
-const LIMIT_ZH: &str = "超出商户收款限额,请顾客分开付款或换一种方式,并联系服务商";
-const LIMIT_EN: &str = "above the merchant's collection limit: split the payment or pay another way, and call the service provider";
-const INTEGRATION_ZH: &str = "终端与收单平台不兼容(签名/参数),请联系技术支持更新终端";
-const INTEGRATION_EN: &str =
-    "terminal and acquirer disagree (signature/parameters): call support to update the terminal";
-const STATE_ZH: &str = "该订单已结束,请重新发起收款";
-const STATE_EN: &str = "this order is already closed: start a new sale";
-const QUERYING_ZH: &str = "结果未知,正在向收单机构查询,请稍候,不要重复收款";
-const QUERYING_EN: &str = "outcome unknown, querying the acquirer: wait, do not charge again";
-
-/// Alipay `sub_code` table (payments.md §1.8).
-const ALIPAY: &[Row] = &[
-    ("ACQ.SYSTEM_ERROR", Cause::Network, QUERYING_ZH, QUERYING_EN),
-    ("AQC.SYSTEM_ERROR", Cause::Network, QUERYING_ZH, QUERYING_EN),
-    (
-        "ACQ.PAYMENT_AUTH_CODE_INVALID",
-        Cause::UserError,
-        RESCAN_ZH,
-        RESCAN_EN,
-    ),
-    (
-        "ACQ.AUTH_TOKEN_IS_NOT_EXIST",
-        Cause::UserError,
-        RESCAN_ZH,
-        RESCAN_EN,
-    ),
-    (
-        "ACQ.PULL_MOBILE_CASHIER_FAIL",
-        Cause::UserError,
-        "顾客手机未能打开收银台,请顾客刷新付款码后重新扫码",
-        "the customer's phone could not open the cashier: ask them to refresh the code and scan again",
-    ),
-    (
-        "ACQ.NOT_SUPPORT_PAYMENT_INST",
-        Cause::PlatformIncompatibility,
-        "顾客支付宝版本过旧,请顾客升级支付宝或换一种付款方式",
-        "the customer's Alipay app is too old: ask them to update it or pay another way",
-    ),
-    (
-        "ACQ.BUYER_BALANCE_NOT_ENOUGH",
-        Cause::UserError,
-        NO_FUNDS_ZH,
-        NO_FUNDS_EN,
-    ),
-    (
-        "ACQ.BUYER_BANKCARD_BALANCE_NOT_ENOUGH",
-        Cause::UserError,
-        NO_FUNDS_ZH,
-        NO_FUNDS_EN,
-    ),
-    (
-        "ACQ.BUYER_PAYMENT_AMOUNT_DAY_LIMIT_ERROR",
-        Cause::Compliance,
-        "顾客付款码已达当日限额,请顾客换一种付款方式",
-        "the customer reached the daily payment-code limit: ask for another payment method",
-    ),
-    (
-        "ACQ.BUYER_PAYMENT_AMOUNT_MONTH_LIMIT_ERROR",
-        Cause::Compliance,
-        "顾客付款码已达当月限额,请顾客换一种付款方式",
-        "the customer reached the monthly payment-code limit: ask for another payment method",
-    ),
-    (
-        "ACQ.NO_PAYMENT_INSTRUMENTS_AVAILABLE",
-        Cause::UserError,
-        "顾客没有可用的付款方式(花呗/余额/银行卡均不可用),请顾客换一种付款方式",
-        "no funding source available (Huabei, balance, card): ask for another payment method",
-    ),
-    (
-        "ACQ.ERROR_BALANCE_PAYMENT_DISABLE",
-        Cause::UserError,
-        WALLET_ZH,
-        WALLET_EN,
-    ),
-    (
-        "ACQ.MOBILE_PAYMENT_SWITCH_OFF",
-        Cause::UserError,
-        WALLET_ZH,
-        WALLET_EN,
-    ),
-    (
-        "ACQ.USER_FACE_PAYMENT_SWITCH_OFF",
-        Cause::UserError,
-        WALLET_ZH,
-        WALLET_EN,
-    ),
-    (
-        "ACQ.BUYER_ENABLE_STATUS_FORBID",
-        Cause::RiskControl,
-        OTHER_METHOD_ZH,
-        OTHER_METHOD_EN,
-    ),
-    (
-        "ACQ.BUYER_NOT_EXIST",
-        Cause::UserError,
-        RESCAN_ZH,
-        RESCAN_EN,
-    ),
-    (
-        "ACQ.ERROR_BUYER_CERTIFY_LEVEL_LIMIT",
-        Cause::Compliance,
-        WALLET_ZH,
-        WALLET_EN,
-    ),
-    (
-        "ACQ.NOT_CERTIFIED_USER",
-        Cause::Compliance,
-        WALLET_ZH,
-        WALLET_EN,
-    ),
-    (
-        "ACQ.BUYER_NOT_MAINLAND_CERT",
-        Cause::Compliance,
-        OTHER_METHOD_ZH,
-        OTHER_METHOD_EN,
-    ),
-    (
-        "ACQ.ZM_CREDIT_AUTH_FAIL",
-        Cause::RiskControl,
-        OTHER_METHOD_ZH,
-        OTHER_METHOD_EN,
-    ),
-    (
-        "ACQ.PAYMENT_REQUEST_HAS_RISK",
-        Cause::RiskControl,
-        OTHER_METHOD_ZH,
-        OTHER_METHOD_EN,
-    ),
-    (
-        "ACQ.PAYMENT_FAIL",
-        Cause::RiskControl,
-        "支付失败,请顾客刷新付款码重试一次,仍失败请换一种付款方式",
-        "payment failed: ask the customer to refresh the code once, then pay another way",
-    ),
-    (
-        "ACQ.RISK_MERCHANT_IP_NOT_EXIST",
-        Cause::RiskControl,
-        "收单机构风控拒绝(终端IP),请联系服务商",
-        "acquirer risk control rejected the terminal's IP: call the service provider",
-    ),
-    (
-        "ACQ.ACCESS_FORBIDDEN",
-        Cause::MerchantConfig,
-        MERCHANT_ZH,
-        MERCHANT_EN,
-    ),
-    (
-        "ACQ.PRODUCT_AMOUNT_LIMIT_ERROR",
-        Cause::MerchantConfig,
-        LIMIT_ZH,
-        LIMIT_EN,
-    ),
-    (
-        "ACQ.BEYOND_PAY_RESTRICTION",
-        Cause::Compliance,
-        LIMIT_ZH,
-        LIMIT_EN,
-    ),
-    (
-        "ACQ.BEYOND_PER_RECEIPT_RESTRICTION",
-        Cause::Compliance,
-        LIMIT_ZH,
-        LIMIT_EN,
-    ),
-    (
-        "ACQ.BEYOND_PER_RECEIPT_DAY_RESTRICTION",
-        Cause::Compliance,
-        LIMIT_ZH,
-        LIMIT_EN,
-    ),
-    (
-        "ACQ.BEYOND_PER_RECEIPT_SINGLE_RESTRICTION",
-        Cause::Compliance,
-        LIMIT_ZH,
-        LIMIT_EN,
-    ),
-    (
-        "ACQ.MERCHANT_PERM_RECEIPT_DAY_LIMIT",
-        Cause::MerchantConfig,
-        LIMIT_ZH,
-        LIMIT_EN,
-    ),
-    (
-        "ACQ.MERCHANT_PERM_RECEIPT_SINGLE_LIMIT",
-        Cause::MerchantConfig,
-        LIMIT_ZH,
-        LIMIT_EN,
-    ),
-    (
-        "ACQ.MERCHANT_PERM_RECEIPT_SUSPEND_LIMIT",
-        Cause::MerchantConfig,
-        MERCHANT_ZH,
-        MERCHANT_EN,
-    ),
-    (
-        "ACQ.RESTRICTED_MERCHANT_INDUSTRY",
-        Cause::Compliance,
-        "金额超过本行业单笔上限,请顾客分开付款或换一种方式",
-        "amount above the industry cap for this merchant: split the payment or pay another way",
-    ),
-    (
-        "ACQ.SELLER_BEEN_BLOCKED",
-        Cause::RiskControl,
-        MERCHANT_ZH,
-        MERCHANT_EN,
-    ),
-    (
-        "ACQ.MERCHANT_STATUS_NOT_NORMAL",
-        Cause::MerchantConfig,
-        "商户状态异常(可能长期未交易),请联系服务商激活",
-        "merchant account not active (possibly idle for months): call the service provider",
-    ),
-    (
-        "ACQ.MERCHANT_AGREEMENT_NOT_EXIST",
-        Cause::MerchantConfig,
-        MERCHANT_ZH,
-        MERCHANT_EN,
-    ),
-    (
-        "ACQ.MERCHANT_AGREEMENT_INVALID",
-        Cause::MerchantConfig,
-        MERCHANT_ZH,
-        MERCHANT_EN,
-    ),
-    (
-        "ACQ.SECONDARY_MERCHANT_STATUS_ERROR",
-        Cause::MerchantConfig,
-        MERCHANT_ZH,
-        MERCHANT_EN,
-    ),
-    (
-        "ACQ.SECONDARY_MERCHANT_ISV_PUNISH_INDIRECT",
-        Cause::RiskControl,
-        MERCHANT_ZH,
-        MERCHANT_EN,
-    ),
-    (
-        "ACQ.INVALID_STORE_ID",
-        Cause::MerchantConfig,
-        MERCHANT_ZH,
-        MERCHANT_EN,
-    ),
-    (
-        "ACQ.PARTNER_ERROR",
-        Cause::MerchantConfig,
-        MERCHANT_ZH,
-        MERCHANT_EN,
-    ),
-    (
-        "ACQ.UN_SUPPORT_TRADE_SCENE",
-        Cause::MerchantConfig,
-        MERCHANT_ZH,
-        MERCHANT_EN,
-    ),
-    (
-        "ACQ.EXIST_FORBIDDEN_WORD",
-        Cause::Compliance,
-        "订单标题含违禁词,请联系服务商修改商品名称",
-        "the order subject contains a forbidden word: have the goods name changed",
-    ),
-    (
-        "ACQ.TOTAL_FEE_EXCEED",
-        Cause::UserError,
-        "金额超出允许范围(0.01–1亿元),请核对金额",
-        "amount out of range (0.01 to 100,000,000 yuan): check the amount",
-    ),
-    (
-        "ACQ.TRADE_HAS_SUCCESS",
-        Cause::Guidance,
-        "该订单已支付成功,请勿重复收款",
-        "this order is already paid: do not charge again",
-    ),
-    ("ACQ.TRADE_HAS_CLOSE", Cause::Guidance, STATE_ZH, STATE_EN),
-    (
-        "ACQ.TRADE_BUYER_NOT_MATCH",
-        Cause::UserError,
-        STATE_ZH,
-        STATE_EN,
-    ),
-    (
-        "ACQ.BUYER_SELLER_EQUAL",
-        Cause::RiskControl,
-        "付款人与收款商户为同一人,不允许自付,请换人付款",
-        "buyer and merchant are the same person: self-payment is not allowed",
-    ),
-    (
-        "ACQ.CONTEXT_INCONSISTENT",
-        Cause::Software,
-        INTEGRATION_ZH,
-        INTEGRATION_EN,
-    ),
-    (
-        "ACQ.TRADE_STATUS_ERROR",
-        Cause::Guidance,
-        STATE_ZH,
-        STATE_EN,
-    ),
-    (
-        "ACQ.INVALID_PARAMETER",
-        Cause::PlatformIncompatibility,
-        INTEGRATION_ZH,
-        INTEGRATION_EN,
-    ),
-    ("ACQ.TRADE_NOT_EXIST", Cause::Guidance, STATE_ZH, STATE_EN),
-    (
-        "ACQ.CANCEL_NOT_ALLOWED",
-        Cause::Guidance,
-        "该交易已不能撤销,请改为退款",
-        "this sale can no longer be cancelled: refund it instead",
-    ),
-    (
-        "ACQ.SELLER_BALANCE_NOT_ENOUGH",
-        Cause::MerchantConfig,
-        "商户账户余额不足,无法退款,请联系服务商",
-        "merchant balance too low for the refund: call the service provider",
-    ),
-    (
-        "ACQ.TRADE_HAS_FINISHED",
-        Cause::Guidance,
-        "交易已完结,不能退款",
-        "this sale is finished and can no longer be refunded",
-    ),
-    (
-        "ACQ.DISCORDANT_REPEAT_REQUEST",
-        Cause::Software,
-        "退款请求与之前不一致,请使用新的退款单号",
-        "refund differs from an earlier one with the same number: use a new refund reference",
-    ),
-    (
-        "ACQ.TRADE_NOT_ALLOW_REFUND",
-        Cause::Guidance,
-        "该交易不允许退款",
-        "this sale does not allow refunds",
-    ),
-    (
-        "ACQ.REASON_TRADE_BEEN_FREEZEN",
-        Cause::RiskControl,
-        "交易被冻结,不能退款,请联系服务商",
-        "the sale is frozen and cannot be refunded: call the service provider",
-    ),
-];
-
-/// Alipay top-level `code` when there is no `sub_code` to go by (payments.md §1.5).
-const ALIPAY_CODES: &[Row] = &[
-    ("20000", Cause::Network, QUERYING_ZH, QUERYING_EN),
-    ("20001", Cause::MerchantConfig, MERCHANT_ZH, MERCHANT_EN),
-    (
-        "40001",
-        Cause::PlatformIncompatibility,
-        INTEGRATION_ZH,
-        INTEGRATION_EN,
-    ),
-    (
-        "40002",
-        Cause::PlatformIncompatibility,
-        INTEGRATION_ZH,
-        INTEGRATION_EN,
-    ),
-    (
-        "40005",
-        Cause::Network,
-        "请求过于频繁,请稍候再试",
-        "too many requests: wait a moment and try again",
-    ),
-    ("40006", Cause::MerchantConfig, MERCHANT_ZH, MERCHANT_EN),
-];
-
-/// WeChat Pay v2 `err_code` table (payments.md §2.1). QRA aggregators reuse these names.
-const WECHAT: &[Row] = &[
-    ("SYSTEMERROR", Cause::Network, QUERYING_ZH, QUERYING_EN),
-    ("BANKERROR", Cause::Network, QUERYING_ZH, QUERYING_EN),
-    (
-        "USERPAYING",
-        Cause::UserError,
-        "等待顾客在手机上输入密码确认",
-        "waiting for the customer to confirm on the phone",
-    ),
-    (
-        "AUTHCODEEXPIRE",
-        Cause::UserError,
-        "付款码已过期,请顾客刷新付款码后重新扫码",
-        "the payment code expired: ask the customer to refresh it and scan again",
-    ),
-    ("AUTH_CODE_ERROR", Cause::UserError, RESCAN_ZH, RESCAN_EN),
-    (
-        "AUTH_CODE_INVALID",
-        Cause::UserError,
-        "这不是微信付款码,请顾客出示付款码",
-        "not a WeChat payment code: ask for the payment code (付款码)",
-    ),
-    ("NOTENOUGH", Cause::UserError, NO_FUNDS_ZH, NO_FUNDS_EN),
-    (
-        "NOTSUPORTCARD",
-        Cause::UserError,
-        "顾客的卡不支持此交易(可能为信用卡受限),请顾客换一张卡或换一种付款方式",
-        "the customer's card is not accepted here (credit may be barred): ask for another card or method",
-    ),
-    ("BUYER_MISMATCH", Cause::UserError, STATE_ZH, STATE_EN),
-    (
-        "ORDERPAID",
-        Cause::Guidance,
-        "该订单已支付成功,请勿重复收款",
-        "this order is already paid: do not charge again",
-    ),
-    ("ORDERCLOSED", Cause::Guidance, STATE_ZH, STATE_EN),
-    ("ORDERREVERSED", Cause::Guidance, STATE_ZH, STATE_EN),
-    (
-        "OUT_TRADE_NO_USED",
-        Cause::Software,
-        INTEGRATION_ZH,
-        INTEGRATION_EN,
-    ),
-    ("NOAUTH", Cause::MerchantConfig, MERCHANT_ZH, MERCHANT_EN),
-    (
-        "TRADE_ERROR",
-        Cause::RiskControl,
-        OTHER_METHOD_ZH,
-        OTHER_METHOD_EN,
-    ),
-    (
-        "PARAM_ERROR",
-        Cause::PlatformIncompatibility,
-        INTEGRATION_ZH,
-        INTEGRATION_EN,
-    ),
-    (
-        "SIGNERROR",
-        Cause::PlatformIncompatibility,
-        INTEGRATION_ZH,
-        INTEGRATION_EN,
-    ),
-    (
-        "LACK_PARAMS",
-        Cause::PlatformIncompatibility,
-        INTEGRATION_ZH,
-        INTEGRATION_EN,
-    ),
-    (
-        "XML_FORMAT_ERROR",
-        Cause::PlatformIncompatibility,
-        INTEGRATION_ZH,
-        INTEGRATION_EN,
-    ),
-    (
-        "NOT_UTF8",
-        Cause::PlatformIncompatibility,
-        INTEGRATION_ZH,
-        INTEGRATION_EN,
-    ),
-    (
-        "APPID_NOT_EXIST",
-        Cause::MerchantConfig,
-        MERCHANT_ZH,
-        MERCHANT_EN,
-    ),
-    (
-        "MCHID_NOT_EXIST",
-        Cause::MerchantConfig,
-        MERCHANT_ZH,
-        MERCHANT_EN,
-    ),
-    (
-        "APPID_MCHID_NOT_MATCH",
-        Cause::MerchantConfig,
-        MERCHANT_ZH,
-        MERCHANT_EN,
-    ),
-    (
-        "INVALID_REQUEST",
-        Cause::PlatformIncompatibility,
-        INTEGRATION_ZH,
-        INTEGRATION_EN,
-    ),
-    ("ORDERNOTEXIST", Cause::Guidance, STATE_ZH, STATE_EN),
-    // `trade_state` values of orderquery, explained like err_codes.
-    ("CLOSED", Cause::Guidance, STATE_ZH, STATE_EN),
-    ("REVOKED", Cause::Guidance, STATE_ZH, STATE_EN),
-    (
-        "PAYERROR",
-        Cause::UserError,
-        "支付失败,请顾客刷新付款码重试或换一种付款方式",
-        "payment failed: ask the customer to refresh the code, or pay another way",
-    ),
-    (
-        "REVERSE_EXPIRE",
-        Cause::Guidance,
-        "已超过撤销期限,请改为退款",
-        "too late to reverse: refund instead",
-    ),
-    (
-        "NOTENOUGH_REFUND",
-        Cause::MerchantConfig,
-        "商户账户余额不足,无法退款,请联系服务商",
-        "merchant balance too low for the refund: call the service provider",
-    ),
-];
-
-fn lookup(table: &[Row], code: &str) -> Option<Explanation> {
-    table
-        .iter()
-        .find(|(c, ..)| *c == code)
-        .map(|(c, cause, zh, en)| Explanation::new(*cause, *c, zh, en))
+fn lookup(table: &'static [CodeRow], code: &str) -> Option<Explanation> {
+    catalogue::find(table, code).map(from_row)
 }
 
 fn unknown(code: String, raw: Option<&str>) -> Explanation {
@@ -659,30 +101,43 @@ fn unknown(code: String, raw: Option<&str>) -> Explanation {
 /// Explain an Alipay failure: by `sub_code` when present, else by `code`.
 pub fn alipay(code: &str, sub_code: Option<&str>, message: Option<&str>) -> Explanation {
     match sub_code.filter(|s| !s.is_empty()) {
-        Some(sub) => lookup(ALIPAY, sub)
+        Some(sub) => lookup(alipay_codes::SUB_CODES, sub)
             .map(|e| e.with_raw(message))
             .unwrap_or_else(|| unknown(sub.to_owned(), message)),
-        None => lookup(ALIPAY_CODES, code)
+        None => lookup(alipay_codes::RESULT_CODES, code)
             .map(|e| e.with_raw(message))
             .unwrap_or_else(|| unknown(format!("alipay:{code}"), message)),
     }
 }
 
-/// Explain a WeChat Pay v2 (or QRA aggregator) failure by its `err_code`.
+/// Explain a WeChat Pay v2 failure by its `err_code` (or the orderquery `trade_state`).
 pub fn wechat(err_code: &str, message: Option<&str>) -> Explanation {
-    lookup(WECHAT, err_code)
+    lookup(wechat_codes::ERR_CODES, err_code)
         .map(|e| e.with_raw(message))
+        .unwrap_or_else(|| unknown(err_code.to_owned(), message))
+}
+
+/// Explain a QRA aggregator failure by its `err_code` (or `trade_state`): the aggregator's own
+/// codes, then WeChat's vocabulary, which it follows.
+pub fn qra(err_code: &str, message: Option<&str>) -> Explanation {
+    smartpos_acquirer::qra::lookup_code(err_code)
+        .map(|row| from_row(row).with_raw(message))
         .unwrap_or_else(|| unknown(err_code.to_owned(), message))
 }
 
 /// The Alipay sub_codes this table knows (for tests and `posctl doctor` listings).
 pub fn known_alipay_codes() -> impl Iterator<Item = &'static str> {
-    ALIPAY.iter().map(|r| r.0)
+    alipay_codes::SUB_CODES.iter().map(|r| r.code)
 }
 
 /// The WeChat err_codes this table knows.
 pub fn known_wechat_codes() -> impl Iterator<Item = &'static str> {
-    WECHAT.iter().map(|r| r.0)
+    wechat_codes::ERR_CODES.iter().map(|r| r.code)
+}
+
+/// The QRA aggregator's own codes (it otherwise uses WeChat's, see [`known_wechat_codes`]).
+pub fn known_qra_codes() -> impl Iterator<Item = &'static str> {
+    smartpos_acquirer::qra::QRA_CODES.iter().map(|r| r.code)
 }
 
 /// Explain a scan that is not something we can charge.
@@ -996,6 +451,83 @@ mod tests {
         let e = scan(&crate::classify::classify("wxp://f2f0abc")).expect("explained");
         assert_eq!(e.cause, Cause::UserError);
         assert!(e.en.contains("payment code (付款码)"));
+    }
+
+    /// The drift test: every code the acquirer crate gives a disposition for is explained from
+    /// the same row, with its cause and both instructions, through the public functions the
+    /// connectors call.
+    #[test]
+    fn every_code_the_acquirer_crate_knows_is_explained_from_its_row() {
+        let check = |row: &CodeRow, e: Explanation| {
+            assert!(e.known, "{} not explained", row.code);
+            assert_eq!(e.cause, row.cause, "{}", row.code);
+            assert_eq!((e.zh.as_ref(), e.en.as_ref()), (row.zh, row.en));
+            assert!(!e.zh.is_empty() && !e.en.is_empty(), "{}", row.code);
+        };
+        for row in alipay_codes::SUB_CODES {
+            check(row, alipay("40004", Some(row.code), None));
+        }
+        for row in alipay_codes::RESULT_CODES {
+            check(row, alipay(row.code, None, None));
+        }
+        for row in wechat_codes::ERR_CODES {
+            check(row, wechat(row.code, None));
+            check(row, qra(row.code, None));
+        }
+        for row in smartpos_acquirer::qra::QRA_CODES {
+            check(row, qra(row.code, None));
+        }
+        // Every gateway code Alipay answers a failed payment with has a row of its own.
+        for code in ["20000", "20001", "40001", "40002", "40005", "40006"] {
+            let r = smartpos_acquirer::alipay::codes::ResultCode::parse(code);
+            assert!(alipay(r.as_str(), None, None).known, "{code}");
+        }
+        // Codes and query states the disposition functions match by name.
+        for code in ["ACQ.TRADE_NOT_EXIST", "ACQ.SYSTEM_ERROR"] {
+            assert!(alipay("40004", Some(code), None).known, "{code}");
+        }
+        for state in [
+            "CLOSED",
+            "REVOKED",
+            "PAYERROR",
+            "ORDERNOTEXIST",
+            "USERPAYING",
+        ] {
+            assert!(wechat(state, None).known, "{state}");
+            assert!(qra(state, None).known, "{state}");
+        }
+        assert!(qra("REVERSE", None).known);
+    }
+
+    #[test]
+    fn an_order_number_used_before_is_never_told_as_paid() {
+        // The cashier must not hear "already paid" for a number another sale used: the
+        // connector first queries and compares the amount.
+        for e in [
+            alipay("40004", Some("ACQ.TRADE_HAS_SUCCESS"), None),
+            alipay("40004", Some("ACQ.CONTEXT_INCONSISTENT"), None),
+            wechat("ORDERPAID", None),
+            qra("OUT_TRADE_NO_USED", None),
+        ] {
+            assert_eq!(e.cause, Cause::Software, "{}", e.code);
+            assert!(e.en.contains("do not charge again"), "{}", e.en);
+            assert!(!e.en.contains("already paid"), "{}", e.en);
+        }
+    }
+
+    #[test]
+    fn the_aggregator_speaks_wechat_plus_its_own_reverse_state() {
+        assert_eq!(
+            qra("NOTENOUGH", Some("余额不足")),
+            wechat("NOTENOUGH", Some("余额不足"))
+        );
+        let reversed = qra("REVERSE", None);
+        assert_eq!(reversed.cause, Cause::Guidance);
+        assert!(
+            !wechat("REVERSE", None).known,
+            "REVERSE is the aggregator's word only"
+        );
+        assert!(known_qra_codes().all(|c| !known_wechat_codes().any(|w| w == c)));
     }
 
     #[test]

@@ -1,9 +1,14 @@
-//! Alipay `code` and `sub_code` catalogue (payments.md §1.5, §1.8) and what each means for the
-//! terminal. A `sub_code` not in the table is a definite failure of cause
+//! Alipay `code` and `sub_code` catalogue (docs/acquirers.md §1.5, §1.8) and what each means for
+//! the terminal. A `sub_code` not in the table is a definite failure of cause
 //! [`FailureCause::Acquirer`]: Alipay's own F2F demo treats every unlisted 40004 as FAILED.
 
 use super::Method;
 use super::response::{Response, SignatureStatus, TradeStatus};
+use crate::catalogue::{
+    Cause, CodeRow, INTEGRATION_EN, INTEGRATION_ZH, LIMIT_EN, LIMIT_ZH, MERCHANT_EN, MERCHANT_ZH,
+    NO_FUNDS_EN, NO_FUNDS_ZH, OTHER_METHOD_EN, OTHER_METHOD_ZH, QUERYING_EN, QUERYING_ZH,
+    RESCAN_EN, RESCAN_ZH, STATE_EN, STATE_ZH, TAKEN_EN, TAKEN_ZH, WALLET_EN, WALLET_ZH, find, row,
+};
 use crate::disposition::{Disposition, FailureCause};
 
 /// The gateway-level `code`.
@@ -81,33 +86,6 @@ impl ResultCode {
     }
 }
 
-/// What a `sub_code` means.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct SubCodeInfo {
-    /// The `sub_code`.
-    pub sub_code: &'static str,
-    /// What a `alipay.trade.pay` answer with this sub_code means.
-    pub disposition: Disposition,
-    /// One line for the cashier (English).
-    pub hint_en: &'static str,
-    /// One line for the cashier (Chinese).
-    pub hint_zh: &'static str,
-}
-
-const fn entry(
-    sub_code: &'static str,
-    disposition: Disposition,
-    hint_en: &'static str,
-    hint_zh: &'static str,
-) -> SubCodeInfo {
-    SubCodeInfo {
-        sub_code,
-        disposition,
-        hint_en,
-        hint_zh,
-    }
-}
-
 const fn failed(cause: FailureCause) -> Disposition {
     Disposition::Failed(cause)
 }
@@ -117,403 +95,529 @@ use FailureCause::{
     PaymentCode as CODE, Request as REQ, Risk as RISK,
 };
 
-/// The catalogue. Sources: payments.md §1.8 (copies of Alipay's error-code pages).
-pub static SUB_CODES: &[SubCodeInfo] = &[
-    entry(
+/// The `sub_code` table: disposition of an `alipay.trade.pay` answer, cause and instruction
+/// (docs/acquirers.md §1.8, copies of Alipay's error-code pages). The texts are what the cashier
+/// is shown through `smartpos_payment::explain`.
+pub static SUB_CODES: &[CodeRow] = &[
+    row(
         "ACQ.SYSTEM_ERROR",
         Disposition::QueryNeeded,
-        "Alipay system error: checking the payment status",
-        "支付宝系统错误，正在查询支付结果",
+        Cause::Network,
+        QUERYING_ZH,
+        QUERYING_EN,
     ),
-    entry(
+    row(
         "AQC.SYSTEM_ERROR",
         Disposition::QueryNeeded,
-        "Alipay system error: checking the payment status",
-        "支付宝系统错误，正在查询支付结果",
+        Cause::Network,
+        QUERYING_ZH,
+        QUERYING_EN,
     ),
-    entry(
+    row(
         "isp.unknow-error",
         Disposition::QueryNeeded,
-        "Alipay service unavailable: checking the payment status",
-        "支付宝服务暂不可用，正在查询支付结果",
+        Cause::Network,
+        QUERYING_ZH,
+        QUERYING_EN,
     ),
-    entry(
+    row(
         "aop.unknow-error",
         Disposition::QueryNeeded,
-        "Alipay service unavailable: checking the payment status",
-        "支付宝服务暂不可用，正在查询支付结果",
+        Cause::Network,
+        QUERYING_ZH,
+        QUERYING_EN,
     ),
-    entry(
+    row(
         "ACQ.PAYMENT_AUTH_CODE_INVALID",
         failed(CODE),
-        "Payment code expired or already used: ask the customer to refresh it and scan again",
-        "付款码已失效或已使用，请顾客刷新付款码后重新扫码",
+        Cause::UserError,
+        RESCAN_ZH,
+        RESCAN_EN,
     ),
-    entry(
+    row(
         "ACQ.AUTH_TOKEN_IS_NOT_EXIST",
         failed(CODE),
-        "Payment code not recognised: ask the customer to refresh it",
-        "付款码无效，请顾客刷新付款码",
+        Cause::UserError,
+        RESCAN_ZH,
+        RESCAN_EN,
     ),
-    entry(
+    row(
         "ACQ.PULL_MOBILE_CASHIER_FAIL",
         failed(CODE),
-        "Could not open the cashier on the phone: ask the customer to refresh the code",
-        "唤起移动收银台失败，请顾客刷新付款码",
+        Cause::UserError,
+        "顾客手机未能打开收银台,请顾客刷新付款码后重新扫码",
+        "the customer's phone could not open the cashier: ask them to refresh the code and scan again",
     ),
-    entry(
+    row(
         "ACQ.NOT_SUPPORT_PAYMENT_INST",
         failed(CODE),
-        "The customer's Alipay app is too old for this payment: ask them to update it",
-        "顾客的支付宝版本不支持，请升级后重试",
+        Cause::PlatformIncompatibility,
+        "顾客支付宝版本过旧,请顾客升级支付宝或换一种付款方式",
+        "the customer's Alipay app is too old: ask them to update it or pay another way",
     ),
-    entry(
+    row(
         "ACQ.BUYER_BALANCE_NOT_ENOUGH",
         failed(BUYER),
-        "Customer's balance is too low: ask for another funding source",
-        "顾客余额不足，请更换付款方式",
+        Cause::UserError,
+        NO_FUNDS_ZH,
+        NO_FUNDS_EN,
     ),
-    entry(
+    row(
         "ACQ.BUYER_BANKCARD_BALANCE_NOT_ENOUGH",
         failed(BUYER),
-        "Customer's bank card balance is too low: ask for another card",
-        "顾客银行卡余额不足，请更换银行卡",
+        Cause::UserError,
+        NO_FUNDS_ZH,
+        NO_FUNDS_EN,
     ),
-    entry(
+    row(
         "ACQ.BUYER_PAYMENT_AMOUNT_DAY_LIMIT_ERROR",
         failed(BUYER),
-        "Customer reached the daily payment limit: ask for another payment method",
-        "顾客当日付款额度已满，请更换付款方式",
+        Cause::Compliance,
+        "顾客付款码已达当日限额,请顾客换一种付款方式",
+        "the customer reached the daily payment-code limit: ask for another payment method",
     ),
-    entry(
+    row(
         "ACQ.BUYER_PAYMENT_AMOUNT_MONTH_LIMIT_ERROR",
         failed(BUYER),
-        "Customer reached the monthly payment limit: ask for another payment method",
-        "顾客当月付款额度已满，请更换付款方式",
+        Cause::Compliance,
+        "顾客付款码已达当月限额,请顾客换一种付款方式",
+        "the customer reached the monthly payment-code limit: ask for another payment method",
     ),
-    entry(
+    row(
         "ACQ.NO_PAYMENT_INSTRUMENTS_AVAILABLE",
         failed(BUYER),
-        "No usable funding source (Huabei may be disabled for this merchant): ask for another method",
-        "没有可用的付款渠道（可能不支持花呗），请更换付款方式",
+        Cause::UserError,
+        "顾客没有可用的付款方式(花呗/余额/银行卡均不可用),请顾客换一种付款方式",
+        "no funding source available (Huabei, balance, card): ask for another payment method",
     ),
-    entry(
+    row(
         "ACQ.ERROR_BALANCE_PAYMENT_DISABLE",
         failed(BUYER),
-        "Customer has balance payment switched off: ask them to choose another source",
-        "顾客关闭了余额支付，请选择其他付款渠道",
+        Cause::UserError,
+        WALLET_ZH,
+        WALLET_EN,
     ),
-    entry(
+    row(
         "ACQ.MOBILE_PAYMENT_SWITCH_OFF",
         failed(BUYER),
-        "Customer has payment-code payments switched off in Alipay",
-        "顾客关闭了付款码支付功能",
+        Cause::UserError,
+        WALLET_ZH,
+        WALLET_EN,
     ),
-    entry(
+    row(
         "ACQ.USER_FACE_PAYMENT_SWITCH_OFF",
         failed(BUYER),
-        "Customer has face-to-face payment switched off in Alipay",
-        "顾客关闭了当面付功能",
+        Cause::UserError,
+        WALLET_ZH,
+        WALLET_EN,
     ),
-    entry(
+    row(
         "ACQ.BUYER_ENABLE_STATUS_FORBID",
         failed(BUYER),
-        "Customer's account is restricted: ask for another payment method",
-        "顾客账户状态受限，请更换付款方式",
+        Cause::RiskControl,
+        OTHER_METHOD_ZH,
+        OTHER_METHOD_EN,
     ),
-    entry(
+    row(
         "ACQ.BUYER_NOT_EXIST",
         failed(BUYER),
-        "Customer's account does not exist",
-        "买家账户不存在",
+        Cause::UserError,
+        RESCAN_ZH,
+        RESCAN_EN,
     ),
-    entry(
+    row(
         "ACQ.ERROR_BUYER_CERTIFY_LEVEL_LIMIT",
         failed(BUYER),
-        "Customer's account is not verified (real-name): ask for another method",
-        "顾客未完成实名认证，请更换付款方式",
+        Cause::Compliance,
+        WALLET_ZH,
+        WALLET_EN,
     ),
-    entry(
+    row(
         "ACQ.NOT_CERTIFIED_USER",
         failed(BUYER),
-        "Customer's account is not verified (real-name): ask for another method",
-        "顾客未实名认证，请更换付款方式",
+        Cause::Compliance,
+        WALLET_ZH,
+        WALLET_EN,
     ),
-    entry(
+    row(
         "ACQ.BUYER_NOT_MAINLAND_CERT",
         failed(BUYER),
-        "Customer's identity is not a mainland certificate",
-        "买家非大陆证件",
+        Cause::Compliance,
+        OTHER_METHOD_ZH,
+        OTHER_METHOD_EN,
     ),
-    entry(
+    row(
         "ACQ.ZM_CREDIT_AUTH_FAIL",
         failed(BUYER),
-        "Customer's credit check failed: ask for another method",
-        "芝麻信用验证失败，请更换付款方式",
+        Cause::RiskControl,
+        OTHER_METHOD_ZH,
+        OTHER_METHOD_EN,
     ),
-    entry(
+    row(
         "ACQ.PAYMENT_REQUEST_HAS_RISK",
         failed(RISK),
-        "Refused by Alipay risk control: ask for another payment method",
-        "支付宝风控拒绝，请更换付款方式",
+        Cause::RiskControl,
+        OTHER_METHOD_ZH,
+        OTHER_METHOD_EN,
     ),
-    entry(
+    row(
         "ACQ.PAYMENT_FAIL",
         failed(RISK),
-        "Payment failed: ask the customer to refresh once, then use another method",
-        "支付失败，请顾客刷新一次付款码，仍失败请更换付款方式",
+        Cause::RiskControl,
+        "支付失败,请顾客刷新付款码重试一次,仍失败请换一种付款方式",
+        "payment failed: ask the customer to refresh the code once, then pay another way",
     ),
-    entry(
+    row(
         "ACQ.RISK_MERCHANT_IP_NOT_EXIST",
         failed(RISK),
-        "Alipay risk control needs the terminal IP: check the merchant configuration",
-        "风控要求商户IP，请检查商户配置",
+        Cause::RiskControl,
+        "收单机构风控拒绝(终端IP),请联系服务商",
+        "acquirer risk control rejected the terminal's IP: call the service provider",
     ),
-    entry(
+    row(
         "ACQ.ACCESS_FORBIDDEN",
         failed(MERCHANT),
-        "The merchant's Alipay product is not signed or expired: contact the acquirer",
-        "商户未签约或签约已过期，请联系收单机构",
+        Cause::MerchantConfig,
+        "商户未签约该支付宝产品或签约已过期,收银台无法处理,请联系服务商/收单机构",
+        "the merchant has not signed this Alipay product, or it expired; not fixable at the till: call the service provider",
     ),
-    entry(
+    row(
         "ACQ.PRODUCT_AMOUNT_LIMIT_ERROR",
         failed(MERCHANT),
-        "Merchant product quota reached: contact the acquirer",
-        "商户产品额度已满，请联系收单机构",
+        Cause::MerchantConfig,
+        LIMIT_ZH,
+        LIMIT_EN,
     ),
-    entry(
+    row(
         "ACQ.BEYOND_PAY_RESTRICTION",
         failed(MERCHANT),
-        "Merchant collection limit reached: contact the acquirer",
-        "商户收款额度超限，请联系收单机构",
+        Cause::Compliance,
+        LIMIT_ZH,
+        LIMIT_EN,
     ),
-    entry(
+    row(
         "ACQ.BEYOND_PER_RECEIPT_RESTRICTION",
         failed(MERCHANT),
-        "Merchant per-receipt limit reached: contact the acquirer",
-        "商户收款额度超限，请联系收单机构",
+        Cause::Compliance,
+        LIMIT_ZH,
+        LIMIT_EN,
     ),
-    entry(
+    row(
         "ACQ.BEYOND_PER_RECEIPT_DAY_RESTRICTION",
         failed(MERCHANT),
-        "Merchant daily collection limit reached: contact the acquirer",
-        "商户当日收款额度超限",
+        Cause::Compliance,
+        LIMIT_ZH,
+        LIMIT_EN,
     ),
-    entry(
+    row(
         "ACQ.BEYOND_PER_RECEIPT_SINGLE_RESTRICTION",
         failed(MERCHANT),
-        "Amount above the merchant's single-payment limit",
-        "超过商户单笔收款限额",
+        Cause::Compliance,
+        LIMIT_ZH,
+        LIMIT_EN,
     ),
-    entry(
+    row(
         "ACQ.MERCHANT_PERM_RECEIPT_DAY_LIMIT",
         failed(MERCHANT),
-        "Merchant daily receipt limit reached: contact the acquirer",
-        "商户当日收款额度超限",
+        Cause::MerchantConfig,
+        LIMIT_ZH,
+        LIMIT_EN,
     ),
-    entry(
+    row(
         "ACQ.MERCHANT_PERM_RECEIPT_SINGLE_LIMIT",
         failed(MERCHANT),
-        "Amount above the merchant's single-receipt limit",
-        "超过商户单笔收款限额",
+        Cause::MerchantConfig,
+        LIMIT_ZH,
+        LIMIT_EN,
     ),
-    entry(
+    row(
         "ACQ.MERCHANT_PERM_RECEIPT_SUSPEND_LIMIT",
         failed(MERCHANT),
-        "Merchant collection suspended: contact the acquirer",
-        "商户收款功能被暂停，请联系收单机构",
+        Cause::MerchantConfig,
+        MERCHANT_ZH,
+        MERCHANT_EN,
     ),
-    entry(
+    row(
         "ACQ.RESTRICTED_MERCHANT_INDUSTRY",
         failed(MERCHANT),
-        "Amount above the cap for the merchant's industry",
-        "超过行业限额",
+        Cause::Compliance,
+        "金额超过本行业单笔上限,请顾客分开付款或换一种方式",
+        "amount above the industry cap for this merchant: split the payment or pay another way",
     ),
-    entry(
+    // docs/acquirers.md §1.8 files this under merchant configuration (not fixable at the POS).
+    row(
         "ACQ.SELLER_BEEN_BLOCKED",
         failed(MERCHANT),
-        "Merchant account blocked: contact the acquirer",
-        "商户账号被冻结，请联系收单机构",
+        Cause::MerchantConfig,
+        "商户支付宝账号被冻结,收银台无法处理,请联系服务商/收单机构",
+        "the merchant's Alipay account is blocked; not fixable at the till: call the service provider",
     ),
-    entry(
+    row(
         "ACQ.MERCHANT_STATUS_NOT_NORMAL",
         failed(MERCHANT),
-        "Merchant status abnormal (idle > 3 months?): contact the acquirer",
-        "商户状态异常，请联系收单机构",
+        Cause::MerchantConfig,
+        "商户状态异常(可能长期未交易),请联系服务商激活",
+        "merchant account not active (possibly idle for months): call the service provider",
     ),
-    entry(
+    row(
         "ACQ.MERCHANT_AGREEMENT_NOT_EXIST",
         failed(MERCHANT),
-        "Merchant agreement missing: contact the acquirer",
-        "商户协议不存在，请联系收单机构",
+        Cause::MerchantConfig,
+        MERCHANT_ZH,
+        MERCHANT_EN,
     ),
-    entry(
+    row(
         "ACQ.MERCHANT_AGREEMENT_INVALID",
         failed(MERCHANT),
-        "Merchant agreement invalid: contact the acquirer",
-        "商户协议已失效，请联系收单机构",
+        Cause::MerchantConfig,
+        MERCHANT_ZH,
+        MERCHANT_EN,
     ),
-    entry(
+    row(
         "ACQ.SECONDARY_MERCHANT_STATUS_ERROR",
         failed(MERCHANT),
-        "Sub-merchant status abnormal: contact the acquirer",
-        "二级商户状态异常",
+        Cause::MerchantConfig,
+        MERCHANT_ZH,
+        MERCHANT_EN,
     ),
-    entry(
+    // docs/acquirers.md §1.8: merchant configuration, like the other sub-merchant codes.
+    row(
         "ACQ.SECONDARY_MERCHANT_ISV_PUNISH_INDIRECT",
         failed(MERCHANT),
-        "Sub-merchant's service provider is restricted: contact the acquirer",
-        "二级商户所属服务商被处罚",
+        Cause::MerchantConfig,
+        MERCHANT_ZH,
+        MERCHANT_EN,
     ),
-    entry(
+    row(
         "ACQ.INVALID_STORE_ID",
         failed(MERCHANT),
-        "Store id not valid: fix the terminal configuration",
-        "门店编号无效，请检查终端配置",
+        Cause::MerchantConfig,
+        "门店编号无效,请联系服务商检查终端的商户配置",
+        "the store id is not valid: have the service provider check the terminal's merchant configuration",
     ),
-    entry(
+    row(
         "ACQ.PARTNER_ERROR",
         failed(MERCHANT),
-        "Merchant/app id mismatch: fix the terminal configuration",
-        "应用与商户不匹配，请检查配置",
+        Cause::MerchantConfig,
+        "应用ID与商户不匹配,请联系服务商检查商户配置",
+        "the app id and the merchant do not match: have the service provider check the merchant configuration",
     ),
-    entry(
+    row(
         "ACQ.UN_SUPPORT_TRADE_SCENE",
         failed(MERCHANT),
-        "This payment scene is not enabled for the merchant",
-        "商户不支持该交易场景",
+        Cause::MerchantConfig,
+        MERCHANT_ZH,
+        MERCHANT_EN,
     ),
-    entry(
+    row(
         "ACQ.EXIST_FORBIDDEN_WORD",
         failed(REQ),
-        "The order title contains a forbidden word: change the subject",
-        "订单标题含违禁词",
+        Cause::Compliance,
+        "订单标题含违禁词,请联系服务商修改商品名称",
+        "the order subject contains a forbidden word: have the goods name changed",
     ),
-    entry(
+    row(
         "ACQ.TOTAL_FEE_EXCEED",
         failed(REQ),
-        "Amount outside Alipay's range",
-        "订单金额超出范围",
+        Cause::UserError,
+        "金额超出允许范围(0.01–1亿元),请核对金额",
+        "amount out of range (0.01 to 100,000,000 yuan): check the amount",
     ),
-    entry(
+    // docs/acquirers.md §1.8: "if the buyer matches, treat as paid", so never paid by itself;
+    // §1.7: a number reused with other details is CONTEXT_INCONSISTENT. Both mean the number
+    // was taken: the connector queries and compares (software: our numbering handed it out).
+    row(
         "ACQ.TRADE_HAS_SUCCESS",
         Disposition::OrderNumberTaken,
-        "This order number was paid before, possibly by another sale: query it and compare the amount",
-        "该订单号已被支付（可能是其他交易），需查询并核对金额",
+        Cause::Software,
+        TAKEN_ZH,
+        TAKEN_EN,
     ),
-    entry(
+    row(
         "ACQ.TRADE_HAS_CLOSE",
         failed(ORDER),
-        "This order is closed: start a new sale",
-        "订单已关闭，请重新下单",
+        Cause::Guidance,
+        STATE_ZH,
+        STATE_EN,
     ),
-    entry(
+    row(
         "ACQ.TRADE_BUYER_NOT_MATCH",
         failed(ORDER),
-        "This order was paid by another buyer: start a new sale",
-        "交易买家不匹配，请重新下单",
+        Cause::UserError,
+        STATE_ZH,
+        STATE_EN,
     ),
-    entry(
+    row(
         "ACQ.BUYER_SELLER_EQUAL",
         failed(RISK),
-        "Buyer and merchant are the same account: not allowed",
-        "买卖家不能相同",
+        Cause::RiskControl,
+        "付款人与收款商户为同一人,不允许自付,请换人付款",
+        "buyer and merchant are the same person: self-payment is not allowed",
     ),
-    entry(
+    // docs/acquirers.md §1.7: the same out_trade_no re-submitted with different details.
+    row(
         "ACQ.CONTEXT_INCONSISTENT",
         Disposition::OrderNumberTaken,
-        "Order number reused with different details: start a new sale",
-        "交易信息被篡改（订单号重复使用），请重新下单",
+        Cause::Software,
+        TAKEN_ZH,
+        TAKEN_EN,
     ),
-    entry(
+    row(
         "ACQ.TRADE_STATUS_ERROR",
         failed(ORDER),
-        "Trade state does not allow this operation",
-        "交易状态不合法",
+        Cause::Guidance,
+        STATE_ZH,
+        STATE_EN,
     ),
-    entry(
+    row(
         "ACQ.INVALID_PARAMETER",
         failed(REQ),
-        "Invalid request parameter: a configuration or software fault",
-        "参数无效，请联系技术人员",
+        Cause::PlatformIncompatibility,
+        INTEGRATION_ZH,
+        INTEGRATION_EN,
     ),
-    entry(
+    row(
         "ACQ.TRADE_NOT_EXIST",
         failed(ORDER),
-        "Alipay has no such trade",
-        "交易不存在",
+        Cause::Guidance,
+        STATE_ZH,
+        STATE_EN,
     ),
-    entry(
+    row(
         "ACQ.CANCEL_NOT_ALLOWED",
         failed(ORDER),
-        "This trade can no longer be cancelled: refund it instead",
-        "该交易不允许撤销，请改为退款",
+        Cause::Guidance,
+        "该交易已不能撤销,请改为退款",
+        "this sale can no longer be cancelled: refund it instead",
     ),
-    entry(
+    row(
         "ACQ.SELLER_BALANCE_NOT_ENOUGH",
         failed(MERCHANT),
-        "Merchant balance too low for the refund",
-        "商户余额不足，无法退款",
+        Cause::MerchantConfig,
+        "商户账户余额不足,无法退款,请联系服务商",
+        "merchant balance too low for the refund: call the service provider",
     ),
-    entry(
+    row(
         "ACQ.TRADE_HAS_FINISHED",
         failed(ORDER),
-        "Trade finished: no refund possible",
-        "交易已完结，无法退款",
+        Cause::Guidance,
+        "交易已完结,不能退款",
+        "this sale is finished and can no longer be refunded",
     ),
-    entry(
+    row(
         "ACQ.DISCORDANT_REPEAT_REQUEST",
         failed(ORDER),
-        "Refund request number reused with a different amount",
-        "退款请求号重复但金额不一致",
+        Cause::Software,
+        "退款请求与之前不一致,请使用新的退款单号",
+        "refund differs from an earlier one with the same number: use a new refund reference",
     ),
-    entry(
+    row(
         "ACQ.TRADE_NOT_ALLOW_REFUND",
         failed(ORDER),
-        "This trade does not allow refunds",
+        Cause::Guidance,
         "该交易不允许退款",
+        "this sale does not allow refunds",
     ),
-    entry(
+    row(
         "ACQ.REFUND_AMT_NOT_EQUAL_TOTAL",
         failed(ORDER),
-        "Refund amount exceeds what is left to refund",
-        "退款金额超限",
+        Cause::Guidance,
+        "退款金额超出可退金额,请核对退款金额",
+        "the refund is more than what is left to refund: check the amount",
     ),
-    entry(
+    row(
         "ACQ.REASON_TRADE_BEEN_FREEZEN",
         failed(ORDER),
-        "Trade is frozen: contact the acquirer",
-        "交易已被冻结",
+        Cause::RiskControl,
+        "交易被冻结,不能退款,请联系服务商",
+        "the sale is frozen and cannot be refunded: call the service provider",
     ),
-    entry(
+    row(
         "isv.invalid-signature",
         failed(REQ),
-        "Alipay rejected the signature: the app private key or Alipay public key is wrong",
-        "验签失败，请检查应用私钥与支付宝公钥配置",
+        Cause::PlatformIncompatibility,
+        "支付宝验签失败,请联系技术支持检查应用私钥与支付宝公钥配置",
+        "Alipay rejected the signature: call support to check the app private key and the Alipay public key",
     ),
-    entry(
+    row(
         "isv.invalid-app-id",
         failed(MERCHANT),
-        "Alipay does not know this app id: fix the terminal configuration",
-        "应用ID无效，请检查配置",
+        Cause::MerchantConfig,
+        "支付宝不认识该应用ID,请联系服务商检查商户配置",
+        "Alipay does not know this app id: have the service provider check the merchant configuration",
     ),
-    entry(
+    row(
         "isv.missing-signature",
         failed(REQ),
-        "The request was not signed: a software fault",
-        "缺少签名",
+        Cause::Software,
+        "请求未签名,请联系技术支持更新终端",
+        "the request was not signed: call support to update the terminal",
     ),
-    entry(
+    row(
         "isv.invalid-timestamp",
         failed(REQ),
-        "Request timestamp rejected: check the terminal clock",
-        "时间戳无效，请检查终端时间",
+        Cause::SyncDelay,
+        "请求时间被拒绝,请检查终端时钟与网络时间同步",
+        "request time rejected: check the terminal clock and its network time sync",
     ),
 ];
 
+/// The gateway `code` when an answer has no `sub_code` to go by (docs/acquirers.md §1.5). The
+/// disposition is the one [`disposition`] gives a payment answer.
+pub static RESULT_CODES: &[CodeRow] = &[
+    // 20000 is `isp.unknow-error`: the outcome is unknown.
+    row(
+        "20000",
+        Disposition::QueryNeeded,
+        Cause::Network,
+        QUERYING_ZH,
+        QUERYING_EN,
+    ),
+    row(
+        "20001",
+        failed(MERCHANT),
+        Cause::MerchantConfig,
+        MERCHANT_ZH,
+        MERCHANT_EN,
+    ),
+    row(
+        "40001",
+        failed(REQ),
+        Cause::PlatformIncompatibility,
+        INTEGRATION_ZH,
+        INTEGRATION_EN,
+    ),
+    row(
+        "40002",
+        failed(REQ),
+        Cause::PlatformIncompatibility,
+        INTEGRATION_ZH,
+        INTEGRATION_EN,
+    ),
+    row(
+        "40005",
+        failed(ACQ),
+        Cause::Network,
+        "请求过于频繁,请稍候再试",
+        "too many requests: wait a moment and try again",
+    ),
+    row(
+        "40006",
+        failed(MERCHANT),
+        Cause::MerchantConfig,
+        MERCHANT_ZH,
+        MERCHANT_EN,
+    ),
+];
+
+/// Look up a gateway `code` without a `sub_code`.
+pub fn lookup_result_code(code: &str) -> Option<&'static CodeRow> {
+    find(RESULT_CODES, code)
+}
+
 /// Look up a `sub_code`.
-pub fn lookup(sub_code: &str) -> Option<&'static SubCodeInfo> {
-    SUB_CODES.iter().find(|e| e.sub_code == sub_code)
+pub fn lookup(sub_code: &str) -> Option<&'static CodeRow> {
+    find(SUB_CODES, sub_code)
 }
 
 /// What the terminal does with a verified response to `method`.
@@ -635,9 +739,9 @@ mod tests {
     fn the_catalogue_has_no_duplicates() {
         for (i, e) in SUB_CODES.iter().enumerate() {
             assert!(
-                SUB_CODES[i + 1..].iter().all(|o| o.sub_code != e.sub_code),
+                SUB_CODES[i + 1..].iter().all(|o| o.code != e.code),
                 "{} twice",
-                e.sub_code
+                e.code
             );
         }
     }

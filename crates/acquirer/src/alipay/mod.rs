@@ -17,7 +17,7 @@ use std::collections::BTreeMap;
 use serde_json::{Map, Value};
 use thiserror::Error;
 
-pub use codes::{ResultCode, SubCodeInfo};
+pub use codes::ResultCode;
 pub use response::{FundBill, RawResponse, Response, ResponseError, SignatureStatus};
 pub use sign::{sign_content, verify_request};
 

@@ -1,4 +1,4 @@
-//! WeChat Pay v2 `err_code` catalogue (payments.md §2.1) and what each answer means.
+//! WeChat Pay v2 `err_code` catalogue (docs/acquirers.md §2.1) and what each answer means.
 //!
 //! `return_code` is transport: FAIL means the request was refused before any business
 //! processing (signature, parameters, certificate), so nothing was charged. For micropay,
@@ -7,34 +7,12 @@
 //! are resolved by querying.
 
 use super::{Api, Response};
+use crate::catalogue::{
+    Cause, CodeRow, INTEGRATION_EN, INTEGRATION_ZH, MERCHANT_EN, MERCHANT_ZH, NO_FUNDS_EN,
+    NO_FUNDS_ZH, OTHER_METHOD_EN, OTHER_METHOD_ZH, QUERYING_EN, QUERYING_ZH, RESCAN_EN, RESCAN_ZH,
+    STATE_EN, STATE_ZH, TAKEN_EN, TAKEN_ZH, find, row,
+};
 use crate::disposition::{Disposition, FailureCause};
-
-/// What an `err_code` means.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ErrCodeInfo {
-    /// The `err_code`.
-    pub err_code: &'static str,
-    /// What a micropay answer with this code means.
-    pub disposition: Disposition,
-    /// One line for the cashier (English).
-    pub hint_en: &'static str,
-    /// One line for the cashier (Chinese).
-    pub hint_zh: &'static str,
-}
-
-const fn e(
-    err_code: &'static str,
-    disposition: Disposition,
-    hint_en: &'static str,
-    hint_zh: &'static str,
-) -> ErrCodeInfo {
-    ErrCodeInfo {
-        err_code,
-        disposition,
-        hint_en,
-        hint_zh,
-    }
-}
 
 const fn failed(c: FailureCause) -> Disposition {
     Disposition::Failed(c)
@@ -45,199 +23,259 @@ use FailureCause::{
     Request as REQ, Risk as RISK,
 };
 
-/// The catalogue.
-pub static ERR_CODES: &[ErrCodeInfo] = &[
-    e(
+/// The `err_code` table (and the orderquery `trade_state` values that end a sale): disposition
+/// of a micropay answer, cause and instruction (docs/acquirers.md §2.1). The texts are what the
+/// cashier is shown through `smartpos_payment::explain`.
+pub static ERR_CODES: &[CodeRow] = &[
+    row(
         "SYSTEMERROR",
         Disposition::QueryNeeded,
-        "WeChat system error: checking the payment status",
-        "微信系统错误，正在查询支付结果",
+        Cause::Network,
+        QUERYING_ZH,
+        QUERYING_EN,
     ),
-    e(
+    row(
         "BANKERROR",
         Disposition::QueryNeeded,
-        "The customer's bank is slow: checking the payment status",
-        "银行系统异常，正在查询支付结果",
+        Cause::Network,
+        QUERYING_ZH,
+        QUERYING_EN,
     ),
-    e(
+    row(
         "USERPAYING",
         Disposition::WaitingForCustomer,
-        "Waiting for the customer to enter the password on the phone",
-        "等待顾客在手机上输入密码",
+        Cause::UserError,
+        "等待顾客在手机上输入密码确认",
+        "waiting for the customer to confirm on the phone",
     ),
-    e(
+    row(
         "AUTHCODEEXPIRE",
         failed(CODE),
-        "Payment code expired: ask the customer to refresh it and scan again",
-        "付款码已过期，请顾客刷新后重新扫码",
+        Cause::UserError,
+        "付款码已过期,请顾客刷新付款码后重新扫码",
+        "the payment code expired: ask the customer to refresh it and scan again",
     ),
-    e(
+    row(
         "AUTH_CODE_ERROR",
         failed(CODE),
-        "Payment code already used or wrong: ask the customer to refresh it",
-        "付款码错误或已使用，请顾客刷新付款码",
+        Cause::UserError,
+        RESCAN_ZH,
+        RESCAN_EN,
     ),
-    e(
+    row(
         "AUTH_CODE_INVALID",
         failed(CODE),
-        "Not a WeChat payment code: ask for the payment code (付款码), not a collection code",
-        "不是微信付款码，请顾客出示付款码",
+        Cause::UserError,
+        "这不是微信付款码,请顾客出示付款码",
+        "not a WeChat payment code: ask for the payment code (付款码)",
     ),
-    e(
+    row(
         "NOTENOUGH",
         failed(BUYER),
-        "Customer's balance is too low: ask for another card or method",
-        "顾客余额不足，请更换银行卡或付款方式",
+        Cause::UserError,
+        NO_FUNDS_ZH,
+        NO_FUNDS_EN,
     ),
-    e(
+    row(
         "NOTSUPORTCARD",
         failed(BUYER),
-        "This card cannot be used here (credit cards may be barred): ask for another",
-        "不支持该卡类型，请更换银行卡",
+        Cause::UserError,
+        "顾客的卡不支持此交易(可能为信用卡受限),请顾客换一张卡或换一种付款方式",
+        "the customer's card is not accepted here (credit may be barred): ask for another card or method",
     ),
-    e(
+    row(
         "BUYER_MISMATCH",
         failed(ORDER),
-        "Order paid by another buyer: start a new sale",
-        "支付账号不一致，请重新下单",
+        Cause::UserError,
+        STATE_ZH,
+        STATE_EN,
     ),
-    e(
+    // docs/acquirers.md §2.1 lists ORDERPAID/OUT_TRADE_NO_USED as final for the micropay itself,
+    // not as evidence that this sale was paid: the connector queries and compares.
+    row(
         "ORDERPAID",
         Disposition::OrderNumberTaken,
-        "Order number already paid, possibly by another sale: query it and compare the amount",
-        "该订单号已被支付（可能是其他交易），需查询并核对金额",
+        Cause::Software,
+        TAKEN_ZH,
+        TAKEN_EN,
     ),
-    e(
+    row(
         "ORDERCLOSED",
         failed(ORDER),
-        "Order closed: start a new sale",
-        "订单已关闭，请重新下单",
+        Cause::Guidance,
+        STATE_ZH,
+        STATE_EN,
     ),
-    e(
+    row(
         "ORDERREVERSED",
         failed(ORDER),
-        "Order reversed: start a new sale",
-        "订单已撤销，请重新下单",
+        Cause::Guidance,
+        STATE_ZH,
+        STATE_EN,
     ),
-    e(
+    row(
         "OUT_TRADE_NO_USED",
         Disposition::OrderNumberTaken,
-        "Order number reused with different details: start a new sale",
-        "商户订单号重复，请重新下单",
+        Cause::Software,
+        TAKEN_ZH,
+        TAKEN_EN,
     ),
-    e(
+    row(
         "ORDERNOTEXIST",
         failed(ORDER),
-        "WeChat has no such order",
-        "订单不存在",
+        Cause::Guidance,
+        STATE_ZH,
+        STATE_EN,
     ),
-    e(
+    row(
         "TRADE_STATE_ERROR",
         failed(ORDER),
-        "Order state does not allow this operation",
-        "订单状态错误",
+        Cause::Guidance,
+        STATE_ZH,
+        STATE_EN,
     ),
-    e(
+    row(
         "REVERSE_EXPIRE",
         failed(ORDER),
-        "Too late to reverse (7 days): refund instead",
-        "订单已超过撤销期限，请改为退款",
+        Cause::Guidance,
+        "已超过撤销期限,请改为退款",
+        "too late to reverse: refund instead",
     ),
-    e(
+    row(
         "NOAUTH",
         failed(MERCHANT),
-        "Merchant lacks this permission: contact WeChat Pay",
-        "商户无此接口权限，请联系微信支付",
+        Cause::MerchantConfig,
+        MERCHANT_ZH,
+        MERCHANT_EN,
     ),
-    e(
+    row(
         "TRADE_ERROR",
         failed(RISK),
-        "Refused by WeChat risk control or a rule: ask for another method",
-        "交易被风控或规则拒绝，请更换付款方式",
+        Cause::RiskControl,
+        OTHER_METHOD_ZH,
+        OTHER_METHOD_EN,
     ),
-    e(
+    row(
         "PARAM_ERROR",
         failed(REQ),
-        "Invalid request parameter: a configuration or software fault",
-        "参数错误，请联系技术人员",
+        Cause::PlatformIncompatibility,
+        INTEGRATION_ZH,
+        INTEGRATION_EN,
     ),
-    e(
+    row(
         "SIGNERROR",
         failed(REQ),
-        "WeChat rejected the signature: check the API key",
-        "签名错误，请检查API密钥",
+        Cause::PlatformIncompatibility,
+        INTEGRATION_ZH,
+        INTEGRATION_EN,
     ),
-    e(
+    row(
         "LACK_PARAMS",
         failed(REQ),
-        "Missing parameter: a software fault",
-        "缺少参数",
+        Cause::PlatformIncompatibility,
+        INTEGRATION_ZH,
+        INTEGRATION_EN,
     ),
-    e(
+    row(
         "XML_FORMAT_ERROR",
         failed(REQ),
-        "Malformed request: a software fault",
-        "XML格式错误",
+        Cause::PlatformIncompatibility,
+        INTEGRATION_ZH,
+        INTEGRATION_EN,
     ),
-    e(
+    row(
         "NOT_UTF8",
         failed(REQ),
-        "Request not UTF-8: a software fault",
-        "编码格式错误",
+        Cause::PlatformIncompatibility,
+        INTEGRATION_ZH,
+        INTEGRATION_EN,
     ),
-    e(
+    row(
         "REQUIRE_POST_METHOD",
         failed(REQ),
-        "Request not POST: a software fault",
-        "请使用POST方法",
+        Cause::PlatformIncompatibility,
+        INTEGRATION_ZH,
+        INTEGRATION_EN,
     ),
-    e(
+    row(
         "POST_DATA_EMPTY",
         failed(REQ),
-        "Empty request: a software fault",
-        "请求数据为空",
+        Cause::PlatformIncompatibility,
+        INTEGRATION_ZH,
+        INTEGRATION_EN,
     ),
-    e(
+    row(
         "APPID_NOT_EXIST",
         failed(MERCHANT),
-        "WeChat does not know this appid: fix the terminal configuration",
-        "APPID不存在，请检查配置",
+        Cause::MerchantConfig,
+        MERCHANT_ZH,
+        MERCHANT_EN,
     ),
-    e(
+    row(
         "MCHID_NOT_EXIST",
         failed(MERCHANT),
-        "WeChat does not know this merchant id: fix the terminal configuration",
-        "商户号不存在，请检查配置",
+        Cause::MerchantConfig,
+        MERCHANT_ZH,
+        MERCHANT_EN,
     ),
-    e(
+    row(
         "APPID_MCHID_NOT_MATCH",
         failed(MERCHANT),
-        "appid and merchant id do not match: fix the terminal configuration",
-        "appid与商户号不匹配，请检查配置",
+        Cause::MerchantConfig,
+        MERCHANT_ZH,
+        MERCHANT_EN,
     ),
-    e(
+    row(
         "INVALID_REQUEST",
         failed(REQ),
-        "Request rejected as invalid",
-        "无效请求",
+        Cause::PlatformIncompatibility,
+        INTEGRATION_ZH,
+        INTEGRATION_EN,
     ),
-    e(
+    row(
         "BIZERR_NEED_RETRY",
         Disposition::Retry,
-        "Refund busy: sending it again",
-        "退款业务繁忙，正在重试",
+        Cause::Network,
+        "退款业务繁忙,正在用同一退款单号重试,请勿重复退款",
+        "WeChat refund busy: retrying with the same refund number, do not refund again",
     ),
-    e(
+    row(
         "FREQUENCY_LIMITED",
         Disposition::Retry,
-        "Too many requests: retrying shortly",
-        "请求过于频繁，稍后重试",
+        Cause::Network,
+        "请求过于频繁,稍候自动重试",
+        "too many requests: retrying shortly",
+    ),
+    // orderquery `trade_state` values (docs/acquirers.md §2.1), explained like err_codes.
+    row("CLOSED", failed(ORDER), Cause::Guidance, STATE_ZH, STATE_EN),
+    row(
+        "REVOKED",
+        failed(ORDER),
+        Cause::Guidance,
+        STATE_ZH,
+        STATE_EN,
+    ),
+    row(
+        "PAYERROR",
+        failed(ORDER),
+        Cause::UserError,
+        "支付失败,请顾客刷新付款码重试或换一种付款方式",
+        "payment failed: ask the customer to refresh the code, or pay another way",
+    ),
+    // The terminal's own name for a refund refused because the merchant balance is short
+    // (WeChat sends NOTENOUGH on a refund for that).
+    row(
+        "NOTENOUGH_REFUND",
+        failed(MERCHANT),
+        Cause::MerchantConfig,
+        "商户账户余额不足,无法退款,请联系服务商",
+        "merchant balance too low for the refund: call the service provider",
     ),
 ];
 
 /// Look up an `err_code`.
-pub fn lookup(err_code: &str) -> Option<&'static ErrCodeInfo> {
-    ERR_CODES.iter().find(|e| e.err_code == err_code)
+pub fn lookup(err_code: &str) -> Option<&'static CodeRow> {
+    find(ERR_CODES, err_code)
 }
 
 /// What the terminal does with a verified answer from `api`.

@@ -9,7 +9,6 @@ use std::collections::BTreeMap;
 
 use thiserror::Error;
 
-pub use codes::ErrCodeInfo;
 pub use sign::SignType;
 
 use crate::disposition::Disposition;

@@ -108,8 +108,8 @@ impl Answer for Response {
         }
         let message = self.get("err_msg").or(self.get("message"));
         match self.err_code() {
-            Some(code) => explain::wechat(code, message),
-            None => explain::wechat(self.trade_state().unwrap_or("UNKNOWN"), message),
+            Some(code) => explain::qra(code, message),
+            None => explain::qra(self.trade_state().unwrap_or("UNKNOWN"), message),
         }
     }
 
