@@ -54,6 +54,8 @@ pub trait Payment {
         refund_ref: &str,
     ) -> zbus::Result<HashMap<String, OwnedValue>>;
     fn list_transactions(&self, limit: u32) -> zbus::Result<Vec<OwnedObjectPath>>;
+    /// Findings per cause group (see [`crate::diagnose`]).
+    fn diagnose(&self) -> zbus::Result<Vec<crate::diagnose::Finding>>;
 
     #[zbus(signal)]
     fn transaction_changed(&self, transaction: OwnedObjectPath, state: String) -> zbus::Result<()>;

@@ -4,6 +4,7 @@
 //! cannot be opened, 69 bus unavailable or name taken, 70 internal error.
 
 mod config;
+mod diagnose;
 mod scan;
 mod service;
 
@@ -82,6 +83,10 @@ async fn run(args: Args) -> Result<(), Error> {
         PaymentService::open(merchant, &cfg.journal).map_err(|e| Error::Journal(e.to_string()))?;
     tracing::info!(journal = %cfg.journal.display(), terminal = %svc.config().terminal_id, "journal open");
 
+    diagnose::init(
+        svc.subscribe(),
+        std::time::Duration::from_secs(cfg.max_config_age_s),
+    );
     let hints: Hints = Hints::default();
     let conn = bus::system_builder()?
         .build()
