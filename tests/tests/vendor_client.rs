@@ -5,7 +5,7 @@ use std::process::Command;
 
 use smartpos_acquirer_sim::ledger::TradeState;
 use smartpos_tests::acquirer::{self, Pace};
-use smartpos_tests::{TestBus, workspace};
+use smartpos_tests::{TestBus, merchant, workspace};
 
 /// The venv with the pinned jeepney (made by `tools/examples-venv.sh`, idempotent).
 fn python() -> String {
@@ -28,6 +28,7 @@ async fn the_python_vendor_client_sells_explains_a_refusal_and_refunds() {
     let bus = TestBus::start();
     let sim = acquirer::start(bus.dir()).await;
     let cfg = acquirer::paymentd_config(&sim, bus.dir(), Pace::Fast, false);
+    merchant::synced(bus.dir(), std::time::Duration::from_secs(60));
     let _paymentd = bus
         .spawn_daemon(
             "smartpos-paymentd",
