@@ -60,7 +60,9 @@ pub fn rfc3339(t: SystemTime) -> String {
 /// The configuration was confirmed with the fleet server `ago` before now.
 pub fn synced(dir: &Path, ago: Duration) {
     let at = rfc3339(SystemTime::now() - ago);
-    edit(&path(dir), |t| set_line(t, "synced_at", &format!("\"{at}\"")));
+    edit(&path(dir), |t| {
+        set_line(t, "synced_at", &format!("\"{at}\""))
+    });
 }
 
 /// A new configuration version from the fleet: this merchant no longer takes Huabei (花呗)
@@ -68,17 +70,15 @@ pub fn synced(dir: &Path, ago: Duration) {
 pub fn huabei_off(dir: &Path, version: u64) {
     edit(&path(dir), |t| {
         let t = set_line(t, "version", &version.to_string());
-        set_line(
-            &t,
-            "funding",
-            r#"["balance", "bank_card", "credit_card"]"#,
-        )
+        set_line(&t, "funding", r#"["balance", "bank_card", "credit_card"]"#)
     });
 }
 
 /// Set the merchant category (MCC) the policy table matches.
 pub fn category(dir: &Path, mcc: &str) {
-    edit(&path(dir), |t| set_line(t, "category", &format!("\"{mcc}\"")));
+    edit(&path(dir), |t| {
+        set_line(t, "category", &format!("\"{mcc}\""))
+    });
 }
 
 /// Add a policy rule: no sale above `max_fen` for this merchant (a compliance cap).

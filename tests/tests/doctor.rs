@@ -183,7 +183,10 @@ async fn pay(term: &Terminal, amount_fen: i64, order: &str, code: &str) -> Strin
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_terminal_in_order_gets_ok_wherever_it_can_be_checked() {
     let term = Terminal::start(Some(("no code yet", true)), |_| {}).await;
-    assert_eq!(pay(&term, 1500, "ok-1", &alipay_code("000", 1)).await, "succeeded");
+    assert_eq!(
+        pay(&term, 1500, "ok-1", &alipay_code("000", 1)).await,
+        "succeeded"
+    );
     let (exit, r) = term.doctor(&[]).await;
     for g in [2, 4, 5, 7, 8, 9, 10] {
         assert_eq!(verdict(&r, g), "ok", "group {g}: {:#}", group(&r, g));
@@ -196,7 +199,9 @@ async fn a_terminal_in_order_gets_ok_wherever_it_can_be_checked() {
     // No network daemon on this terminal yet: links and clock are unknown, not OK.
     assert_eq!(finding(&r, 3, "links")["verdict"], "unknown");
     assert_eq!(verdict(&r, 3), "unknown");
-    let alipay = finding(&r, 8, "funding:alipay")["evidence"].as_str().unwrap();
+    let alipay = finding(&r, 8, "funding:alipay")["evidence"]
+        .as_str()
+        .unwrap();
     assert!(alipay.contains("huabei on"), "{alipay}");
     let camera = verdict(&r, 1);
     assert_eq!(exit, if camera == "ok" { 0 } else { 2 }, "{r:#}");
@@ -247,7 +252,9 @@ async fn huabei_switched_off_in_the_config_is_named_as_the_cause() {
         .map(|g| g["group"].as_u64().unwrap())
         .collect();
     assert_eq!(shown, [1, 3, 7, 8, 9, 10]);
-    let alipay = finding(&r, 8, "funding:alipay")["evidence"].as_str().unwrap();
+    let alipay = finding(&r, 8, "funding:alipay")["evidence"]
+        .as_str()
+        .unwrap();
     assert!(alipay.contains("huabei off"), "{alipay}");
 }
 
@@ -261,10 +268,19 @@ async fn a_config_not_synced_for_three_days_is_a_sync_delay() {
     assert_eq!(verdict(&r, 7), "warn");
     let cfg = finding(&r, 7, "config");
     assert_eq!(cfg["code"], "config.stale");
-    assert!(cfg["evidence"].as_str().unwrap().contains("3 days ago"), "{cfg}");
-    assert!(cfg["instruction_en"].as_str().unwrap().contains("synced"), "{cfg}");
+    assert!(
+        cfg["evidence"].as_str().unwrap().contains("3 days ago"),
+        "{cfg}"
+    );
+    assert!(
+        cfg["instruction_en"].as_str().unwrap().contains("synced"),
+        "{cfg}"
+    );
     let en = r["huabei"]["en"].as_str().unwrap();
-    assert!(en.contains("out of date") && en.contains("3 days ago"), "{en}");
+    assert!(
+        en.contains("out of date") && en.contains("3 days ago"),
+        "{en}"
+    );
     assert_eq!(exit, 2, "only warnings: {r:#}");
 }
 
@@ -273,7 +289,10 @@ async fn an_acquirer_answer_with_a_bad_signature_is_a_platform_failure() {
     let term = Terminal::start(None, |_| {}).await;
     // The acquirer charged, but its answer's signature does not verify: the terminal does
     // not trust it, queries, and finds the sale paid. The doctor still names the mismatch.
-    assert_eq!(pay(&term, 2100, "sig-1", &alipay_code("503", 2)).await, "succeeded");
+    assert_eq!(
+        pay(&term, 2100, "sig-1", &alipay_code("503", 2)).await,
+        "succeeded"
+    );
     let (_, p) = term.payments().await;
     let f = p.diagnose().await.unwrap();
     let platform = f
@@ -291,13 +310,19 @@ async fn an_acquirer_answer_with_a_bad_signature_is_a_platform_failure() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_risk_refusal_by_the_acquirer_is_a_risk_control_warning() {
     let term = Terminal::start(None, |_| {}).await;
-    assert_eq!(pay(&term, 5000, "risk-1", &alipay_code("301", 3)).await, "failed");
+    assert_eq!(
+        pay(&term, 5000, "risk-1", &alipay_code("301", 3)).await,
+        "failed"
+    );
     let (exit, r) = term.doctor(&[]).await;
     assert_eq!(verdict(&r, 9), "warn");
     let risk = finding(&r, 9, "recent:risk_control");
     assert_eq!(risk["code"], "ACQ.PAYMENT_REQUEST_HAS_RISK");
     assert!(
-        risk["evidence"].as_str().unwrap().contains("acquirer refused: ACQ.PAYMENT_REQUEST_HAS_RISK ×1"),
+        risk["evidence"]
+            .as_str()
+            .unwrap()
+            .contains("acquirer refused: ACQ.PAYMENT_REQUEST_HAS_RISK ×1"),
         "{risk}"
     );
     assert_eq!(risk["instruction_en"], "ask for another payment method");
@@ -309,11 +334,19 @@ async fn a_risk_refusal_by_the_acquirer_is_a_risk_control_warning() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_sale_blocked_by_a_policy_rule_is_a_compliance_warning() {
-    let term = Terminal::start(None, |dir| merchant::policy_cap(dir, "pboc-static-cap", 50_000))
-        .await;
+    let term = Terminal::start(None, |dir| {
+        merchant::policy_cap(dir, "pboc-static-cap", 50_000)
+    })
+    .await;
     let (_, p) = term.payments().await;
     let refused = p
-        .pay_with_code(60_000, "CNY", "policy-1", Default::default(), &alipay_code("000", 4))
+        .pay_with_code(
+            60_000,
+            "CNY",
+            "policy-1",
+            Default::default(),
+            &alipay_code("000", 4),
+        )
         .await;
     assert!(refused.is_err(), "{refused:?}");
     let (exit, r) = term.doctor(&[]).await;
@@ -321,7 +354,10 @@ async fn a_sale_blocked_by_a_policy_rule_is_a_compliance_warning() {
     let c = finding(&r, 10, "recent:compliance");
     assert_eq!(c["code"], "policy.pboc-static-cap");
     assert!(
-        c["evidence"].as_str().unwrap().contains("policy rules blocked: policy.pboc-static-cap ×1"),
+        c["evidence"]
+            .as_str()
+            .unwrap()
+            .contains("policy rules blocked: policy.pboc-static-cap ×1"),
         "{c}"
     );
     assert_eq!(exit, 2, "{r:#}");
@@ -330,16 +366,25 @@ async fn a_sale_blocked_by_a_policy_rule_is_a_compliance_warning() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_expired_payment_code_is_a_user_error() {
     let term = Terminal::start(None, |_| {}).await;
-    assert_eq!(pay(&term, 900, "exp-1", &alipay_code("201", 5)).await, "failed");
+    assert_eq!(
+        pay(&term, 900, "exp-1", &alipay_code("201", 5)).await,
+        "failed"
+    );
     let (exit, r) = term.doctor(&["--lang", "zh"]).await;
     assert_eq!(verdict(&r, 4), "warn");
     let u = finding(&r, 4, "recent:user_error");
     assert_eq!(u["code"], "ACQ.PAYMENT_AUTH_CODE_INVALID");
     assert!(
-        u["evidence"].as_str().unwrap().contains("expired or used codes: 1"),
+        u["evidence"]
+            .as_str()
+            .unwrap()
+            .contains("expired or used codes: 1"),
         "{u}"
     );
-    assert!(u["instruction_zh"].as_str().unwrap().contains("刷新付款码"), "{u}");
+    assert!(
+        u["instruction_zh"].as_str().unwrap().contains("刷新付款码"),
+        "{u}"
+    );
     assert_eq!(exit, 2, "{r:#}");
 }
 
@@ -367,12 +412,18 @@ async fn a_collection_code_shown_by_mistake_is_a_user_error() {
     let u = finding(&r, 4, "recent:user_error");
     assert_eq!(u["code"], "local.collection_qr.alipay");
     assert!(
-        u["evidence"].as_str().unwrap().contains("collection codes shown: 1"),
+        u["evidence"]
+            .as_str()
+            .unwrap()
+            .contains("collection codes shown: 1"),
         "{u}"
     );
     assert!(exit == 2 || exit == 1, "{r:#}");
     // The scanner saw QR codes from the camera.
-    let families = finding(&r, 2, "families")["evidence"].as_str().unwrap().to_owned();
+    let families = finding(&r, 2, "families")["evidence"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     assert!(families.contains("camera/qr"), "{families}");
 }
 
@@ -415,5 +466,8 @@ async fn doctor_prints_both_languages_for_a_person() {
         text.contains("Huabei: Huabei is switched off in this shop's configuration (version 9"),
         "{text}"
     );
-    assert!(text.contains("花呗:请联系服务商为本商户开通花呗收款"), "{text}");
+    assert!(
+        text.contains("花呗:请联系服务商为本商户开通花呗收款"),
+        "{text}"
+    );
 }

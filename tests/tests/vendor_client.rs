@@ -51,11 +51,26 @@ async fn the_python_vendor_client_sells_explains_a_refusal_and_refunds() {
     let text = String::from_utf8_lossy(&out.stdout);
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{text}\n{err}");
-    assert!(text.contains("PAID 12.88 CNY via alipay (funding: huabei)"), "{text}");
-    assert!(text.contains("FAILED: cause risk_control, code ACQ.PAYMENT_REQUEST_HAS_RISK"), "{text}");
-    assert!(text.contains("cashier (en): ask for another payment method"), "{text}");
-    assert!(text.contains("refund repeated with the same reference: same refund"), "{text}");
-    assert!(text.contains("refund above the paid amount refused: org."), "{text}");
+    assert!(
+        text.contains("PAID 12.88 CNY via alipay (funding: huabei)"),
+        "{text}"
+    );
+    assert!(
+        text.contains("FAILED: cause risk_control, code ACQ.PAYMENT_REQUEST_HAS_RISK"),
+        "{text}"
+    );
+    assert!(
+        text.contains("cashier (en): ask for another payment method"),
+        "{text}"
+    );
+    assert!(
+        text.contains("refund repeated with the same reference: same refund"),
+        "{text}"
+    );
+    assert!(
+        text.contains("refund above the paid amount refused: org."),
+        "{text}"
+    );
     assert!(text.contains("Huabei (ok)"), "{text}");
     // The acquirer's ledger: one paid trade, refunded once by 2.88.
     let ledger = sim.ledger();

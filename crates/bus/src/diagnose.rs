@@ -164,9 +164,18 @@ mod tests {
     #[test]
     fn a_group_is_as_bad_as_its_worst_finding() {
         let f = |v| Finding::new(3, "x", v);
-        assert_eq!(group_verdict(&[f(Verdict::Ok), f(Verdict::Unknown)]), Verdict::Unknown);
-        assert_eq!(group_verdict(&[f(Verdict::Unknown), f(Verdict::Warn)]), Verdict::Warn);
-        assert_eq!(group_verdict(&[f(Verdict::Fail), f(Verdict::Warn)]), Verdict::Fail);
+        assert_eq!(
+            group_verdict(&[f(Verdict::Ok), f(Verdict::Unknown)]),
+            Verdict::Unknown
+        );
+        assert_eq!(
+            group_verdict(&[f(Verdict::Unknown), f(Verdict::Warn)]),
+            Verdict::Warn
+        );
+        assert_eq!(
+            group_verdict(&[f(Verdict::Fail), f(Verdict::Warn)]),
+            Verdict::Fail
+        );
         assert_eq!(group_verdict(&[f(Verdict::Ok)]), Verdict::Ok);
         assert_eq!(group_verdict(&[]), Verdict::Unknown);
     }

@@ -209,14 +209,12 @@ pub async fn findings(
             .evidence(format!("smartpos-paymentd {}", smartpos_runtime::VERSION)),
     );
     for p in probes.iter().filter(|p| p.subject == "journal") {
-        let mut f = Finding::new(
-            2,
-            "journal",
-            if p.ok { Verdict::Ok } else { Verdict::Fail },
-        )
-        .evidence(p.detail.clone());
+        let mut f = Finding::new(2, "journal", if p.ok { Verdict::Ok } else { Verdict::Fail })
+            .evidence(p.detail.clone());
         if let Some(e) = &p.explanation {
-            f = f.code(e.code.clone()).instruction(e.zh.clone(), e.en.clone());
+            f = f
+                .code(e.code.clone())
+                .instruction(e.zh.clone(), e.en.clone());
         }
         out.push(f);
     }
@@ -243,7 +241,9 @@ pub async fn findings(
         )
         .evidence(p.detail.clone());
         if let Some(e) = &p.explanation {
-            f = f.code(e.code.clone()).instruction(e.zh.clone(), e.en.clone());
+            f = f
+                .code(e.code.clone())
+                .instruction(e.zh.clone(), e.en.clone());
         }
         out.push(f);
     }
@@ -268,7 +268,9 @@ pub async fn findings(
         max_age.as_secs() / 3600
     ));
     if let Some(e) = &stale {
-        f = f.code(e.code.clone()).instruction(e.zh.clone(), e.en.clone());
+        f = f
+            .code(e.code.clone())
+            .instruction(e.zh.clone(), e.en.clone());
     }
     out.push(f);
 
@@ -404,10 +406,12 @@ pub async fn findings(
 
     // 9 risk control and 10 compliance: the rules in force.
     let r = &cfg.risk;
-    out.push(Finding::new(9, "local_rules", Verdict::Ok).evidence(format!(
-        "per sale ≤ {} fen, per day ≤ {} fen, at most {} sales per {} s",
-        r.max_per_sale_fen, r.max_daily_fen, r.velocity_max_sales, r.velocity_window_s
-    )));
+    out.push(
+        Finding::new(9, "local_rules", Verdict::Ok).evidence(format!(
+            "per sale ≤ {} fen, per day ≤ {} fen, at most {} sales per {} s",
+            r.max_per_sale_fen, r.max_daily_fen, r.velocity_max_sales, r.velocity_window_s
+        )),
+    );
     let names: Vec<&str> = cfg.policy.iter().map(|p| p.name.as_str()).collect();
     out.push(
         Finding::new(10, "policy", Verdict::Ok).evidence(if names.is_empty() {

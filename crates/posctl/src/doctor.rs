@@ -33,7 +33,16 @@ const UPDATE: &str = "org.smartpos.Update1";
 const HUABEI_GROUPS: [u8; 6] = [1, 3, 7, 8, 9, 10];
 
 const GROUPS_ZH: [&str; 10] = [
-    "硬件", "软件", "网络", "操作", "引导", "平台兼容", "同步延迟", "商户配置", "风控", "合规",
+    "硬件",
+    "软件",
+    "网络",
+    "操作",
+    "引导",
+    "平台兼容",
+    "同步延迟",
+    "商户配置",
+    "风控",
+    "合规",
 ];
 
 /// A `Diagnose()` call may probe acquirers over TLS; give it time, but not forever.
@@ -142,17 +151,15 @@ async fn gather(conn: &zbus::Connection) -> Result<(Vec<(String, bool)>, Vec<Fin
         }),
     );
     // The update daemon knows what the fleet offers.
-    all.push(
-        Finding::new(6, "fleet", Verdict::Unknown).evidence(format!(
-            "stack version {}; {}",
-            smartpos_runtime::VERSION,
-            if up(UPDATE) {
-                "smartpos-otad is running, but this posctl cannot read the fleet's offer yet"
-            } else {
-                "smartpos-otad is not running, so it is unknown whether the fleet offers a newer one"
-            }
-        )),
-    );
+    all.push(Finding::new(6, "fleet", Verdict::Unknown).evidence(format!(
+        "stack version {}; {}",
+        smartpos_runtime::VERSION,
+        if up(UPDATE) {
+            "smartpos-otad is running, but this posctl cannot read the fleet's offer yet"
+        } else {
+            "smartpos-otad is not running, so it is unknown whether the fleet offers a newer one"
+        }
+    )));
     Ok((running, all))
 }
 
@@ -160,11 +167,7 @@ fn groups_of(findings: Vec<Finding>, only: Option<&[u8]>) -> Vec<Group> {
     (1u8..=10)
         .filter(|g| only.is_none_or(|o| o.contains(g)))
         .map(|g| {
-            let fs: Vec<Finding> = findings
-                .iter()
-                .filter(|f| f.group == g)
-                .cloned()
-                .collect();
+            let fs: Vec<Finding> = findings.iter().filter(|f| f.group == g).cloned().collect();
             Group {
                 group: g,
                 name: GROUPS[usize::from(g - 1)],
@@ -209,10 +212,7 @@ fn huabei_sentence(findings: &[Finding]) -> Sentence {
         return Sentence {
             verdict: Verdict::Fail,
             en: join(
-                &format!(
-                    "the terminal cannot read payment codes ({})",
-                    hw.evidence
-                ),
+                &format!("the terminal cannot read payment codes ({})", hw.evidence),
                 &hw.instruction_en,
             ),
             zh: format!("终端无法读取付款码:{}", hw.instruction_zh),
@@ -303,7 +303,12 @@ fn print_text(r: &Report, lang: Lang) {
         };
         println!("{:>2}. {:<34} {}", g.group, name, label(g.verdict));
         for f in &g.findings {
-            println!("    {:<7} {}: {}", label(f.verdict()), f.subject, f.evidence);
+            println!(
+                "    {:<7} {}: {}",
+                label(f.verdict()),
+                f.subject,
+                f.evidence
+            );
             if f.verdict() == Verdict::Ok && f.subject != "huabei" {
                 continue;
             }
@@ -325,11 +330,7 @@ fn print_text(r: &Report, lang: Lang) {
                 println!("花呗:{}", s.zh);
             }
         }
-        None => println!(
-            "overall: {} (exit {})",
-            label(r.verdict),
-            r.exit
-        ),
+        None => println!("overall: {} (exit {})", label(r.verdict), r.exit),
     }
 }
 

@@ -25,7 +25,8 @@ pub fn code_seen(kind: &str, symbology: &str) {
     let mut m = seen_map()
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner);
-    *m.entry((kind.to_owned(), symbology.to_owned())).or_default() += 1;
+    *m.entry((kind.to_owned(), symbology.to_owned()))
+        .or_default() += 1;
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -84,8 +85,9 @@ pub fn findings(shared: &Shared, has_camera: bool) -> Vec<Finding> {
             }
             f
         } else {
-            Finding::new(1, subject, Verdict::Unknown)
-                .evidence(format!("camera {name} is streaming but no frame was measured yet"))
+            Finding::new(1, subject, Verdict::Unknown).evidence(format!(
+                "camera {name} is streaming but no frame was measured yet"
+            ))
         };
         out.push(f);
     }
@@ -108,7 +110,9 @@ pub fn findings(shared: &Shared, has_camera: bool) -> Vec<Finding> {
             .map(|(_, n, s)| format!("{n} ({s})"))
             .collect::<Vec<_>>()
             .join(", ");
-        let all_down = hids.iter().all(|(_, _, s)| s.starts_with("absent") || s.starts_with("error"));
+        let all_down = hids
+            .iter()
+            .all(|(_, _, s)| s.starts_with("absent") || s.starts_with("error"));
         let f = Finding::new(1, "hid", if all_down { Verdict::Fail } else { Verdict::Ok })
             .evidence(format!("HID scanners: {list}"));
         if all_down {
