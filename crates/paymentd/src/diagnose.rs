@@ -125,7 +125,7 @@ fn recent(svc: &PaymentService) -> Vec<Seen> {
             out.push(s.clone());
         }
     }
-    out.sort_by(|a, b| b.at_ms.cmp(&a.at_ms));
+    out.sort_by_key(|s| std::cmp::Reverse(s.at_ms));
     out
 }
 

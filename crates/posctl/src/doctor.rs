@@ -264,13 +264,14 @@ pub async fn run(lang: Lang, huabei: bool, json: bool) -> Result<u8, Error> {
             None
         },
     );
-    let mut exit = exit_of(groups.iter().map(|g| g.verdict));
-    if let Some(s) = &sentence {
-        exit = exit.max(exit_of([s.verdict]));
-        if exit == 2 && s.verdict == Verdict::Fail {
-            exit = 1;
-        }
-    }
+    // The sentence counts too: a Huabei check that fails is a failure even when the group
+    // it belongs to is not shown.
+    let exit = exit_of(
+        groups
+            .iter()
+            .map(|g| g.verdict)
+            .chain(sentence.iter().map(|s| s.verdict)),
+    );
     let verdict = match exit {
         1 => Verdict::Fail,
         2 => Verdict::Warn,
