@@ -25,4 +25,6 @@ rustup component list --installed 2>/dev/null | grep -q '^clippy' || rustup comp
 command -v cargo-nextest >/dev/null || cargo install --locked cargo-nextest
 command -v cargo-deny >/dev/null || cargo install --locked cargo-deny
 command -v cargo-fuzz >/dev/null || cargo install --locked cargo-fuzz
+# The Python example vendor client's venv (jeepney), run by tests/tests/vendor_client.rs.
+tools/examples-venv.sh >/dev/null
 exit 0

@@ -8,6 +8,7 @@
 
 pub mod acquirer;
 pub mod contract;
+pub mod merchant;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};

@@ -4,6 +4,7 @@
 //! written to it, and `smartpos-tests` checks that every daemon serves exactly what its XML
 //! says.
 
+pub mod diagnose;
 pub mod payment;
 pub mod scanner;
 

@@ -60,6 +60,9 @@ pub trait Payment {
     /// The newest sale started with `order_ref` (`org.smartpos.Error.NotFound` if none).
     fn find_transaction(&self, order_ref: &str) -> zbus::Result<OwnedObjectPath>;
 
+    /// Findings per cause group (see [`crate::diagnose`]).
+    fn diagnose(&self) -> zbus::Result<Vec<crate::diagnose::Finding>>;
+
     #[zbus(signal)]
     fn transaction_changed(&self, transaction: OwnedObjectPath, state: String) -> zbus::Result<()>;
 

@@ -18,6 +18,8 @@ pub trait Scanner {
     fn stop_scan(&self, session: u64) -> zbus::Result<()>;
     /// The latest frame as PNG with detected codes outlined (technicians only).
     fn snapshot(&self) -> zbus::Result<Vec<u8>>;
+    /// Findings for the hardware and software groups (see [`crate::diagnose`]).
+    fn diagnose(&self) -> zbus::Result<Vec<crate::diagnose::Finding>>;
 
     /// A code was read.
     #[zbus(signal)]

@@ -17,6 +17,8 @@ pub struct Config {
     pub scanner: bool,
     /// How long a sale keeps the scanner armed when the app does not say.
     pub scan_timeout_ms: u32,
+    /// `Diagnose` calls the merchant configuration stale after this many seconds unsynced.
+    pub max_config_age_s: u64,
     pub auth: AuthConfig,
 }
 
@@ -27,6 +29,7 @@ impl Default for Config {
             journal: PathBuf::from("/var/lib/smartpos-payment/journal.db"),
             scanner: true,
             scan_timeout_ms: 60_000,
+            max_config_age_s: 86_400,
             auth: AuthConfig::default(),
         }
     }

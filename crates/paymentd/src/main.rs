@@ -4,6 +4,7 @@
 //! cannot be opened, 69 bus unavailable or name taken, 70 internal error.
 
 mod config;
+mod diagnose;
 mod scan;
 mod service;
 
@@ -97,6 +98,10 @@ async fn run(args: Args) -> Result<(), Error> {
     })?;
     tracing::info!(journal = %cfg.journal.display(), terminal = %svc.config().terminal_id, "journal open");
 
+    diagnose::init(
+        svc.subscribe(),
+        std::time::Duration::from_secs(cfg.max_config_age_s),
+    );
     let hints: Hints = Hints::default();
     let policy = Policy::new(&cfg.auth.operator_groups);
     let objects = Objects::new(

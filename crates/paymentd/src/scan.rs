@@ -110,6 +110,11 @@ impl ScanLink {
         }
     }
 
+    /// Whether this terminal uses smartpos-scannerd at all (`scanner = true`).
+    pub fn enabled(&self) -> bool {
+        self.proxy.is_some()
+    }
+
     pub fn available(&self) -> bool {
         self.proxy.is_some() && self.available.load(Ordering::Relaxed)
     }
@@ -240,6 +245,7 @@ impl ScanLink {
                     Ok(_) => None,
                     // The sale keeps waiting for a proper payment code.
                     Err(PaymentError::NotPaymentCode(e) | PaymentError::SchemeDisabled(e)) => {
+                        crate::diagnose::scan_refused(tx, e);
                         Some(e.one_line())
                     }
                     Err(e) => Some(e.to_string()),

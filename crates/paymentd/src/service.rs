@@ -455,6 +455,12 @@ impl PaymentIface {
         Ok(owned_path(id))
     }
 
+    /// Findings per cause group (see `crate::diagnose`); read-only, no journal change.
+    #[zbus(out_args("findings"))]
+    async fn diagnose(&self) -> Vec<smartpos_bus::diagnose::Finding> {
+        crate::diagnose::findings(&self.svc, self.scan.enabled(), self.scan.available()).await
+    }
+
     #[zbus(signal)]
     pub async fn transaction_changed(
         emitter: &SignalEmitter<'_>,

@@ -5,6 +5,7 @@
 //! 64 usage, 65 bad input file, 69 daemon or bus unavailable,
 //! 75 timed out, 77 not allowed, 70 anything else.
 
+mod doctor;
 mod payment;
 mod scanner;
 mod status;
@@ -84,6 +85,16 @@ enum Cmd {
     },
     /// Why sale TX failed, and what the cashier should do.
     Explain { tx: String },
+    /// One verdict per cause group for this terminal, from every daemon over the bus.
+    /// Exit 0 all OK, 1 any FAIL, 2 the worst is WARN.
+    Doctor {
+        /// Language of the instructions.
+        #[arg(long, value_enum, default_value = "both")]
+        lang: doctor::Lang,
+        /// Only what matters for a Huabei payment, ending in one sentence for the merchant.
+        #[arg(long)]
+        huabei: bool,
+    },
     /// Decode image files with the scanner's own decoder (no daemon needed).
     Decode {
         /// PNG, JPEG or PGM files.
@@ -224,6 +235,9 @@ fn main() -> ExitCode {
             } => payment::refund(&tx, &amount, refund_ref, json)
                 .await
                 .map(Some),
+            Cmd::Doctor { lang, huabei } => doctor::run(lang, huabei, json)
+                .await
+                .map(|c| Some(i32::from(c))),
             other => run_plain(other, json).await.map(|()| None),
         }
     });
@@ -258,7 +272,7 @@ async fn run_plain(cmd: Cmd, json: bool) -> Result<(), Error> {
             Cmd::Scanner {
                 cmd: ScannerCmd::Snapshot { file },
             } => scanner::snapshot(&file, json).await,
-            Cmd::Decode { .. } | Cmd::Sale { .. } | Cmd::Refund { .. } => {
+            Cmd::Decode { .. } | Cmd::Sale { .. } | Cmd::Refund { .. } | Cmd::Doctor { .. } => {
                 unreachable!("handled in main")
             }
         }

@@ -4,6 +4,7 @@
 //! 70 internal error (see `smartpos_runtime::exit`).
 
 mod config;
+mod diagnose;
 mod pipeline;
 mod service;
 mod sources;
@@ -139,6 +140,7 @@ async fn run(args: Args) -> Result<(), Error> {
             () = &mut shutdown => break,
             Some(code) = rx.recv() => {
                 if let Some(session) = shared.admit(&code, window) {
+                    diagnose::code_seen(code.kind, &code.symbology);
                     tracing::info!(session, code = %mask_code(&code.text), symbology = %code.symbology, source = %code.source, "code scanned");
                     if let Err(e) = ScannerService::code_scanned(
                         iface.signal_emitter(), &code.text, &code.symbology, &code.source,

@@ -7,7 +7,7 @@ use std::time::Duration;
 use smartpos_acquirer_sim::ledger::TradeState;
 use smartpos_scanner::decode::synth::{Scene, payment_frame};
 use smartpos_tests::acquirer::{self, Pace};
-use smartpos_tests::{TestBus, bin, write_file};
+use smartpos_tests::{TestBus, bin, merchant, write_file};
 
 /// A made-up Alipay payment code (prefix 28, 18 digits) of a customer whose only funding is
 /// Huabei (花呗): the emulator's buyer for codes 28601….
@@ -33,6 +33,22 @@ async fn posctl(bus: &TestBus, args: &[&str]) -> bool {
         println!("(posctl exited with {})", status.code().unwrap_or(-1));
     }
     status.success()
+}
+
+/// Run posctl, print what it says, and return its exit code and output.
+async fn posctl_code(bus: &TestBus, args: &[&str]) -> (i32, String) {
+    println!("$ posctl {}", args.join(" "));
+    let mut cmd = bus.command(bin("posctl"));
+    cmd.args(args).stderr(std::process::Stdio::inherit());
+    let out = tokio::task::spawn_blocking(move || cmd.output())
+        .await
+        .expect("join")
+        .expect("run posctl");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    print!("{text}");
+    let code = out.status.code().unwrap_or(-1);
+    println!("(posctl exited with {code})");
+    (code, text)
 }
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
@@ -84,7 +100,9 @@ async fn main() -> std::process::ExitCode {
         )
         .await;
     let payment_cfg = acquirer::paymentd_config(&sim, bus.dir(), Pace::Documented, true);
-    let _paymentd = bus
+    // The fleet server confirmed this configuration two minutes ago.
+    merchant::synced(bus.dir(), Duration::from_secs(120));
+    let mut paymentd = bus
         .spawn_daemon(
             "smartpos-paymentd",
             &["--config", payment_cfg.to_str().expect("utf-8")],
@@ -158,6 +176,33 @@ async fn main() -> std::process::ExitCode {
     step(9, "Camera health, as a technician sees it");
     tokio::time::sleep(Duration::from_millis(300)).await;
     ok &= posctl(&bus, &["scanner", "status"]).await;
+
+    step(
+        10,
+        "posctl doctor: one verdict per cause group, from every daemon over the bus",
+    );
+    // The refused customer of step 6 shows as a risk-control warning: exit 2.
+    let code = posctl_code(&bus, &["doctor", "--lang", "both"]).await.0;
+    ok &= code != 1;
+
+    step(
+        11,
+        "The fleet switches Huabei off for this shop (configuration version 8); paymentd restarts to load it",
+    );
+    merchant::huabei_off(bus.dir(), 8);
+    merchant::synced(bus.dir(), Duration::from_secs(60));
+    println!("merchant.toml: version = 8, funding = [\"balance\", \"bank_card\", \"credit_card\"]");
+    ok &= paymentd.terminate().success();
+    paymentd = bus
+        .spawn_daemon(
+            "smartpos-paymentd",
+            &["--config", payment_cfg.to_str().expect("utf-8")],
+            "org.smartpos.Payment1",
+        )
+        .await;
+    let (code, text) = posctl_code(&bus, &["doctor", "--huabei", "--lang", "both"]).await;
+    ok &= code == 1 && text.contains("Huabei is switched off in this shop's configuration");
+    drop(paymentd);
 
     println!(
         "\n{}",
