@@ -148,6 +148,13 @@ if [ "$LIST" = 1 ]; then
     exit 0
 fi
 
+# Mount points the read-only root must already have: the data partition and its binds
+# (packaging/data/). systemd cannot create them on a read-only root.
+for dir in /data /etc/smartpos /var/log/journal; do
+    install -d -m 0755 "$DESTDIR$dir"
+done
+case " $DAEMONS " in *" paymentd "*) install -d -m 0700 "$DESTDIR/var/lib/smartpos-payment" ;; esac
+
 manifest | while read -r mode src dest; do
     case "$src" in
         /*) from=$src ;;

@@ -4,5 +4,5 @@
 # smartpos.inc): a build without it fails at parse time instead of shipping meta-rauc's
 # example certificate, which would verify nothing of ours. Only in a distro that requires
 # smartpos.inc.
-FILESEXTRAPATHS:prepend:smartpos := "${THISDIR}/files:${SMARTPOS_RAUC_KEY_DIR}:"
-RAUC_KEYRING_FILE:smartpos = "smartpos-keyring.pem"
+FILESEXTRAPATHS:prepend:smartpos-distro := "${THISDIR}/files:${SMARTPOS_RAUC_KEY_DIR}:"
+RAUC_KEYRING_FILE:smartpos-distro = "smartpos-keyring.pem"
