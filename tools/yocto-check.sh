@@ -124,6 +124,7 @@ bb() {
     local rc=$?
     local bad
     bad=$(grep -E '^(ERROR|WARNING|NOTE: .*(error|warning)s? (was|were) shown)' "$log" | grep -v '^NOTE: .* 0 ')
+    [ -z "$bad" ] || bad=yes
     if [ $rc = 0 ] && [ -z "$bad" ]; then
         say "ok   $name ($(($(date +%s) - t)) s)"
     else
@@ -135,6 +136,10 @@ bb() {
 }
 bb parse "bitbake -p"
 bb graph "bitbake -g smartpos-image smartpos-bundle && test -s task-depends.dot"
+# The image's .wks must be found (wic is not run here, so nothing else would notice), and
+# the kernel fragment must be in linux-yocto's SRC_URI under our distro.
+bb env "bitbake -e smartpos-image >env-image.txt && grep -q '^WKS_FULL_PATH=\".*/smartpos-image.wks\"' env-image.txt \
+    && bitbake -e linux-yocto >env-kernel.txt && grep -q '^SRC_URI=.*file://smartpos.cfg' env-kernel.txt"
 if [ $failed = 0 ]; then
     # The image is what a terminal runs: its packages, as the graph resolved them.
     graph_ok() {
