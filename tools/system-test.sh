@@ -140,12 +140,18 @@ if [ "$MODE" = systemd ]; then
     mkdir -p /lower /stage
     mount -t 9p -o trans=virtio,version=9p2000.L,ro,msize=262144,cache=loose hostroot /lower
     mount -t 9p -o trans=virtio,version=9p2000.L,ro,msize=262144,cache=loose stage /stage
-    mount -t overlay -o ro,lowerdir=/stage:/lower overlay $R || { echo "harness: overlay failed"; poweroff -f; }
-    # What a read-only image mounts as tmpfs (Yocto: volatile binds); /tmp before the repo share.
-    mount -t tmpfs tmp $R/tmp; mount -t tmpfs vartmp $R/var/tmp
+    # This machine's root is a container image: its /.dockerenv would make systemd believe it
+    # runs in a container. A whiteout in a layer of its own hides it.
+    mkdir -p /hide; mount -t tmpfs hide /hide; mknod /hide/.dockerenv c 0 0
+    mount -t overlay -o ro,lowerdir=/hide:/stage:/lower overlay $R || { echo "harness: overlay failed"; poweroff -f; }
+    # What a read-only image mounts as tmpfs (Yocto's volatile binds: /tmp, /var/tmp, /var/lib);
+    # before the shares, which may live below them.
+    mount -t tmpfs tmp $R/tmp; mount -t tmpfs vartmp $R/var/tmp; mount -t tmpfs varlib $R/var/lib
     if [ -n "$REPO" ]; then
+        mkdir -p $R$REPO 2>/dev/null
         mount -t 9p -o trans=virtio,version=9p2000.L,ro,msize=262144,cache=loose repo $R$REPO
     fi
+    mkdir -p $R$WORK 2>/dev/null
     mount -t 9p -o trans=virtio,version=9p2000.L,msize=262144 work $R$WORK
     umount /proc /sys
     mount --move /dev $R/dev
