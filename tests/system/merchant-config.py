@@ -23,7 +23,8 @@ for name, key in (("wechat-api-key", "wechat_api_key"), ("qra-key", "qra_key")):
 shutil.copy(os.path.join(pki, "ca.pem"), os.path.join(out, "ca", "acquirer-ca.pem"))
 
 K, CA, URL = "/etc/smartpos/keys/", "/etc/smartpos/ca/acquirer-ca.pem", "https://127.0.0.1:8443"
-# The emulator answers within milliseconds: poll at a test's pace, not the field's.
+# The emulator answers within milliseconds: poll at a test's pace, not the field's. The
+# timeouts are the field's: TLS under TCG on a busy machine takes seconds.
 merchant = f"""schema = 1
 version = 1
 synced_at = "2026-11-27T09:30:00Z"
@@ -36,8 +37,8 @@ schemes = ["alipay", "wechat", "unionpay"]
 funding = ["balance", "bank_card", "huabei", "huabei_instalments", "credit_card"]
 
 [timeouts]
-connect_ms = 3000
-read_ms = 5000
+connect_ms = 10000
+read_ms = 15000
 
 [polling]
 alipay_interval_ms = 500
