@@ -7,7 +7,7 @@ PREFIX ?= /usr
 DESTDIR ?=
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: all deps deps-build build build-test lint test test-unit fuzz system-test demo install bench-decode bench-payment clean help
+.PHONY: all deps deps-build build build-test lint test test-unit fuzz system-test yocto-check demo install bench-decode bench-payment clean help
 
 all: build
 
@@ -15,7 +15,8 @@ help:
 	@echo "make demo    - the whole stack on a private bus with simulated devices: a sale end to end"
 	@echo "make test    - all tests and lints (what CI runs)"
 	@echo "make lint    - fmt, clippy -D warnings, cargo deny, packaging checks"
-	@echo "make system-test - scannerd against vivid and uinput in a qemu VM (root)"
+	@echo "make system-test - the stack in a qemu VM: devices (vivid, uinput), then booted under systemd (root)"
+	@echo "make yocto-check - bitbake -p and -g of the layer against oe-core/meta-rauc wrynose (root)"
 	@echo "make install - install binaries, units and policy under DESTDIR/PREFIX"
 	@echo "make bench-decode  - decoder benchmark: smartpos vs zxing-cpp vs zbar"
 	@echo "make bench-payment - the terminal's own work per sale"
@@ -48,16 +49,23 @@ test-unit: deps build-test
 fuzz: deps
 	tools/fuzz-smoke.sh
 
-# The real kernel drivers (vivid camera, uinput scanners) in a qemu VM; needs root.
+# The real kernel drivers (vivid camera, uinput scanners) in a qemu VM, then the whole stack
+# booted under systemd from the installed files; needs root.
 system-test: build-test
 	NO_BUILD=1 tools/system-test.sh
 
-test: lint test-unit fuzz system-test
+# The Yocto layer parsed with real oe-core and meta-rauc (../shared/yocto, unpacked under
+# /var/tmp); zero errors and zero warnings. Needs root (packages, a build user).
+yocto-check:
+	tools/yocto-check.sh
+
+test: lint test-unit fuzz system-test yocto-check
 	@echo "make test: all passed"
 
 demo: build
 	tools/demo.sh
 
+# DAEMONS="scannerd paymentd" installs only those daemons' files (default: those built).
 install:
 	$(CARGO) build --locked --release --workspace --bins
 	tools/install-files.sh "$(DESTDIR)" "$(PREFIX)" target/release

@@ -65,6 +65,7 @@ command -v systemd-sysusers >/dev/null || need_apt+=(systemd)
 command -v dbus-daemon >/dev/null || need_apt+=(dbus)
 command -v python3 >/dev/null || need_apt+=(python3 python3-venv)
 command -v shellcheck >/dev/null || need_apt+=(shellcheck)
+[ "$(id -u)" != 0 ] || command -v dbus-test-tool >/dev/null || need_apt+=(dbus-tests)
 if [ ${#need_apt[@]} -gt 0 ]; then
     if ! { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}"; } \
         >"$WORK/apt.log" 2>&1; then
@@ -93,6 +94,10 @@ UNITS=()
 for f in systemd-units/*.service; do
     UNITS+=("$(basename "$f" .service)")
 done
+# The data partition's layout service makes its directories with mkdir.
+mkdir -p "$DEST/usr/bin"
+printf '#!/bin/sh\nexit 0\n' >"$DEST/usr/bin/mkdir"
+chmod 0755 "$DEST/usr/bin/mkdir"
 for b in $(tools/install-files.sh --binaries); do
     printf '#!/bin/sh\nexit 0\n' >"$WORK/bin/$b"
     chmod 0755 "$WORK/bin/$b"
@@ -107,7 +112,8 @@ check_manifest() {
         [ -f "$DEST$dest" ] || { echo "not installed: $dest"; missing=1; }
     done <<<"$list"
     for f in packaging/sysusers.d/* packaging/tmpfiles.d/* packaging/udev/* packaging/sysctl.d/* \
-        packaging/polkit/* systemd-units/* dbus/*.conf; do
+        packaging/polkit/* packaging/logind.conf.d/* packaging/getty/* packaging/data/*.* \
+        packaging/data/*/* systemd-units/* dbus/*.conf; do
         [ -e "$f" ] || continue
         case "$list" in
             *" $f "*) ;;
@@ -125,6 +131,10 @@ mkdir -p "$DEST/usr/lib/systemd/system"
 cp -an /lib/systemd/system/. "$DEST/usr/lib/systemd/system/" 2>/dev/null
 for u in "${UNITS[@]}"; do
     run "$u: systemd-analyze verify" systemd-analyze verify --man=no --root="$DEST" "$u.service"
+done
+for f in packaging/data/*.* packaging/data/*/*; do
+    u=${f##*/}
+    run "$u (data partition): systemd-analyze verify" systemd-analyze verify --man=no --root="$DEST" "$u"
 done
 
 exposure_ok() {
@@ -145,8 +155,17 @@ unit_contract() {
     local f=systemd-units/$1.service bad=0 k
     for k in '^Type=notify$' '^NotifyAccess=main$' '^WatchdogSec=' '^Restart=on-failure$' \
         '^BusName=org\.smartpos\.' '^RestartPreventExitStatus=78$' '^User=smartpos-' \
-        '^ExecStart=/usr/bin/'"$1"'$' '^WantedBy=multi-user.target$'; do
+        '^ExecStart=/usr/bin/'"$1"'$' '^WantedBy=multi-user.target$' '^MemoryMax=[0-9]+[KMG]$' \
+        '^TasksMax=[0-9]+$'; do
         grep -Eq "$k" "$f" || { echo "$f: no line matching $k"; bad=1; }
+    done
+    # A target named in After= but pulled in by nobody orders against nothing: a passive
+    # target (time-sync, network-online, nss-lookup is pulled in by the resolver) needs Wants=.
+    for k in time-sync.target network-online.target; do
+        if grep -Eq "^After=.*\<$k\>" "$f" && ! grep -Eq "^Wants=.*\<$k\>" "$f"; then
+            echo "$f: After=$k without Wants=$k (a passive target nothing else pulls in)"
+            bad=1
+        fi
     done
     return $bad
 }
@@ -238,8 +257,8 @@ accounts_ok() {
 }
 run "every unit's User/Group/SupplementaryGroups exists" accounts_ok
 
-run "systemd-tmpfiles --root --create" systemd-tmpfiles --root="$DEST" --create \
-    "$DEST/usr/lib/tmpfiles.d/smartpos.conf"
+run "systemd-tmpfiles --root --create (every daemon)" systemd-tmpfiles --root="$DEST" --create \
+    "$DEST"/usr/lib/tmpfiles.d/smartpos-*.conf
 
 tmpfiles_ok() {
     local bad=0 path mode owner group got want
@@ -248,7 +267,7 @@ tmpfiles_ok() {
         want="${mode#0} $(id_in passwd "$owner") $(id_in group "$group")"
         got=$(stat -c '%a %u %g' "$DEST$path" 2>/dev/null || echo missing)
         [ "$got" = "$want" ] || { echo "$path: got '$got', want '$want' (mode uid gid)"; bad=1; }
-    done < <(awk '$1 == "d" { print $2, $3, $4, $5 }' packaging/tmpfiles.d/smartpos.conf)
+    done < <(awk '$1 == "d" { print $2, $3, $4, $5 }' packaging/tmpfiles.d/*.conf)
     return $bad
 }
 id_in() {
@@ -257,9 +276,34 @@ id_in() {
 }
 run "tmpfiles made the state and config directories with owner and mode" tmpfiles_ok
 
+# An image with only some daemons (the recipe's default SMARTPOS_DAEMONS, and each daemon on
+# its own): what is installed for it must set up on its own. systemd-tmpfiles fails on a
+# line naming an account that no installed sysusers.d file creates.
+partial_root_ok() {
+    local r=$WORK/partial-${1// /-}
+    DAEMONS=$1 tools/install-files.sh "$r" /usr - || return 1
+    mkdir -p "$r/etc"
+    local f
+    for f in "$r"/usr/lib/systemd/system/smartpos-*.service; do
+        [ -e "systemd-units/${f##*/}" ] || continue
+        case " $1 " in *" $(basename "$f" .service | sed 's/^smartpos-//') "*) ;;
+            *) echo "$f installed, but its daemon is not in DAEMONS=\"$1\""; return 1 ;; esac
+    done
+    systemd-sysusers --root="$r" >/dev/null || return 1
+    systemd-tmpfiles --root="$r" --create "$r"/usr/lib/tmpfiles.d/smartpos-*.conf || return 1
+}
+DEFAULT_DAEMONS=$(sed -n 's/^SMARTPOS_DAEMONS ?= "\(.*\)"$/\1/p' yocto-layer/recipes-smartpos/smartpos/smartpos_git.bb)
+[ -n "$DEFAULT_DAEMONS" ] || { echo "FAIL no SMARTPOS_DAEMONS ?= in smartpos_git.bb"; FAILED=$((FAILED + 1)); }
+run_rc "sysusers + tmpfiles --root on an image with the default daemons ($DEFAULT_DAEMONS)" \
+    partial_root_ok "$DEFAULT_DAEMONS"
+for u in "${UNITS[@]}"; do
+    run_rc "sysusers + tmpfiles --root on an image with ${u#smartpos-} alone" partial_root_ok "${u#smartpos-}"
+done
+
 # --- udev ------------------------------------------------------------------------------
 run "udev rules parse; groups exist" tools/lint-udev-rules.py \
-    --sysusers packaging/sysusers.d/smartpos.conf packaging/udev/*.rules
+    --sysusers packaging/sysusers.d/smartpos-common.conf --sysusers packaging/sysusers.d/smartpos-scannerd.conf \
+    packaging/udev/*.rules
 if command -v udevadm >/dev/null && udevadm verify --help >/dev/null 2>&1; then
     run "udevadm verify" udevadm verify --resolve-names=never packaging/udev/*.rules
 else
@@ -355,9 +399,160 @@ srcrev_ok() {
 }
 run "recipe SRCREV is a commit of this repository" srcrev_ok
 
+# The image, the bundle, RAUC's configuration, the .wks and the units must agree.
+image_ok() {
+    python3 - <<'PYEOF'
+import configparser, re, sys
+L = "yocto-layer/"
+def var(path, name, flag=None):
+    text = open(L + path).read()
+    key = re.escape(name) + (r"\[" + re.escape(flag) + r"\]" if flag else "")
+    m = re.search(r"^" + key + r'\s*\??=\s*"([^"]*)"', text, re.M)
+    return m.group(1) if m else None
+bad = []
+img, bundle = "recipes-core/images/smartpos-image.bb", "dynamic-layers/rauc/recipes-core/bundles/smartpos-bundle_1.0.bb"
+conf = configparser.ConfigParser()
+conf.read(L + "dynamic-layers/rauc/recipes-core/rauc/files/system.conf")
+slot_fstype = var(bundle, "RAUC_SLOT_rootfs", "fstype")
+fstypes = (var(img, "IMAGE_FSTYPES") or "").split()
+if slot_fstype not in fstypes:
+    bad.append(f"bundle slot fstype {slot_fstype} not in the image's IMAGE_FSTYPES {fstypes}")
+slots = [s for s in conf.sections() if s.startswith("slot.rootfs.")]
+if len(slots) != 2:
+    bad.append(f"system.conf: want 2 rootfs slots (A/B), got {slots}")
+for s in slots:
+    if conf[s].get("type") != slot_fstype:
+        bad.append(f"system.conf [{s}] type={conf[s].get('type')}, the bundle carries {slot_fstype}")
+if conf["system"].get("compatible") != var(bundle, "RAUC_BUNDLE_COMPATIBLE"):
+    bad.append("system.conf compatible= differs from the bundle's RAUC_BUNDLE_COMPATIBLE")
+if not conf["system"].get("data-directory", "").startswith("/data/"):
+    bad.append("system.conf: RAUC's data-directory must be on the data partition (/data)")
+if "plain" in conf["system"].get("bundle-formats", "plain").replace("-plain", ""):
+    bad.append("system.conf: bundle-formats must refuse plain bundles (-plain)")
+wks = open(L + "recipes-core/images/" + var(img, "WKS_FILE")).read()
+names = re.findall(r"--part-name[= ](\S+)", wks)
+for s in slots:
+    dev = conf[s]["device"]
+    if not dev.startswith("/dev/disk/by-partlabel/") or dev.rsplit("/", 1)[1] not in names:
+        bad.append(f"system.conf [{s}] device={dev} is not a partition of the .wks ({names})")
+data = open("packaging/data/data.mount").read()
+label = re.search(r"^What=/dev/disk/by-label/(\S+)", data, re.M).group(1)
+if not re.search(r"--label " + re.escape(label) + r"\b", wks):
+    bad.append(f"data.mount mounts label {label}, which the .wks does not make")
+if not re.search(r'^IMAGE_FEATURES\s*\+?=\s*"[^"]*read-only-rootfs', open(L + img).read(), re.M):
+    bad.append("the image is not read-only-rootfs")
+inst = var(img, "IMAGE_INSTALL") or ""
+for p in ("smartpos", "smartpos-posctl", "rauc"):
+    if p not in inst.split():
+        bad.append(f"{p} is not in the image's IMAGE_INSTALL")
+body = open(L + img).read()
+for p in ("packagegroup-base-extended", "ssh-server", "dropbear", "openssh", "CORE_IMAGE_BASE_INSTALL"):
+    if re.search(r"^[^#]*" + re.escape(p), body, re.M):
+        bad.append(f"the image names {p}: not a minimal image")
+if not re.search(r'^IMAGE_INSTALL\s*=', body, re.M):
+    bad.append("IMAGE_INSTALL must be set (=), or core-image adds packagegroup-base-extended")
+sys.exit("\n".join(bad) or None)
+PYEOF
+}
+run "image, bundle, RAUC system.conf, .wks and data.mount agree; image minimal, read-only" image_ok
+
+# Unit hardening whose kernel or distro prerequisites nothing else enforces.
+prereqs_ok() {
+    python3 - <<'PYEOF'
+import glob, re, sys
+L = "yocto-layer/"
+frag = set(re.findall(r"^(CONFIG_\w+)=[ym]", open(L + "recipes-kernel/linux/files/smartpos.cfg").read(), re.M))
+inc = open(L + "conf/distro/include/smartpos.inc").read()
+feats = set(" ".join(re.findall(r'^DISTRO_FEATURES:append\s*=\s*"([^"]*)"', inc, re.M)).split())
+def req(path):
+    m = re.search(r'^REQUIRED_DISTRO_FEATURES\s*=\s*"([^"]*)"', open(L + path).read(), re.M)
+    return set(m.group(1).split()) if m else set()
+recipe, image = req("recipes-smartpos/smartpos/smartpos_git.bb"), req("recipes-core/images/smartpos-image.bb")
+bad = []
+units = "".join(open(f).read() for f in glob.glob("systemd-units/*.service"))
+needs = [("SystemCallFilter=", ["CONFIG_SECCOMP", "CONFIG_SECCOMP_FILTER"], "seccomp"),
+         ("IPAddressDeny=", ["CONFIG_CGROUP_BPF", "CONFIG_BPF_SYSCALL"], None),
+         ("PrivateUsers=yes", ["CONFIG_USER_NS"], None),
+         ("MemoryMax=", ["CONFIG_MEMCG"], None),
+         ("TasksMax=", ["CONFIG_CGROUP_PIDS"], None),
+         ("DeviceAllow=char-video4linux", ["CONFIG_VIDEO_DEV", "CONFIG_USB_VIDEO_CLASS"], None),
+         ("DeviceAllow=char-input", ["CONFIG_INPUT_EVDEV", "CONFIG_USB_HID"], None),
+         ("Type=notify", [], "systemd")]
+for setting, configs, feature in needs:
+    if setting not in units:
+        continue
+    for c in configs:
+        if c not in frag:
+            bad.append(f"units use {setting} but the kernel fragment lacks {c}")
+    if feature and not (feature in feats and feature in recipe):
+        bad.append(f"units use {setting}: distro feature {feature} must be set by smartpos.inc and required by the recipe")
+for c in ["CONFIG_SQUASHFS", "CONFIG_BLK_DEV_LOOP", "CONFIG_DM_VERITY", "CONFIG_EXT4_FS"]:
+    if c not in frag:
+        bad.append(f"RAUC verity bundles / ext4 slots need {c} in the kernel fragment")
+for f in ("systemd", "usrmerge", "seccomp", "rauc"):
+    if f not in feats:
+        bad.append(f"smartpos.inc does not set distro feature {f}")
+    if f not in image:
+        bad.append(f"the image's REQUIRED_DISTRO_FEATURES lacks {f}")
+if "smartpos.cfg" not in open(L + "recipes-kernel/linux/linux-yocto_%.bbappend").read():
+    bad.append("linux-yocto_%.bbappend does not add smartpos.cfg")
+sys.exit("\n".join(bad) or None)
+PYEOF
+}
+run "kernel fragment and distro features cover what the units use (seccomp, cgroup BPF, userns, …)" prereqs_ok
+
+# RAUC's bus policy (our replacement of de.pengutronix.rauc.conf): under a private system
+# bus with the stock default policy, an ordinary user cannot call Install, root and the
+# update daemon's account can, and anyone may read the installer's properties.
+RAUC_POLICY=yocto-layer/dynamic-layers/rauc/recipes-core/rauc/files/de.pengutronix.rauc.conf
+rauc_policy_ok() {
+    local d=$WORK/rauc-bus bus pid owner rc=0 who out
+    mkdir -p "$d/system.d"
+    chmod 0755 "$WORK" "$d"
+    cp "$RAUC_POLICY" "$d/system.d/"
+    # The stock system bus (Debian's /usr/share/dbus-1/system.conf) with only this policy.
+    sed -e "s|<listen>.*</listen>|<listen>unix:path=$d/socket</listen>|" \
+        -e 's|<includedir>.*</includedir>||; s|<include [^>]*>.*</include>||; s|<pidfile>.*</pidfile>||' \
+        -e 's|<user>.*</user>||' -e "s|</busconfig>|<includedir>$d/system.d</includedir></busconfig>|" \
+        /usr/share/dbus-1/system.conf >"$d/bus.conf"
+    pid=$(dbus-daemon --config-file="$d/bus.conf" --fork --print-pid --nopidfile 2>"$d/err") ||
+        { cat "$d/err"; return 1; }
+    bus=unix:path=$d/socket
+    DBUS_SYSTEM_BUS_ADDRESS=$bus dbus-test-tool echo --system --name=de.pengutronix.rauc >/dev/null 2>&1 &
+    owner=$!
+    sleep 0.5
+    # call USER METHOD: prints "allowed" or the D-Bus error name.
+    call() {
+        out=$(setpriv --reuid="$1" --regid="$(id -g "$1")" --clear-groups env DBUS_SYSTEM_BUS_ADDRESS="$bus" \
+            dbus-send --system --print-reply --reply-timeout=2000 --dest=de.pengutronix.rauc / "$2" "${@:3}" 2>&1)
+        if grep -q '^Error' <<<"$out"; then sed -n 's/^Error \([^:]*\).*/\1/p' <<<"$out"; else echo allowed; fi
+    }
+    for who in nobody smartpos-update root; do
+        for m in de.pengutronix.rauc.Installer.Install de.pengutronix.rauc.Installer.InstallBundle \
+            de.pengutronix.rauc.Installer.Mark org.freedesktop.DBus.Properties.Get; do
+            got=$(call "$who" "$m" string:x)
+            want=allowed
+            [ "$who" = nobody ] && [ "${m##*.}" != Get ] && want=org.freedesktop.DBus.Error.AccessDenied
+            [ "$got" = "$want" ] || { echo "$who calling $m: $got, want $want"; rc=1; }
+        done
+    done
+    kill "$owner" "$pid" 2>/dev/null
+    return $rc
+}
+if [ "$(id -u)" = 0 ] && command -v dbus-test-tool >/dev/null && id smartpos-update >/dev/null 2>&1; then
+    run "RAUC bus policy: only root and smartpos-update may install; anyone may read" rauc_policy_ok
+elif [ "$(id -u)" = 0 ] && command -v dbus-test-tool >/dev/null; then
+    # The policy names smartpos-update; dbus-daemon ignores rules for users it cannot resolve.
+    useradd --system --no-create-home --shell /usr/sbin/nologin smartpos-update 2>/dev/null
+    run "RAUC bus policy: only root and smartpos-update may install; anyone may read" rauc_policy_ok
+else
+    skip "RAUC bus policy (needs root and dbus-test-tool from dbus-tests)"
+fi
+
 # --- our own scripts ---------------------------------------------------------------------
 run "shellcheck on the packaging scripts" shellcheck -x tools/check-packaging.sh tools/install-files.sh \
-    tools/live-test-units.sh tools/vm-test-udev.sh
+    tools/live-test-units.sh tools/vm-test-udev.sh tools/yocto-check.sh tools/system-test.sh \
+    tests/system/stack.sh tests/system/provision.sh
 
 # --- under a real systemd, and real devices (opt-in: root, about three minutes) ------------
 if [ "${LIVE:-0}" = 1 ]; then
