@@ -14,7 +14,7 @@ all: build
 help:
 	@echo "make demo    - the whole stack on a private bus with simulated devices: a sale end to end"
 	@echo "make test    - all tests and lints (what CI runs)"
-	@echo "make lint    - fmt, clippy -D warnings, cargo deny, packaging checks"
+	@echo "make lint    - fmt, clippy -D warnings, cargo deny, packaging checks, citations"
 	@echo "make system-test - scannerd against vivid and uinput in a qemu VM (root)"
 	@echo "make install - install binaries, units and policy under DESTDIR/PREFIX"
 	@echo "make bench-decode  - decoder benchmark: smartpos vs zxing-cpp vs zbar"
@@ -34,6 +34,7 @@ lint: deps
 	$(CARGO) clippy --locked --workspace --all-targets -- -D warnings
 	$(CARGO) deny -L error check licenses bans
 	tools/check-packaging.sh
+	tools/check-citations.sh
 
 test-unit: deps build
 	$(CARGO) nextest run --locked --workspace --no-fail-fast

@@ -357,7 +357,7 @@ run "recipe SRCREV is a commit of this repository" srcrev_ok
 
 # --- our own scripts ---------------------------------------------------------------------
 run "shellcheck on the packaging scripts" shellcheck -x tools/check-packaging.sh tools/install-files.sh \
-    tools/live-test-units.sh tools/vm-test-udev.sh
+    tools/live-test-units.sh tools/vm-test-udev.sh tools/check-citations.sh tools/fetch-qr-data.sh
 
 # --- under a real systemd, and real devices (opt-in: root, about three minutes) ------------
 if [ "${LIVE:-0}" = 1 ]; then
