@@ -14,7 +14,7 @@ all: build
 help:
 	@echo "make demo    - the whole stack on a private bus with simulated devices: a sale end to end"
 	@echo "make test    - all tests and lints (what CI runs)"
-	@echo "make lint    - fmt, clippy -D warnings, cargo deny, packaging checks"
+	@echo "make lint    - fmt, clippy -D warnings, cargo deny, packaging checks, citations"
 	@echo "make system-test - the stack in a qemu VM: devices (vivid, uinput), then booted under systemd (root)"
 	@echo "make yocto-check - bitbake -p and -g of the layer against oe-core/meta-rauc wrynose (root)"
 	@echo "make install - install binaries, units and policy under DESTDIR/PREFIX"
@@ -42,6 +42,7 @@ lint: deps
 	$(CARGO) clippy --locked --workspace --all-targets -- -D warnings
 	$(CARGO) deny -L error check licenses bans
 	tools/check-packaging.sh
+	tools/check-citations.sh
 
 test-unit: deps build-test
 	$(CARGO) nextest run --locked --workspace --no-fail-fast --features $(TEST_FEATURES)

@@ -552,7 +552,7 @@ fi
 # --- our own scripts ---------------------------------------------------------------------
 run "shellcheck on the packaging scripts" shellcheck -x tools/check-packaging.sh tools/install-files.sh \
     tools/live-test-units.sh tools/vm-test-udev.sh tools/yocto-check.sh tools/system-test.sh \
-    tests/system/stack.sh tests/system/provision.sh
+    tests/system/stack.sh tests/system/provision.sh tools/check-citations.sh tools/fetch-qr-data.sh
 
 # --- under a real systemd, and real devices (opt-in: root, about three minutes) ------------
 if [ "${LIVE:-0}" = 1 ]; then

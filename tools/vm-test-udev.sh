@@ -6,7 +6,7 @@
 #   tools/vm-test-udev.sh        # root; about 30 s after the first run (kernel cached)
 #
 # This machine has neither cameras nor uinput, so a Debian kernel boots under qemu (the
-# harness in shared/research/vm-harness.md: busybox initramfs, this machine's root over
+# harness of tests/system/README.md: busybox initramfs, this machine's root over
 # 9p, read-only, the test in a chroot of it) and `udevadm test` runs there. Needs the
 # Debian packages qemu-system-x86, busybox-static, kmod and udev (installed if missing).
 set -uo pipefail

@@ -57,7 +57,7 @@ trap cleanup EXIT
 
 # --- 1. kernel drivers --------------------------------------------------------------------
 # A capture node (video0) and an output node (video1), both HDMI, so that what is written to
-# the output can be looped into the camera (research/vm-harness.md, "vivid settings").
+# the output can be looped into the camera (tests/system/README.md, "vivid settings").
 VIVID="n_devs=1 node_types=0x101 num_inputs=1 input_types=0x3 num_outputs=1 output_types=0x1"
 # shellcheck disable=SC2086 # $VIVID is a list of module parameters
 if modprobe vivid $VIVID && modprobe uinput && modprobe evdev \

@@ -321,8 +321,8 @@ async fn a_camera_that_is_unplugged_is_reported_absent_and_the_daemon_keeps_serv
     s.stop_scan(session).await.unwrap();
 }
 
-/// The BoofCV photos of codes on phone and monitor screens (shared/qr-data), or the
-/// directory named by `SMARTPOS_QR_DATA`.
+/// The BoofCV photos of codes on phone and monitor screens (docs/test-data.md), from
+/// `../shared/qr-data` beside the workspace or the directory named by `SMARTPOS_QR_DATA`.
 fn monitor_photos() -> Vec<PathBuf> {
     let root = std::env::var_os("SMARTPOS_QR_DATA")
         .map(PathBuf::from)
@@ -331,7 +331,8 @@ fn monitor_photos() -> Vec<PathBuf> {
     let mut photos: Vec<PathBuf> = std::fs::read_dir(&dir)
         .unwrap_or_else(|e| {
             panic!(
-                "{}: {e}; set SMARTPOS_QR_DATA to the qr-data folder",
+                "{}: {e}; fetch the images with tools/fetch-qr-data.sh or set SMARTPOS_QR_DATA \
+                 to the qr-data folder (docs/test-data.md)",
                 dir.display()
             )
         })

@@ -5,7 +5,7 @@ Every decoder gets the same 8-bit grey pixels: images are converted once with Pi
 photos are scaled so the long side is at most 1280 px with Image.BOX (labels scaled with
 them), and the results are cached as PGM under target/bench-decoders/.
 
-Scoring follows qr-data/README.md:
+Scoring follows docs/test-data.md:
 - BoofCV: a labelled code counts as read when a decoder returned a payload and the centre
   of its polygon lies in the labelled quad or the quad's centre lies in its polygon; each
   label and each detection matches at most once.

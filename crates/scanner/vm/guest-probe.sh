@@ -1,6 +1,7 @@
 #!/bin/sh
 # Capture and HID checks against real kernel drivers, run as root inside the system-test VM
-# (research/vm-harness.md): vivid loaded with n_devs=1 node_types=0x1, uinput and evdev loaded.
+# (tests/system/README.md, "How the VM is built"): vivid loaded with n_devs=1
+# node_types=0x1, uinput and evdev loaded.
 #
 #   HW_PROBE=target/debug/examples/hw-probe sh crates/scanner/vm/guest-probe.sh
 #

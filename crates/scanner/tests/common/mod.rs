@@ -22,8 +22,9 @@ pub fn qr_data() -> PathBuf {
     };
     assert!(
         dir.join("zxing-cpp-blackbox").is_dir() && dir.join("boofcv-qrcodes-v3").is_dir(),
-        "the QR test images are not at {}: put shared/qr-data beside the checkout or set \
-         SMARTPOS_QR_DATA to the folder holding zxing-cpp-blackbox/ and boofcv-qrcodes-v3/",
+        "the QR test images are not at {}: fetch them with tools/fetch-qr-data.sh (see \
+         docs/test-data.md), or set SMARTPOS_QR_DATA to the folder holding \
+         zxing-cpp-blackbox/ and boofcv-qrcodes-v3/",
         dir.display()
     );
     dir
