@@ -87,7 +87,7 @@ pub struct Merchant {
     /// Huabei is enabled for this merchant.
     pub huabei_enabled: bool,
     /// The sub_code Alipay answers when Huabei would be needed but may not be used (there is no
-    /// Huabei-specific code; payments.md §1.8).
+    /// Huabei-specific code; docs/acquirers.md §1.8).
     pub huabei_refusal_sub_code: String,
 }
 

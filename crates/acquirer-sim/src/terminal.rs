@@ -9,7 +9,7 @@ use crate::pki::{Pki, files};
 /// How fast the terminal polls: the documented pace, or shortened for tests.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Pace {
-    /// Alipay 5 × 5 s, WeChat every 5 s within 45 s (payments.md §1.7, §2.1).
+    /// Alipay 5 × 5 s, WeChat every 5 s within 45 s (docs/acquirers.md §1.7, §2.1).
     Documented,
     /// The same flow, with intervals of a few hundred milliseconds.
     Fast,

@@ -3,7 +3,7 @@
 //! merchant's or a person's *collection* QR (收款码), shown by mistake — must be recognised so
 //! that the cashier hears "ask for the payment code", not "payment failed".
 //!
-//! Rules (payments.md §1.8, §2.1, §3): Alipay 16–24 digits with prefix 25–30; WeChat 18 digits
+//! Rules (docs/acquirers.md §1.8, §2.1, §3): Alipay 16–24 digits with prefix 25–30; WeChat 18 digits
 //! with prefix 10–15 (15 = Hong Kong wallet); UnionPay 云闪付 19 digits with prefix 62. e-CNY
 //! codes (19 digits, prefix 01) are recognised but not supported by this terminal.
 

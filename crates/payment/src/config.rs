@@ -1,7 +1,7 @@
 //! Merchant configuration (TOML, schema 1): which wallets and funding channels this merchant
 //! takes, the acquirer paths and routing rules, timeouts and polling pace, local risk rules
 //! and the policy table. It is synced from the fleet server and carries that sync's version
-//! and time, so a stale configuration can be named as a cause (DESIGN.md cause 7).
+//! and time, so a stale configuration can be named as a cause (docs/ARCHITECTURE.md cause 7).
 //!
 //! The example in `config/merchant.example.toml` is the contract and is parsed by a test.
 
@@ -151,7 +151,7 @@ impl Timeouts {
 }
 
 /// Pace of "waiting for the customer" polling and of cancel retries. Defaults are the
-/// acquirers' documented ones (payments.md §1.7, §2.1); tests shorten them.
+/// acquirers' documented ones (docs/acquirers.md §1.7, §2.1); tests shorten them.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Polling {
@@ -209,7 +209,7 @@ impl Default for Polling {
     }
 }
 
-/// Local risk rules (DESIGN.md cause 9), applied before anything is sent.
+/// Local risk rules (docs/ARCHITECTURE.md cause 9), applied before anything is sent.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct RiskRules {
@@ -243,7 +243,7 @@ impl Default for RiskRules {
     }
 }
 
-/// One row of the policy table (DESIGN.md cause 10). A rule applies when the merchant's
+/// One row of the policy table (docs/ARCHITECTURE.md cause 10). A rule applies when the merchant's
 /// category is listed (or none is listed), the scheme matches (or none is listed) and, if
 /// `virtual_goods_only`, the sale is for virtual goods.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -541,7 +541,7 @@ impl Config {
         Duration::from_millis(now_ms.saturating_sub(synced).max(0) as u64)
     }
 
-    /// A diagnosis when the configuration is older than `max_age` (DESIGN.md cause 7).
+    /// A diagnosis when the configuration is older than `max_age` (docs/ARCHITECTURE.md cause 7).
     pub fn staleness(&self, now_ms: i64, max_age: Duration) -> Option<crate::explain::Explanation> {
         let age = self.age(now_ms);
         (age > max_age).then(|| crate::explain::stale_config(age, self.version))

@@ -6,7 +6,7 @@
 //! [`connector`] with a fresh merchant order number. "Waiting for the customer" is polled at
 //! the acquirer's pace; an unknown outcome is queried, then cancelled or reversed — never
 //! retried as a new payment. The resolver (`service`) finishes whatever a crash left open. Every
-//! failure is named by [`explain`] in one of DESIGN.md's ten cause groups.
+//! failure is named by [`explain`] in one of docs/ARCHITECTURE.md's ten cause groups.
 
 pub mod classify;
 pub mod clock;

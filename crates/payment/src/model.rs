@@ -203,7 +203,7 @@ impl FundingChannel {
         )
     }
 
-    /// Alipay channel codes (payments.md §1.4) that switch this funding off.
+    /// Alipay channel codes (docs/acquirers.md §1.4) that switch this funding off.
     pub fn alipay_channels(self) -> &'static [&'static str] {
         match self {
             FundingChannel::Balance => &["balance", "moneyFund"],
@@ -259,7 +259,7 @@ pub struct FundingUsed {
 pub struct SaleOptions {
     /// Goods description sent as `subject` / `body`; the merchant name when absent.
     pub subject: Option<String>,
-    /// Virtual goods: no Huabei or credit card (payments.md §4).
+    /// Virtual goods: no Huabei or credit card (docs/acquirers.md §4).
     pub virtual_goods: bool,
     /// Funding the app wants off for this sale, on top of the merchant's matrix and policies.
     pub disable_funding: Vec<FundingChannel>,

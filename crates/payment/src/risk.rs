@@ -1,4 +1,4 @@
-//! Local risk rules (DESIGN.md cause 9) and the policy table (cause 10), applied before a
+//! Local risk rules (docs/ARCHITECTURE.md cause 9) and the policy table (cause 10), applied before a
 //! payment leaves the terminal. A rule either blocks the sale — and is named in the
 //! explanation — or switches funding channels off at the acquirer, and is then named in the
 //! journal note of the attempt.
@@ -157,7 +157,7 @@ pub fn evaluate(cfg: &Config, input: &RiskInput<'_>) -> RiskDecision {
             applied.push(format!("policy.{}", rule.name));
         }
     }
-    // payments.md §4: virtual goods take no Huabei and no credit card (cash-out prevention).
+    // docs/acquirers.md §4: virtual goods take no Huabei and no credit card (cash-out prevention).
     if input.options.virtual_goods {
         disabled.extend(CREDIT);
         applied.push("policy.virtual_goods_no_credit".to_owned());

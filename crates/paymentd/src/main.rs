@@ -67,7 +67,7 @@ impl smartpos_runtime::Failure for Error {
 fn main() -> ExitCode {
     let args = Args::parse();
     smartpos_runtime::logging::init(DAEMON);
-    // One TLS provider for the process: ring (see foundations.md §A.5).
+    // One TLS provider for the process: ring (docs/ARCHITECTURE.md, "TLS").
     let _ = rustls::crypto::ring::default_provider().install_default();
     smartpos_runtime::run_daemon(DAEMON, run(args))
 }
