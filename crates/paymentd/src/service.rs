@@ -445,10 +445,7 @@ impl PaymentIface {
         let Some(id) = self.svc.find_by_order_ref(&order_ref).await?.map(|t| t.id) else {
             return Err(Error::named(
                 smartpos_bus::errors::NOT_FOUND,
-                format!(
-                    "no sale has order_ref \"{}\"",
-                    excerpt(&order_ref, 64)
-                ),
+                format!("no sale has order_ref \"{}\"", excerpt(&order_ref, 64)),
             ));
         };
         self.objects.register(server, id).await?;
