@@ -224,9 +224,8 @@ async fn bad_input_gets_a_clear_error_and_changes_nothing() {
     let s = stack(None).await;
     let (_conn, p) = payments(&s.bus).await;
     let invalid = |r: zbus::Result<OwnedObjectPath>| match r {
-        Err(zbus::Error::FDO(e)) => matches!(*e, zbus::fdo::Error::InvalidArgs(_)),
         Err(zbus::Error::MethodError(name, _, _)) => {
-            name.as_str() == "org.freedesktop.DBus.Error.InvalidArgs"
+            name.as_str() == smartpos_bus::errors::INVALID_ARGS
         }
         _ => false,
     };
@@ -736,7 +735,7 @@ async fn each_kind_of_failure_has_its_own_error_name() {
         .await;
     assert_eq!(
         error_name(&r),
-        "org.freedesktop.DBus.Error.InvalidArgs",
+        smartpos_bus::errors::INVALID_ARGS,
         "{r:?}"
     );
     let r: zbus::Result<zbus::message::Message> = conn
@@ -750,7 +749,7 @@ async fn each_kind_of_failure_has_its_own_error_name() {
         .await;
     assert_eq!(
         error_name(&r),
-        "org.freedesktop.DBus.Error.InvalidArgs",
+        smartpos_bus::errors::INVALID_ARGS,
         "a string is not a path: {r:?}"
     );
 
@@ -760,13 +759,13 @@ async fn each_kind_of_failure_has_its_own_error_name() {
     let r = p.query(&padded.as_ref()).await;
     assert_eq!(
         error_name(&r),
-        "org.freedesktop.DBus.Error.InvalidArgs",
+        smartpos_bus::errors::INVALID_ARGS,
         "{r:?}"
     );
     let r = p.refund(&padded.as_ref(), 100, "padded").await;
     assert_eq!(
         error_name(&r),
-        "org.freedesktop.DBus.Error.InvalidArgs",
+        smartpos_bus::errors::INVALID_ARGS,
         "{r:?}"
     );
     assert_eq!(t.refunded_fen().await.unwrap(), 0);

@@ -30,16 +30,18 @@ pub fn interface_xml(name: &str) -> Option<&'static str> {
 }
 
 /// Errors the daemons return, one name per kind of failure (documented in each interface's
-/// XML). The first three are the names the contract has promised from the start.
+/// XML).
 pub mod errors {
     /// A value given by the caller is out of range, malformed or of the wrong type; nothing
     /// was changed.
-    pub const INVALID_ARGS: &str = "org.freedesktop.DBus.Error.InvalidArgs";
-    /// The caller is not in a group that may do this.
-    pub const ACCESS_DENIED: &str = "org.freedesktop.DBus.Error.AccessDenied";
+    pub const INVALID_ARGS: &str = "org.smartpos.Error.InvalidArgs";
+    /// The caller is not in a group that may do this. (A call the bus policy itself refuses
+    /// comes back from the bus as `org.freedesktop.DBus.Error.AccessDenied`, and so does a
+    /// refused `Properties.Get`/`GetAll`: those names are the bus's and zbus's own.)
+    pub const NOT_ALLOWED: &str = "org.smartpos.Error.NotAllowed";
     /// A rule or the state of the sale refuses the request; the message says why and what to
     /// do.
-    pub const REFUSED: &str = "org.smartpos.Payment1.Error.Refused";
+    pub const REFUSED: &str = "org.smartpos.Error.Refused";
     /// The transaction or refund named does not exist.
     pub const NOT_FOUND: &str = "org.smartpos.Error.NotFound";
     /// Another request moved the sale at the same moment: read it again and decide again.
@@ -49,5 +51,5 @@ pub mod errors {
     pub const UNAVAILABLE: &str = "org.smartpos.Error.Unavailable";
     /// A fault of the software (a corrupt journal row, a forbidden state change): call
     /// support; the message names it.
-    pub const FAILED: &str = "org.freedesktop.DBus.Error.Failed";
+    pub const FAILED: &str = "org.smartpos.Error.Failed";
 }

@@ -12,6 +12,7 @@ use smartpos_payment::{
     model::RefundState,
 };
 use smartpos_runtime::auth::{Policy, Readers};
+use smartpos_runtime::error::BusError;
 use smartpos_runtime::strict::Strict;
 use zbus::object_server::{ObjectServer, SignalEmitter};
 use zbus::zvariant::{ObjectPath, OwnedObjectPath, OwnedValue, Value};
@@ -21,22 +22,14 @@ use crate::scan::ScanLink;
 
 /// Errors as the caller sees them: one D-Bus error name per kind (see
 /// `smartpos_bus::errors` and the XML), chosen from the library's typed errors, never from
-/// their text.
+/// their text. The naming itself is `smartpos_runtime::error::BusError`'s; this wrapper only
+/// adds the conversions from the payment library's errors.
 #[derive(Debug)]
-pub enum Error {
-    /// Standard errors: InvalidArgs (bad input, nothing changed), AccessDenied.
-    Fdo(fdo::Error),
-    /// One of ours: `name` is from `smartpos_bus::errors`; the message says why and what to
-    /// do.
-    Named { name: &'static str, message: String },
-}
+pub struct Error(BusError);
 
 impl Error {
     fn named(name: &'static str, message: impl Into<String>) -> Self {
-        Error::Named {
-            name,
-            message: message.into(),
-        }
+        Error(BusError::named(name, message))
     }
 }
 
@@ -45,34 +38,27 @@ impl zbus::DBusError for Error {
         &self,
         hdr: &zbus::message::Header<'_>,
     ) -> zbus::Result<zbus::message::Message> {
-        zbus::message::Message::error(hdr, self.name())?
-            .build(&(self.description().unwrap_or_default(),))
+        self.0.create_reply(hdr)
     }
 
     fn name(&self) -> zbus::names::ErrorName<'_> {
-        match self {
-            Error::Fdo(e) => e.name(),
-            Error::Named { name, .. } => zbus::names::ErrorName::from_static_str_unchecked(name),
-        }
+        self.0.name()
     }
 
     fn description(&self) -> Option<&str> {
-        match self {
-            Error::Fdo(e) => e.description(),
-            Error::Named { message, .. } => Some(message),
-        }
+        self.0.description()
     }
 }
 
 impl From<fdo::Error> for Error {
     fn from(e: fdo::Error) -> Self {
-        Error::Fdo(e)
+        Error(e.into())
     }
 }
 
 impl From<zbus::Error> for Error {
     fn from(e: zbus::Error) -> Self {
-        Error::Fdo(e.into())
+        Error(e.into())
     }
 }
 

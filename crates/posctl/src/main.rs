@@ -172,7 +172,8 @@ impl From<zbus::Error> for Error {
                 Error::Denied(f.to_string())
             }
             zbus::Error::MethodError(name, msg, _)
-                if name.as_str() == "org.freedesktop.DBus.Error.AccessDenied" =>
+                if name.as_str() == "org.freedesktop.DBus.Error.AccessDenied"
+                    || name.as_str() == smartpos_bus::errors::NOT_ALLOWED =>
             {
                 Error::Denied(msg.clone().unwrap_or_default())
             }

@@ -2,11 +2,13 @@
 //! configuration ([`config`]), logging ([`logging`]), systemd notification ([`notify`]),
 //! clean shutdown ([`shutdown_signal`]), the system-bus connection ([`bus`]), the in-daemon
 //! caller check ([`auth`]), exit codes ([`exit`]), masking of payment codes ([`redact`]) and the
-//! `InvalidArgs` answer to arguments of the wrong type ([`strict`]).
+//! `InvalidArgs` answer to arguments of the wrong type ([`strict`]) and the error names a
+//! method answers with ([`error`]).
 
 pub mod auth;
 pub mod bus;
 pub mod config;
+pub mod error;
 pub mod exit;
 pub mod logging;
 pub mod notify;

@@ -1,4 +1,4 @@
-//! Wrong argument types answer `org.freedesktop.DBus.Error.InvalidArgs`.
+//! Wrong argument types answer `org.smartpos.Error.InvalidArgs`.
 //!
 //! zbus's `#[interface]` dispatch deserialises a call's arguments itself and, when the body
 //! does not have the method's signature (an app sends `i` where the contract says `x`),
@@ -112,7 +112,7 @@ fn reply_invalid<'a>(
     DispatchResult2::Async(Box::pin(async move {
         let hdr = msg.header();
         connection
-            .reply_dbus_error(&hdr, err)
+            .reply_dbus_error(&hdr, crate::error::BusError::from(err))
             .await
             .map(|_| ())
             .map_err(fdo::Error::from)

@@ -8,7 +8,7 @@ use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use smartpos_runtime::{auth::Policy, redact::mask_code};
+use smartpos_runtime::{auth::Policy, error::BusError, redact::mask_code};
 use smartpos_scanner::{LumaImage, decode::Code, health::HealthSnapshot};
 use zbus::{Connection, fdo, interface, message::Header, object_server::SignalEmitter};
 
@@ -221,7 +221,7 @@ impl ScannerService {
         #[zbus(header)] hdr: Header<'_>,
         #[zbus(connection)] conn: &Connection,
         #[zbus(signal_emitter)] emitter: SignalEmitter<'_>,
-    ) -> fdo::Result<u64> {
+    ) -> Result<u64, BusError> {
         self.operators.check(&hdr, conn, "start a scan").await?;
         if timeout_ms > MAX_SESSION_MS {
             return Err(fdo::Error::InvalidArgs(format!(
@@ -256,7 +256,7 @@ impl ScannerService {
         #[zbus(header)] hdr: Header<'_>,
         #[zbus(connection)] conn: &Connection,
         #[zbus(signal_emitter)] emitter: SignalEmitter<'_>,
-    ) -> fdo::Result<()> {
+    ) -> Result<(), BusError> {
         self.operators.check(&hdr, conn, "stop a scan").await?;
         if self.shared.stop(session) {
             tracing::info!(session, "scan session stopped");
@@ -274,7 +274,7 @@ impl ScannerService {
         &self,
         #[zbus(header)] hdr: Header<'_>,
         #[zbus(connection)] conn: &Connection,
-    ) -> fdo::Result<Vec<u8>> {
+    ) -> Result<Vec<u8>, BusError> {
         self.technicians
             .check(&hdr, conn, "take a snapshot")
             .await?;
@@ -284,9 +284,9 @@ impl ScannerService {
         let (image, quads) = {
             let last = lock(&self.shared.last_frame);
             let Some(last) = last.as_ref() else {
-                return Err(fdo::Error::Failed(
-                    "no camera frame yet: check `posctl scanner status` for the camera state"
-                        .into(),
+                return Err(BusError::named(
+                    smartpos_bus::errors::UNAVAILABLE,
+                    "no camera frame yet: check `posctl scanner status` for the camera state",
                 ));
             };
             let quads: Vec<[[f32; 2]; 4]> = last.codes.iter().map(|c| c.corners).collect();
