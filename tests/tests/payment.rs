@@ -733,11 +733,7 @@ async fn each_kind_of_failure_has_its_own_error_name() {
             &(100i32, "CNY", "typed", HashMap::<&str, Value<'_>>::new()),
         )
         .await;
-    assert_eq!(
-        error_name(&r),
-        smartpos_bus::errors::INVALID_ARGS,
-        "{r:?}"
-    );
+    assert_eq!(error_name(&r), smartpos_bus::errors::INVALID_ARGS, "{r:?}");
     let r: zbus::Result<zbus::message::Message> = conn
         .call_method(
             Some("org.smartpos.Payment1"),
@@ -757,17 +753,9 @@ async fn each_kind_of_failure_has_its_own_error_name() {
     let id = t.id().await.unwrap();
     let padded = OwnedObjectPath::try_from(format!("/org/smartpos/Payment1/tx/0{id}")).unwrap();
     let r = p.query(&padded.as_ref()).await;
-    assert_eq!(
-        error_name(&r),
-        smartpos_bus::errors::INVALID_ARGS,
-        "{r:?}"
-    );
+    assert_eq!(error_name(&r), smartpos_bus::errors::INVALID_ARGS, "{r:?}");
     let r = p.refund(&padded.as_ref(), 100, "padded").await;
-    assert_eq!(
-        error_name(&r),
-        smartpos_bus::errors::INVALID_ARGS,
-        "{r:?}"
-    );
+    assert_eq!(error_name(&r), smartpos_bus::errors::INVALID_ARGS, "{r:?}");
     assert_eq!(t.refunded_fen().await.unwrap(), 0);
 
     // A sale that does not exist is NotFound; a refund the sale cannot give is Refused.

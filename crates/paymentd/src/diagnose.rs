@@ -14,7 +14,8 @@ use std::time::Duration;
 
 use smartpos_bus::diagnose::{Finding, Verdict};
 use smartpos_payment::{
-    Cause, Explanation, FundingChannel, PaymentService, SaleState, Scheme, TxEvent, TxId, clock,
+    Cause, Explanation, FundingChannel, PaymentError, PaymentService, SaleState, Scheme, TxEvent,
+    TxId, clock,
 };
 use tokio::sync::broadcast;
 
@@ -71,6 +72,15 @@ pub fn init(mut events: broadcast::Receiver<TxEvent>, max_config_age: Duration) 
 /// A scan for sale `tx` did not pay, for the reason `why` (the sale keeps waiting).
 pub fn scan_refused(tx: TxId, why: &Explanation) {
     remember(tx, why.clone());
+}
+
+/// A Sale or PayWithCode call refused before any sale was created (a local risk or policy
+/// rule, a wallet switched off): nothing is journaled, so the doctor remembers it here, as sale
+/// 0.
+pub fn call_refused(e: &PaymentError) {
+    if let Some(why) = e.explanation() {
+        remember(TxId(0), why.clone());
+    }
 }
 
 fn remember(tx: TxId, why: Explanation) {

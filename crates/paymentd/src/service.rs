@@ -305,7 +305,8 @@ impl PaymentIface {
         let id = self
             .svc
             .sale(amount_fen, &currency, &order_ref, opts)
-            .await?;
+            .await
+            .inspect_err(crate::diagnose::call_refused)?;
         self.objects.register(server, id).await?;
         if scan && let Err(why) = self.scan.arm(id, timeout).await {
             lock(&self.hints).insert(id, why);
@@ -339,7 +340,11 @@ impl PaymentIface {
             order_ref,
             options: opts,
         };
-        let id = self.svc.pay_with_code(target, &code).await?;
+        let id = self
+            .svc
+            .pay_with_code(target, &code)
+            .await
+            .inspect_err(crate::diagnose::call_refused)?;
         self.objects.register(server, id).await?;
         Ok(owned_path(id))
     }

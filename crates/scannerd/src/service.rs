@@ -226,12 +226,14 @@ impl ScannerService {
         if timeout_ms > MAX_SESSION_MS {
             return Err(fdo::Error::InvalidArgs(format!(
                 "timeout_ms {timeout_ms} is longer than the {MAX_SESSION_MS} ms a session may last"
-            )));
+            ))
+            .into());
         }
         if let Some(bad) = sources.iter().find(|s| !KINDS.contains(&s.as_str())) {
             return Err(fdo::Error::InvalidArgs(format!(
                 "unknown source {bad:?}: expected \"camera\" or \"hid\""
-            )));
+            ))
+            .into());
         }
         let ms = if timeout_ms == 0 {
             self.default_timeout_ms
@@ -298,6 +300,7 @@ impl ScannerService {
         })
         .await
         .map_err(|e| fdo::Error::Failed(format!("the snapshot encoder failed: {e}")))?
+        .map_err(BusError::from)
     }
 
     /// Findings for the hardware and software groups (see `crate::diagnose`).
