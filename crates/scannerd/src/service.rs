@@ -284,6 +284,12 @@ impl ScannerService {
         .await
     }
 
+    /// Findings for the hardware and software groups (see `crate::diagnose`).
+    #[zbus(out_args("findings"))]
+    fn diagnose(&self) -> Vec<smartpos_bus::diagnose::Finding> {
+        crate::diagnose::findings(&self.shared, self.has_camera)
+    }
+
     #[zbus(signal)]
     pub async fn code_scanned(
         emitter: &SignalEmitter<'_>,
