@@ -799,3 +799,56 @@ async fn sigterm_as_soon_as_paymentd_owns_its_name_stops_it_cleanly() {
         assert_eq!(status.code(), Some(0), "round {round}: {status:?}");
     }
 }
+
+/// How many sale objects paymentd keeps on the bus (`EXPORTED` in
+/// crates/paymentd/src/service.rs).
+const SALE_OBJECTS: usize = 256;
+
+#[tokio::test]
+async fn after_a_long_day_old_finished_sales_leave_the_bus_and_a_lookup_brings_one_back() {
+    // A long day at one till: the first sale of the morning still waits for its customer
+    // (the app keeps watching it) while more than SALE_OBJECTS other sales are rung up and
+    // cancelled. The bus does not keep every sale: the oldest finished one leaves it, the
+    // one in progress stays, and when the cashier looks the old sale up it answers again.
+    let s = stack(None).await;
+    let (conn, p) = payments(&s.bus).await;
+    let no_scan = HashMap::from([("scan", Value::Bool(false))]);
+    let waiting = p
+        .sale(500, "CNY", "morning/0000", no_scan.clone())
+        .await
+        .unwrap();
+    let mut finished = Vec::new();
+    // With the waiting one, that is one sale more than the bus keeps.
+    for n in 1..=SALE_OBJECTS {
+        let order = format!("morning/{n:04}");
+        let path = p.sale(100, "CNY", &order, no_scan.clone()).await.unwrap();
+        assert_eq!(p.cancel(&path).await.unwrap(), "cancelled");
+        finished.push(path);
+    }
+
+    // The sale in progress is older than all of them and still answers.
+    let w = tx(&conn, &waiting).await;
+    assert_eq!(w.state().await.unwrap(), "awaiting_code");
+    // The oldest finished sale left the bus; the next one did not.
+    let first = tx(&conn, &finished[0]).await;
+    let gone = first.state().await;
+    assert!(
+        gone.is_err(),
+        "the oldest finished sale is still on the bus: {gone:?}"
+    );
+    assert_eq!(
+        tx(&conn, &finished[1]).await.state().await.unwrap(),
+        "cancelled"
+    );
+
+    // The cashier looks the first one up by its order number: it is back and answers.
+    assert_eq!(
+        p.find_transaction("morning/0001").await.unwrap(),
+        finished[0]
+    );
+    assert_eq!(first.state().await.unwrap(), "cancelled");
+    assert_eq!(first.amount_fen().await.unwrap(), 100);
+    // It made room in turn: the oldest finished sale now on the bus left.
+    assert!(tx(&conn, &finished[1]).await.state().await.is_err());
+    assert_eq!(w.state().await.unwrap(), "awaiting_code");
+}

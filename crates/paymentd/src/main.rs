@@ -159,9 +159,8 @@ async fn run(args: Args) -> Result<(), Error> {
                     {
                         service::lock(&ev_objects.hints).insert(ev.tx, why);
                     }
+                    service::settle_hint(&ev_objects.hints, ev.tx, ev.to);
                     if ev.to.is_terminal() {
-                        // A hint is about waiting for a code; a finished sale has none.
-                        service::lock(&ev_objects.hints).remove(&ev.tx);
                         tracing::info!(tx = %ev.tx, state = ev.to.as_str(), "sale settled");
                     }
                     if let Err(e) = announce(&ev_conn, ev.tx, ev.to.as_str()).await {

@@ -8,8 +8,8 @@ use smartpos_bus::payment::{TX_INTERFACE, tx_id, tx_path};
 use smartpos_payment::journal::JournalError;
 use smartpos_payment::service::validate::excerpt;
 use smartpos_payment::{
-    FundingChannel, PayTarget, PaymentError, PaymentService, SaleOptions, Transaction, TxId,
-    model::RefundState,
+    FundingChannel, PayTarget, PaymentError, PaymentService, SaleOptions, SaleState, Transaction,
+    TxId, model::RefundState,
 };
 use smartpos_runtime::auth::{Policy, Readers};
 use smartpos_runtime::error::BusError;
@@ -233,34 +233,16 @@ impl Objects {
     /// Serve the object of `id` if it is not served yet, and take the oldest finished sale
     /// off the bus when there are too many.
     pub async fn register(&self, server: &ObjectServer, id: TxId) -> zbus::Result<()> {
-        let leave: Vec<TxId> = {
+        let leave = {
             let mut ex = lock(&self.exported);
-            if let Some(at) = ex.iter().position(|t| *t == id) {
-                // Touched again: it is the newest now.
-                ex.remove(at);
-                ex.push_back(id);
-                return Ok(());
-            }
-            ex.push_back(id);
-            let mut leave = Vec::new();
-            let mut kept = VecDeque::new();
-            while ex.len() + kept.len() > EXPORTED {
-                let Some(old) = ex.pop_front() else { break };
-                let finished = self
-                    .svc
-                    .get(old)
+            let Some(leave) = make_room(&mut ex, &self.hints, id, EXPORTED, |t| {
+                self.svc
+                    .get(t)
                     .map(|t| t.state.is_terminal())
-                    .unwrap_or(true);
-                if finished {
-                    leave.push(old);
-                } else {
-                    kept.push_back(old);
-                }
-            }
-            // Unfinished sales keep their place at the old end.
-            while let Some(k) = kept.pop_back() {
-                ex.push_front(k);
-            }
+                    .unwrap_or(true)
+            }) else {
+                return Ok(());
+            };
             leave
         };
         let obj = TxIface {
@@ -280,11 +262,58 @@ impl Objects {
             .await?;
         for old in leave {
             server.remove::<Strict<TxIface>, _>(tx_path(old.0)).await?;
-            lock(&self.hints).remove(&old);
             self.views.invalidate(old);
         }
         Ok(())
     }
+}
+
+/// Put `id` on `exported` (the sales on the bus, oldest first) as the newest; `None` if it
+/// was there already (then it only becomes the newest). Otherwise the sales that must leave
+/// the bus so that at most `limit` stay: the oldest of those `finished` says are finished,
+/// never one still in progress (those keep their place, even above the limit). The hints of
+/// the sales that leave go with them.
+fn make_room(
+    exported: &mut VecDeque<TxId>,
+    hints: &Hints,
+    id: TxId,
+    limit: usize,
+    finished: impl Fn(TxId) -> bool,
+) -> Option<Vec<TxId>> {
+    if let Some(at) = exported.iter().position(|t| *t == id) {
+        // Touched again: it is the newest now.
+        exported.remove(at);
+        exported.push_back(id);
+        return None;
+    }
+    exported.push_back(id);
+    let mut leave = Vec::new();
+    let mut kept = VecDeque::new();
+    while exported.len() + kept.len() > limit {
+        let Some(old) = exported.pop_front() else {
+            break;
+        };
+        if finished(old) {
+            leave.push(old);
+        } else {
+            kept.push_back(old);
+        }
+    }
+    // Unfinished sales keep their place at the old end.
+    while let Some(k) = kept.pop_back() {
+        exported.push_front(k);
+    }
+    let mut h = lock(hints);
+    for old in &leave {
+        h.remove(old);
+    }
+    Some(leave)
+}
+
+/// Keep the hints in step with a sale's state change: a hint is about waiting for a code,
+/// so a finished sale has none. True if a hint was dropped.
+pub fn settle_hint(hints: &Hints, tx: TxId, to: SaleState) -> bool {
+    to.is_terminal() && lock(hints).remove(&tx).is_some()
 }
 
 #[interface(name = "org.smartpos.Payment1")]
@@ -845,4 +874,122 @@ pub async fn announce(conn: &Connection, id: TxId, state: &str) -> zbus::Result<
     let svc_emitter = SignalEmitter::new(conn, smartpos_bus::payment::PATH)?;
     PaymentIface::transaction_changed(&svc_emitter, ObjectPath::try_from(path.as_str())?, state)
         .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn wrong_code_hint(hints: &Hints, id: i64) {
+        lock(hints).insert(
+            TxId(id),
+            "not a payment code: ask the customer for the payment code".to_owned(),
+        );
+    }
+
+    fn ids(ex: &VecDeque<TxId>) -> Vec<i64> {
+        ex.iter().map(|t| t.0).collect()
+    }
+
+    #[test]
+    fn a_busy_till_keeps_the_newest_sales_on_the_bus_and_the_oldest_finished_leave_first() {
+        // A busy till with room for three sale objects. Sale 1 still waits for the customer
+        // to confirm on the phone; the others are finished. Sale 2 had a hint about a wrong
+        // code scanned.
+        let hints = Hints::default();
+        let mut ex = VecDeque::new();
+        let finished = |t: TxId| t != TxId(1);
+        for id in 1..=3 {
+            assert_eq!(
+                make_room(&mut ex, &hints, TxId(id), 3, finished),
+                Some(vec![])
+            );
+        }
+        wrong_code_hint(&hints, 2);
+
+        // Sale 4: sale 1 is older but in progress, so sale 2 (the oldest finished) leaves
+        // the bus, and its hint with it.
+        let leave = make_room(&mut ex, &hints, TxId(4), 3, finished);
+        assert_eq!(leave, Some(vec![TxId(2)]));
+        assert_eq!(ids(&ex), [1, 3, 4]);
+        assert!(
+            !lock(&hints).contains_key(&TxId(2)),
+            "the hint outlived its sale"
+        );
+
+        // The cashier looks sale 2 up (ListTransactions / FindTransaction register it again):
+        // it is back on the bus as the newest, and the oldest finished one (3) makes room.
+        let leave = make_room(&mut ex, &hints, TxId(2), 3, finished);
+        assert_eq!(leave, Some(vec![TxId(3)]));
+        assert_eq!(ids(&ex), [1, 4, 2]);
+
+        // Looking up a sale that is on the bus only makes it the newest: nobody leaves.
+        assert_eq!(make_room(&mut ex, &hints, TxId(4), 3, finished), None);
+        assert_eq!(ids(&ex), [1, 2, 4]);
+    }
+
+    #[test]
+    fn sales_in_progress_stay_on_the_bus_even_above_the_limit() {
+        // The acquirer is slow this morning: four sales wait for their customers with room
+        // for three objects. None may leave the bus (its app still watches it); once they
+        // finish and the next sale comes, the oldest finished ones leave until three stay.
+        let hints = Hints::default();
+        let mut ex = VecDeque::new();
+        for id in 1..=4 {
+            assert_eq!(
+                make_room(&mut ex, &hints, TxId(id), 3, |_| false),
+                Some(vec![])
+            );
+            wrong_code_hint(&hints, id);
+        }
+        assert_eq!(ids(&ex), [1, 2, 3, 4]);
+        assert_eq!(lock(&hints).len(), 4, "a sale in progress lost its hint");
+
+        let leave = make_room(&mut ex, &hints, TxId(5), 3, |_| true);
+        assert_eq!(leave, Some(vec![TxId(1), TxId(2)]));
+        assert_eq!(ids(&ex), [3, 4, 5]);
+        let mut left: Vec<i64> = lock(&hints).keys().map(|t| t.0).collect();
+        left.sort_unstable();
+        assert_eq!(left, [3, 4]);
+    }
+
+    #[test]
+    fn the_daemons_bus_holds_no_more_than_exported_finished_sales() {
+        // A month of sales, all finished: the bus keeps EXPORTED of them, the newest.
+        let hints = Hints::default();
+        let mut ex = VecDeque::new();
+        let month = i64::try_from(EXPORTED).unwrap() * 10;
+        let mut left = 0;
+        for id in 1..=month {
+            left += make_room(&mut ex, &hints, TxId(id), EXPORTED, |_| true).map_or(0, |l| l.len());
+        }
+        assert_eq!(ex.len(), EXPORTED);
+        assert_eq!(
+            ex.front(),
+            Some(&TxId(month - i64::try_from(EXPORTED).unwrap() + 1))
+        );
+        assert_eq!(left, usize::try_from(month).unwrap() - EXPORTED);
+    }
+
+    #[test]
+    fn a_hint_about_a_wrong_code_goes_when_the_sale_finishes() {
+        // A cashier's story: the customer first shows a loyalty card; the sale waits with a
+        // hint saying that was not a payment code. While the sale is in progress the hint
+        // stays; once it is paid (or refused, or cancelled) the hint is gone.
+        let hints = Hints::default();
+        for to in SaleState::ALL {
+            wrong_code_hint(&hints, 7);
+            let dropped = settle_hint(&hints, TxId(7), to);
+            assert_eq!(dropped, to.is_terminal(), "{to:?}");
+            assert_eq!(
+                lock(&hints).contains_key(&TxId(7)),
+                !to.is_terminal(),
+                "{to:?}"
+            );
+        }
+        // Another sale's hint is not touched.
+        wrong_code_hint(&hints, 8);
+        assert!(!settle_hint(&hints, TxId(7), SaleState::Succeeded));
+        assert!(lock(&hints).contains_key(&TxId(8)));
+    }
 }

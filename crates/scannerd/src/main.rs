@@ -16,9 +16,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use clap::Parser;
-use smartpos_runtime::{
-    auth::Policy, bus, config::ConfigError, exit::Exit, notify, redact::mask_code,
-};
+use smartpos_runtime::{auth::Policy, bus, config::ConfigError, exit::Exit, notify};
 use zbus::object_server::InterfaceRef;
 
 use crate::service::{ScannerService, Shared};
@@ -139,16 +137,12 @@ async fn run(args: Args) -> Result<(), Error> {
         tokio::select! {
             () = &mut shutdown => break,
             Some(code) = rx.recv() => {
-                if let Some(session) = shared.admit(&code, window) {
-                    diagnose::code_seen(code.kind, &code.symbology);
-                    tracing::info!(session, code = %mask_code(&code.text), symbology = %code.symbology, source = %code.source, "code scanned");
-                    if let Err(e) = ScannerService::code_scanned(
+                service::deliver(&shared, &code, window, |session| {
+                    ScannerService::code_scanned(
                         iface.signal_emitter(), &code.text, &code.symbology, &code.source,
                         code.monotonic_us, code.wall_us, session,
-                    ).await {
-                        tracing::warn!(session, "cannot emit CodeScanned: {e}");
-                    }
-                }
+                    )
+                }).await;
             }
             _ = tick.tick() => {
                 for session in shared.expire() {

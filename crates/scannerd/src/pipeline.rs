@@ -257,3 +257,47 @@ fn hand_over(tx: &Sender<Scanned>, shared: &Shared, code: Scanned) {
 fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::service::CODE_QUEUE;
+
+    fn scanned(n: usize) -> Scanned {
+        Scanned {
+            text: format!("28{n:016}"),
+            symbology: "hid".to_owned(),
+            kind: "hid",
+            source: "hid:jammed".to_owned(),
+            monotonic_us: 0,
+            wall_us: 0,
+        }
+    }
+
+    #[test]
+    fn a_jammed_scanner_flooding_codes_while_the_bus_side_is_stuck_is_held_to_the_queue() {
+        // A technician's story: a HID scanner with a stuck trigger fires 10,000 codes while
+        // the bus side is stuck and reads none. The queue holds CODE_QUEUE codes, the newest
+        // are dropped and counted (the log and the counter say so), and memory stays put.
+        let shared = Shared::default();
+        let (tx, mut rx) = tokio::sync::mpsc::channel(CODE_QUEUE);
+        let flood = 10_000;
+        for n in 0..flood {
+            hand_over(&tx, &shared, scanned(n));
+        }
+        let dropped = shared.dropped_codes.load(Ordering::Relaxed);
+        assert_eq!(dropped, u64::try_from(flood - CODE_QUEUE).unwrap());
+        let mut waiting = Vec::new();
+        while let Ok(c) = rx.try_recv() {
+            waiting.push(c.text);
+        }
+        // The oldest codes waited; the newest were the ones dropped.
+        let first: Vec<String> = (0..CODE_QUEUE).map(|n| scanned(n).text).collect();
+        assert_eq!(waiting, first);
+
+        // Once the bus side reads again, the next customer's code gets through.
+        hand_over(&tx, &shared, scanned(flood));
+        assert_eq!(rx.try_recv().map(|c| c.text), Ok(scanned(flood).text));
+        assert_eq!(shared.dropped_codes.load(Ordering::Relaxed), dropped);
+    }
+}

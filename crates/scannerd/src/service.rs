@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use smartpos_runtime::{auth::Policy, error::BusError, redact::mask_code};
-use smartpos_scanner::{LumaImage, decode::Code, health::HealthSnapshot};
+use smartpos_scanner::{LumaImage, decode::Code, health::HealthSnapshot, snapshot::Quad};
 use zbus::{Connection, fdo, interface, message::Header, object_server::SignalEmitter};
 
 /// The longest session a caller may ask for: 10 minutes.
@@ -280,27 +280,10 @@ impl ScannerService {
         self.technicians
             .check(&hdr, conn, "take a snapshot")
             .await?;
-        // Copy the frame under the lock (a memcpy the camera thread barely notices), then
-        // encode on a blocking thread: PNG encoding of a 720p frame takes tens of ms, which
-        // would stall both the camera thread (waiting for the lock) and this bus runtime.
-        let (image, quads) = {
-            let last = lock(&self.shared.last_frame);
-            let Some(last) = last.as_ref() else {
-                return Err(BusError::named(
-                    smartpos_bus::errors::UNAVAILABLE,
-                    "no camera frame yet: check `posctl scanner status` for the camera state",
-                ));
-            };
-            let quads: Vec<[[f32; 2]; 4]> = last.codes.iter().map(|c| c.corners).collect();
-            (last.image.clone(), quads)
-        };
-        tokio::task::spawn_blocking(move || {
+        snapshot_png(&self.shared, |image, quads| {
             smartpos_scanner::snapshot::encode_png(&image, &quads)
-                .map_err(|e| fdo::Error::Failed(format!("cannot encode the snapshot: {e}")))
         })
         .await
-        .map_err(|e| fdo::Error::Failed(format!("the snapshot encoder failed: {e}")))?
-        .map_err(BusError::from)
     }
 
     /// Findings for the hardware and software groups (see `crate::diagnose`).
@@ -415,6 +398,60 @@ impl ScannerService {
     }
 }
 
+/// The latest frame as PNG with the codes read in it outlined, made by `encode`.
+///
+/// The frame is copied under the lock (a memcpy the camera thread barely notices) and
+/// encoded on a blocking thread with the lock released: PNG encoding of a 720p frame takes
+/// tens of ms, which would otherwise stall both the camera thread (waiting for the lock) and
+/// the bus runtime.
+pub async fn snapshot_png<F, E>(shared: &Shared, encode: F) -> Result<Vec<u8>, BusError>
+where
+    F: FnOnce(LumaImage, Vec<Quad>) -> Result<Vec<u8>, E> + Send + 'static,
+    E: std::fmt::Display,
+{
+    let (image, quads) = {
+        let last = lock(&shared.last_frame);
+        let Some(last) = last.as_ref() else {
+            return Err(BusError::named(
+                smartpos_bus::errors::UNAVAILABLE,
+                "no camera frame yet: check `posctl scanner status` for the camera state",
+            ));
+        };
+        let quads: Vec<Quad> = last.codes.iter().map(|c| c.corners).collect();
+        (last.image.clone(), quads)
+    };
+    tokio::task::spawn_blocking(move || {
+        encode(image, quads)
+            .map_err(|e| fdo::Error::Failed(format!("cannot encode the snapshot: {e}")))
+    })
+    .await
+    .map_err(|e| fdo::Error::Failed(format!("the snapshot encoder failed: {e}")))?
+    .map_err(BusError::from)
+}
+
+/// Hand a code from the queue to the session it belongs to, through `emit` (the
+/// `CodeScanned` signal); true if it went out. A signal that cannot be sent (the bus is
+/// briefly full) is logged and is not a reason to stop scanning: the next code must still
+/// reach its sale, so there is no error to return.
+pub async fn deliver<F, Fut>(shared: &Shared, code: &Scanned, window: Duration, emit: F) -> bool
+where
+    F: FnOnce(u64) -> Fut,
+    Fut: std::future::Future<Output = zbus::Result<()>>,
+{
+    let Some(session) = shared.admit(code, window) else {
+        return false;
+    };
+    crate::diagnose::code_seen(code.kind, &code.symbology);
+    tracing::info!(session, code = %mask_code(&code.text), symbology = %code.symbology, source = %code.source, "code scanned");
+    match emit(session).await {
+        Ok(()) => true,
+        Err(e) => {
+            tracing::warn!(session, "cannot emit CodeScanned: {e}");
+            false
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -437,5 +474,104 @@ mod tests {
         let id = s.start(Duration::ZERO, Vec::new());
         assert_eq!(s.expire(), vec![id]);
         assert!(s.expire().is_empty());
+    }
+
+    fn scanned(text: &str) -> Scanned {
+        Scanned {
+            text: text.to_owned(),
+            symbology: "qrcode".to_owned(),
+            kind: "camera",
+            source: "camera:/dev/video0".to_owned(),
+            monotonic_us: 0,
+            wall_us: 0,
+        }
+    }
+
+    fn frame(shade: u8) -> LastFrame {
+        LastFrame {
+            image: LumaImage {
+                width: 4,
+                height: 2,
+                data: vec![shade; 8],
+            },
+            codes: Vec::new(),
+        }
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_technicians_snapshot_leaves_the_camera_streaming_while_it_is_encoded() {
+        // A technician takes a snapshot while the camera streams. Encoding a frame is slow;
+        // meanwhile the camera thread must be able to publish its next frame, and the bus
+        // thread must stay free to answer others. So the encoder runs off the bus thread with
+        // the frame lock released, and the picture is the frame of the moment of the call.
+        let shared = Arc::new(Shared::default());
+        *lock(&shared.last_frame) = Some(frame(0));
+        let bus_thread = std::thread::current().id();
+        let camera = shared.clone();
+        let picture = snapshot_png(&shared, move |image, _quads| {
+            if std::thread::current().id() == bus_thread {
+                return Err("encoded on the bus thread");
+            }
+            // The camera thread publishes a new frame in the middle of the encode.
+            let Ok(mut last) = camera.last_frame.try_lock() else {
+                return Err("the frame lock is held while the snapshot is encoded");
+            };
+            *last = Some(frame(255));
+            Ok(image.data)
+        })
+        .await
+        .expect("the snapshot");
+        assert_eq!(picture, vec![0; 8]);
+        let newest = lock(&shared.last_frame)
+            .as_ref()
+            .map(|f| f.image.data.clone());
+        assert_eq!(newest, Some(vec![255; 8]));
+
+        // And the real encoder makes a PNG of it.
+        let png = snapshot_png(&shared, |image, quads| {
+            smartpos_scanner::snapshot::encode_png(&image, &quads)
+        })
+        .await
+        .expect("a PNG");
+        assert!(
+            png.starts_with(b"\x89PNG"),
+            "{:?}",
+            &png[..8.min(png.len())]
+        );
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_code_the_bus_would_not_take_does_not_stop_the_next_customers_code() {
+        // A cashier's story: the bus refuses one CodeScanned signal (it is full for a
+        // moment). The cashier asks the customer to show the code again, and that scan
+        // reaches the sale: scannerd did not stop relaying codes on the failure.
+        let shared = Shared::default();
+        let session = shared.start(Duration::from_secs(60), Vec::new());
+        let (tx, mut rx) = tokio::sync::mpsc::channel(CODE_QUEUE);
+        for text in ["281234567890123456", "281234567890654321"] {
+            tx.send(scanned(text)).await.expect("queued");
+        }
+        drop(tx);
+        let refuse_next = std::cell::Cell::new(true);
+        let sent = std::cell::RefCell::new(Vec::new());
+        let mut outcomes = Vec::new();
+        while let Some(code) = rx.recv().await {
+            let delivered = deliver(&shared, &code, Duration::from_secs(2), |s| {
+                let r = if refuse_next.replace(false) {
+                    Err(zbus::Error::Failure("the bus is full".into()))
+                } else {
+                    sent.borrow_mut().push((s, code.text.clone()));
+                    Ok(())
+                };
+                std::future::ready(r)
+            })
+            .await;
+            outcomes.push(delivered);
+        }
+        assert_eq!(outcomes, vec![false, true]);
+        assert_eq!(
+            sent.into_inner(),
+            vec![(session, "281234567890654321".to_owned())]
+        );
     }
 }
