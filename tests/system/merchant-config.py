@@ -62,7 +62,7 @@ cashout_round_amount_fen = 100000
 [[path]]
 name = "alipay"
 kind = "alipay"
-url = "{URL}/gateway.do"
+url = "{URL}"
 ca_file = "{CA}"
 app_id = "{ids['alipay_app_id']}"
 private_key_file = "{K}app-private.key.pem"
@@ -83,7 +83,7 @@ client_key_file = "{K}wechat-merchant.key.pem"
 [[path]]
 name = "qra"
 kind = "qra"
-url = "{URL}/pay/gateway"
+url = "{URL}"
 ca_file = "{CA}"
 mch_id = "{ids['qra_mch_id']}"
 key_file = "{K}qra-key"
