@@ -32,7 +32,8 @@ for n in "${NOTES[@]}"; do
     fi
     alts+=("${n//./\\.}")
 done
-# A note's name not preceded by a name character (so a longer name that ends in a note's name is not a citation of it), and any
+# A note's name not preceded by a name character (a longer name that merely ends in a
+# note's name is not a citation of it), and any
 # path into the research notes' folder.
 pattern="shared/research/"
 if [ ${#alts[@]} -gt 0 ]; then
