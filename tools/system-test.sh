@@ -265,12 +265,12 @@ make_slot() {
     [ -n "$d" ] || return 1
     rm -rf "$d"
     # The same install list as `make install` (which builds in release mode first).
-    "$ROOT/tools/install-files.sh" "$d" /usr "$TARGET/debug" 2>/dev/null || return 1
+    "$ROOT/tools/install-files.sh" "$d" /usr "$TARGET/debug" >/dev/null || { echo "install-files.sh failed"; return 1; }
     echo "$slot" >"$d/usr/lib/smartpos-test-slot"
     mkdir -p "$d/usr/lib/modules" "$d/etc/systemd/system/multi-user.target.wants" "$d/etc/sysusers.d" \
         "$d/etc/modprobe.d" "$d/etc/modules-load.d"
-    cp -a "$KDIR/initramfs/lib/modules/$KV" "$d/usr/lib/modules/"
-    cp -p /etc/passwd /etc/group /etc/shadow /etc/gshadow "$d/etc/"
+    cp -a "$KDIR/initramfs/lib/modules/$KV" "$d/usr/lib/modules/" || return 1
+    cp -p /etc/passwd /etc/group /etc/shadow /etc/gshadow "$d/etc/" || return 1
     {
         echo "# The people at the till: a checkout app, a technician, a local user in no smartpos group."
         echo 'u cashier  1501 "checkout app" /'
@@ -279,10 +279,11 @@ make_slot() {
         echo "m tech     smartpos-tech"
         echo 'u outsider 1500 "ordinary local user" /'
     } >"$d/etc/sysusers.d/smartpos-system-test.conf"
-    systemd-sysusers --root="$d" >/dev/null 2>&1 || return 1
+    systemd-sysusers --root="$d" >/dev/null || { echo "systemd-sysusers --root=$d failed"; return 1; }
     # Enabled as the image's systemd class enables them.
     systemctl --root="$d" enable smartpos-scannerd.service smartpos-paymentd.service data.mount \
-        etc-smartpos.mount var-log-journal.mount 'var-lib-smartpos\x2dpayment.mount' >/dev/null 2>&1 || return 1
+        etc-smartpos.mount var-log-journal.mount 'var-lib-smartpos\x2dpayment.mount' >/dev/null ||
+        { echo "systemctl --root=$d enable failed"; return 1; }
     # The host's own services have no place on a terminal.
     for u in postgresql.service e2scrub_reap.service apt-daily.timer apt-daily-upgrade.timer \
         dpkg-db-backup.timer e2scrub_all.timer fstrim.timer man-db.timer; do
@@ -356,10 +357,18 @@ provision() {
 if [ "$STACK" = 1 ]; then
     T1=$(date +%s)
     # The factory image's data partition: empty, labelled as the .wks makes it.
-    if ! { provision && truncate -s 128M "$WORK/data.img" && mkfs.ext4 -q -F -L smartpos-data "$WORK/data.img" &&
-        make_slot "$OUTDIR/slot-a" A 1 && make_slot "$OUTDIR/slot-b" B 2; }; then
+    # Each step's output goes to prepare.log, printed when one fails: CI shows only this output.
+    prep=$WORK/prepare.log
+    : >"$prep"
+    step=
+    if ! { step="the factory provisioning (acquirer PKI, merchant config)" && provision >>"$prep" 2>&1 &&
+        step="the data partition image" && truncate -s 128M "$WORK/data.img" >>"$prep" 2>&1 &&
+        mkfs.ext4 -q -F -L smartpos-data "$WORK/data.img" >>"$prep" 2>&1 &&
+        step="slot A" && make_slot "$OUTDIR/slot-a" A 1 >>"$prep" 2>&1 &&
+        step="slot B" && make_slot "$OUTDIR/slot-b" B 2 >>"$prep" 2>&1; }; then
         FAILED=$((FAILED + 1))
-        echo "  FAIL stack: cannot prepare the slots or the data partition"
+        echo "  FAIL stack: cannot prepare $step:"
+        sed 's/^/    | /' "$prep" | tail -40
     else
         for phase in 1 2; do
             slot=$([ "$phase" = 1 ] && echo a || echo b)
