@@ -15,13 +15,15 @@ use std::io;
 pub enum ErrorClass {
     /// The host name did not resolve (no answer from the resolver, no such name, no address).
     Dns,
-    /// The TCP connection could not be opened: refused, no route to the host, network down.
+    /// The TCP connection could not be opened (refused, no route to the host, network down),
+    /// or it was closed or reset before the TLS handshake was through.
     Refused,
     /// No secure connection within the connect or handshake timeout (a black hole, a
     /// saturated link).
     ConnectTimeout,
     /// The TLS handshake failed for a reason other than the certificate checks below: the
-    /// server refused our protocol versions or our client certificate, or hung up mid-way.
+    /// server refused our protocol versions or our client certificate (a TLS alert), or
+    /// spoke something that is not TLS.
     Handshake,
     /// The server's certificate is past its end date by this terminal's clock.
     CertExpired,
@@ -104,15 +106,22 @@ impl ErrorClass {
     }
 
     /// The class of an I/O error from the TLS handshake: rustls' own error when it carries
-    /// one, else a broken connection during the handshake.
+    /// one; a connection closed or reset under the handshake is the network's (a middlebox
+    /// or a server going down drops it), not an incompatibility.
     pub fn of_handshake_io(error: &io::Error) -> ErrorClass {
         match error
             .get_ref()
             .and_then(|inner| inner.downcast_ref::<rustls::Error>())
         {
             Some(tls) => ErrorClass::of_tls(tls),
-            None if error.kind() == io::ErrorKind::TimedOut => ErrorClass::ConnectTimeout,
-            None => ErrorClass::Handshake,
+            None => match error.kind() {
+                io::ErrorKind::TimedOut => ErrorClass::ConnectTimeout,
+                io::ErrorKind::UnexpectedEof
+                | io::ErrorKind::ConnectionReset
+                | io::ErrorKind::ConnectionAborted
+                | io::ErrorKind::BrokenPipe => ErrorClass::Refused,
+                _ => ErrorClass::Handshake,
+            },
         }
     }
 
@@ -201,7 +210,7 @@ mod tests {
         );
         assert_eq!(ErrorClass::of_handshake_io(&io), ErrorClass::CertExpired);
         let reset = io::Error::from(io::ErrorKind::ConnectionReset);
-        assert_eq!(ErrorClass::of_handshake_io(&reset), ErrorClass::Handshake);
+        assert_eq!(ErrorClass::of_handshake_io(&reset), ErrorClass::Refused);
         assert_eq!(
             ErrorClass::of_connect_io(&io::Error::from(io::ErrorKind::ConnectionRefused)),
             ErrorClass::Refused
