@@ -95,15 +95,7 @@ impl WechatConnector {
                 Ok(request.to_xml(merchant))
             })
             .await?;
-        if answer.status != 200 {
-            return Err(CallError::Untrusted(format!(
-                "HTTP status {}",
-                answer.status
-            )));
-        }
-        let body = answer
-            .text()
-            .ok_or_else(|| CallError::Untrusted("the answer is not UTF-8".into()))?;
+        let body = super::body_of(&answer, &self.transport.endpoint().host)?;
         Response::parse(body, &merchant.api_key, merchant.sign_type)
             .map_err(|e| CallError::Untrusted(e.to_string()))
     }
