@@ -38,7 +38,9 @@ pub enum Mode {
     Drop,
     /// Accept, read and discard everything, never answer.
     BlackHole,
-    /// Relay, but reset the connection once this many bytes went from upstream to client.
+    /// Relay, but reset the connection once this many bytes went from upstream to client:
+    /// counted from its start for a connection accepted in this mode, from the moment the
+    /// mode was set for one already open (so a kept-alive connection's next answer is cut).
     ResetAfter(u64),
 }
 
@@ -358,35 +360,33 @@ async fn handle(shared: Arc<Shared>, client: TcpStream, mode: Mode, _open: OpenG
             };
             let _ = upstream.set_nodelay(true);
             let _ = client.set_nodelay(true);
-            let limit = match mode {
-                Mode::ResetAfter(n) => {
-                    // Closing with a zero linger sends a reset instead of a clean close.
-                    let _ = client.set_zero_linger();
-                    Some(n)
-                }
-                _ => None,
-            };
             let (cr, cw) = client.into_split();
             let (ur, uw) = upstream.into_split();
             let settings = shared.settings.subscribe();
             tokio::select! {
                 _ = pump(cr, uw, settings.clone(), None) => {}
-                _ = pump(ur, cw, settings, limit) => {}
+                _ = pump(ur, cw, settings, Some(mode)) => {}
             }
         }
     }
 }
 
-/// Copy one direction chunk by chunk, applying latency and bandwidth; stop after `limit`
-/// bytes (the caller then closes both sides).
+/// Copy one direction chunk by chunk, applying latency and bandwidth. The direction towards
+/// the client (`accepted_in` is the mode its connection was accepted in) also applies
+/// [`Mode::ResetAfter`]: once the limit is reached it resets the client's connection.
 async fn pump(
     mut from: tokio::net::tcp::OwnedReadHalf,
     mut to: tokio::net::tcp::OwnedWriteHalf,
     settings: watch::Receiver<Settings>,
-    limit: Option<u64>,
+    accepted_in: Option<Mode>,
 ) {
     let mut buf = vec![0u8; 16 * 1024];
     let mut passed: u64 = 0;
+    // The reset mode in force and the byte count it counts from.
+    let mut armed: Option<(Mode, u64)> = match accepted_in {
+        Some(m @ Mode::ResetAfter(_)) => Some((m, 0)),
+        _ => None,
+    };
     loop {
         let s = *settings.borrow();
         // Small reads under a cap, so the rate is smooth rather than bursty.
@@ -394,31 +394,50 @@ async fn pump(
             Some(b) => usize::try_from((b / 10).clamp(1, buf.len() as u64)).unwrap_or(1),
             None => buf.len(),
         };
-        let want = match limit {
-            Some(l) => want.min(usize::try_from(l - passed).unwrap_or(usize::MAX)),
-            None => want,
-        };
-        if want == 0 {
-            return;
-        }
         let n = match from.read(&mut buf[..want]).await {
             Ok(0) | Err(_) => return,
             Ok(n) => n,
+        };
+        // The settings as they are now: the mode may have changed while the read waited.
+        let s = *settings.borrow();
+        let limit = match (accepted_in, s.mode) {
+            (Some(_), m @ Mode::ResetAfter(n)) => {
+                let base = match armed {
+                    Some((a, base)) if a == m => base,
+                    _ => passed,
+                };
+                armed = Some((m, base));
+                Some(base + n)
+            }
+            _ => {
+                armed = None;
+                None
+            }
+        };
+        let take = match limit {
+            Some(l) => n.min(usize::try_from(l.saturating_sub(passed)).unwrap_or(usize::MAX)),
+            None => n,
         };
         if !s.latency.is_zero() {
             tokio::time::sleep(s.latency).await;
         }
         if let Some(b) = s.bandwidth {
-            tokio::time::sleep(Duration::from_secs_f64(n as f64 / b as f64)).await;
+            tokio::time::sleep(Duration::from_secs_f64(take as f64 / b as f64)).await;
         }
-        if to.write_all(&buf[..n]).await.is_err() {
+        if to.write_all(&buf[..take]).await.is_err() {
             return;
         }
-        passed += n as u64;
+        passed += take as u64;
         if limit.is_some_and(|l| passed >= l) {
-            // No FIN: the socket closes with the zero linger set by the caller, a reset.
-            to.forget();
+            reset(to);
             return;
         }
     }
+}
+
+/// Close the client's connection with a reset (RST) rather than a clean close (FIN): a zero
+/// linger, and no shutdown of the write half.
+fn reset(to: tokio::net::tcp::OwnedWriteHalf) {
+    let _ = to.as_ref().set_zero_linger();
+    to.forget();
 }

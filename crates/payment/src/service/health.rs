@@ -3,7 +3,8 @@
 use std::time::Duration;
 
 use crate::clock;
-use crate::explain::{Cause, Explanation};
+use crate::connector::TransportError;
+use crate::explain::{self, Cause, Explanation};
 use crate::journal::JournalError;
 use crate::model::{SaleState, Transaction};
 
@@ -33,30 +34,28 @@ impl PaymentService {
         names.sort();
         for name in names {
             let connector = inner.connectors[&name].clone();
-            let unreachable = |e: &str| {
-                Explanation::new(
-                    Cause::Network,
-                    "net.acquirer_unreachable",
-                    "无法与收单机构建立安全连接,请检查网络、系统时间和证书配置",
-                    "cannot open a secure connection to the acquirer: check the network, the clock and the pinned CA",
-                )
-                .with_raw(Some(e))
-            };
             let (ok, detail, explanation) = match connector.probe().await {
-                Ok(report) => match (&report.error, &report.detail) {
+                Ok(report) => match (report.error, report.detail) {
                     (None, _) => (
                         true,
                         format!("TLS handshake in {} ms", report.handshake.as_millis()),
                         None,
                     ),
+                    // Named by the transport's class: an expired certificate is not "check
+                    // the network".
                     (Some(class), detail) => {
-                        let e = format!("{class}: {}", detail.as_deref().unwrap_or(""));
-                        let why = unreachable(&e);
-                        (false, e, Some(why))
+                        let e = TransportError::new(class, detail.unwrap_or_default());
+                        (false, e.to_string(), Some(explain::transport(&e)))
                     }
                 },
                 Err(e) => {
-                    let why = unreachable(&e);
+                    let why = Explanation::new(
+                        Cause::Network,
+                        "net.acquirer_unreachable",
+                        "无法与收单机构建立安全连接,请检查网络、系统时间和证书配置",
+                        "cannot open a secure connection to the acquirer: check the network, the clock and the pinned CA",
+                    )
+                    .with_raw(Some(&e));
                     (false, e, Some(why))
                 }
             };
