@@ -20,9 +20,23 @@ pub async fn start(dir: &Path) -> Sim {
 /// Write a merchant configuration for `sim` and a paymentd configuration using it, with the
 /// journal in `dir`. Returns the paymentd config path.
 pub fn paymentd_config(sim: &Sim, dir: &Path, pace: Pace, scanner: bool) -> PathBuf {
-    let merchant =
-        smartpos_acquirer_sim::terminal::merchant_config(&sim.base_url(), sim.pki(), dir, pace)
+    paymentd_config_at(sim, &sim.base_url(), dir, pace, scanner, |_| {})
+}
+
+/// [`paymentd_config`] with every acquirer path at `base_url` (a fault proxy in front of
+/// the emulator), and `edit` applied to the merchant configuration's text.
+pub fn paymentd_config_at(
+    sim: &Sim,
+    base_url: &str,
+    dir: &Path,
+    pace: Pace,
+    scanner: bool,
+    edit: impl FnOnce(&mut String),
+) -> PathBuf {
+    let mut merchant =
+        smartpos_acquirer_sim::terminal::merchant_config(base_url, sim.pki(), dir, pace)
             .expect("write merchant secrets");
+    edit(&mut merchant);
     let merchant_path = dir.join("merchant.toml");
     std::fs::write(&merchant_path, merchant).expect("write merchant.toml");
     let journal = dir.join("journal.db");

@@ -132,12 +132,105 @@ pub(crate) const QUERYING_EN: &str =
 pub(crate) const TAKEN_ZH: &str = "该订单号以前已被使用,正在向收单机构查询核对金额,请勿重复收款";
 pub(crate) const TAKEN_EN: &str = "this order number was used before: querying the acquirer to compare the amount, do not charge again";
 
+/// One row per error class of the HTTPS transport (`smartpos_transport::ErrorClass::code`):
+/// what the cashier is told when the network, not the acquirer, decided the outcome. A class
+/// that provably never sent the request ([`Disposition::Retry`]: send again, or rescan) says
+/// that nothing was charged and what to check; a class after which the request may have
+/// arrived ([`Disposition::QueryNeeded`]) says the outcome is being queried. Certificate and
+/// handshake failures are platform incompatibility (cause 6), never "check the network": no
+/// amount of reconnecting fixes a certificate that has expired, is for another name or is
+/// from another CA.
+pub const NETWORK_CODES: &[CodeRow] = &[
+    row(
+        "net.dns",
+        Disposition::Retry,
+        Cause::Network,
+        "无法解析收单机构的地址(DNS),付款未发出、未扣款:请检查网络或路由器后重新扫码",
+        "cannot look up the acquirer's address (DNS): nothing was charged; check the network or router, then scan again",
+    ),
+    row(
+        "net.refused",
+        Disposition::Retry,
+        Cause::Network,
+        "无法连接收单机构的服务器,付款未发出、未扣款:请检查网络后重新扫码",
+        "the acquirer's server cannot be reached (refused, no route): nothing was charged; check the network, then scan again",
+    ),
+    row(
+        "net.connect_timeout",
+        Disposition::Retry,
+        Cause::Network,
+        "连接收单机构超时,付款未发出、未扣款:网络很慢或中断,请检查网络后重新扫码",
+        "no connection to the acquirer in time: nothing was charged; the network is slow or down, check it, then scan again",
+    ),
+    row(
+        "net.handshake",
+        Disposition::Retry,
+        Cause::PlatformIncompatibility,
+        "与收单机构的安全连接协商失败,付款未发出、未扣款:终端与收单平台不兼容,请联系技术支持",
+        "the secure connection to the acquirer could not be agreed: nothing was charged; terminal and acquirer are incompatible, call support",
+    ),
+    row(
+        "net.cert_expired",
+        Disposition::Retry,
+        Cause::PlatformIncompatibility,
+        "按终端时间收单机构证书已过期,付款未发出、未扣款:请先核对终端日期时间,时间正确则联系技术支持",
+        "the acquirer's certificate has expired by this terminal's clock: nothing was charged; check the terminal's date and time, if it is right call support",
+    ),
+    row(
+        "net.cert_not_yet_valid",
+        Disposition::Retry,
+        Cause::PlatformIncompatibility,
+        "终端时间不准(收单机构证书按终端时间尚未生效),付款未发出、未扣款:请校正终端日期时间后重新扫码",
+        "the terminal's clock is wrong (the acquirer's certificate is not valid yet by it): nothing was charged; set the date and time, then scan again",
+    ),
+    row(
+        "net.cert_untrusted",
+        Disposition::Retry,
+        Cause::PlatformIncompatibility,
+        "收单机构证书不是预置的证书机构签发的,付款未发出、未扣款:网络可能被劫持或证书配置有误,请勿换网络绕过,联系技术支持",
+        "the acquirer's certificate is not from the pinned CA: nothing was charged; the connection may be intercepted or the CA misconfigured, do not work around it, call support",
+    ),
+    row(
+        "net.cert_name_mismatch",
+        Disposition::Retry,
+        Cause::PlatformIncompatibility,
+        "收单机构证书与地址不符,付款未发出、未扣款:网络可能被劫持或地址配置有误,请联系技术支持",
+        "the acquirer's certificate is for another name: nothing was charged; the connection may be redirected or the address misconfigured, call support",
+    ),
+    row(
+        "net.read_timeout",
+        Disposition::QueryNeeded,
+        Cause::Network,
+        QUERYING_NETWORK_ZH,
+        QUERYING_NETWORK_EN,
+    ),
+    row(
+        "net.reset_mid_response",
+        Disposition::QueryNeeded,
+        Cause::Network,
+        "应答途中连接中断,正在向收单机构查询结果,请勿重复收款",
+        "the connection broke during the acquirer's answer: querying the outcome, do not charge again",
+    ),
+    row(
+        "net.http_status",
+        Disposition::QueryNeeded,
+        Cause::Network,
+        "收单机构服务器返回错误页面,正在查询结果,请勿重复收款",
+        "the acquirer's server answered with an HTTP error: querying the outcome, do not charge again",
+    ),
+];
+
+const QUERYING_NETWORK_ZH: &str = "收单机构未及时应答,正在查询付款结果,请勿重复收款";
+const QUERYING_NETWORK_EN: &str =
+    "no answer from the acquirer in time: querying the outcome, do not charge again";
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn tables() -> [(&'static str, &'static [CodeRow]); 4] {
+    fn tables() -> [(&'static str, &'static [CodeRow]); 5] {
         [
+            ("network", NETWORK_CODES),
             ("alipay sub_code", crate::alipay::codes::SUB_CODES),
             ("alipay code", crate::alipay::codes::RESULT_CODES),
             ("wechat", crate::wechat::codes::ERR_CODES),
@@ -173,6 +266,33 @@ mod tests {
                     assert!(r.en.contains("do not charge again"), "{name} {}", r.code);
                     assert_eq!(r.cause, Cause::Software, "{name} {}", r.code);
                 }
+            }
+        }
+    }
+
+    #[test]
+    fn a_network_failure_says_whether_anything_was_charged() {
+        for r in NETWORK_CODES {
+            assert!(
+                matches!(r.cause, Cause::Network | Cause::PlatformIncompatibility),
+                "{}",
+                r.code
+            );
+            match r.disposition {
+                Disposition::Retry => {
+                    assert!(r.en.contains("nothing was charged"), "{}", r.code);
+                    assert!(r.zh.contains("未扣款"), "{}", r.code);
+                }
+                Disposition::QueryNeeded => {
+                    assert!(r.en.contains("do not charge again"), "{}", r.code);
+                    assert!(r.zh.contains("请勿重复收款"), "{}", r.code);
+                }
+                d => panic!("{}: {d:?}", r.code),
+            }
+            // A certificate is never the network's fault, and never fixed by checking it.
+            if r.code.starts_with("net.cert_") || r.code == "net.handshake" {
+                assert_eq!(r.cause, Cause::PlatformIncompatibility, "{}", r.code);
+                assert!(!r.en.contains("check the network"), "{}", r.code);
             }
         }
     }

@@ -197,7 +197,17 @@ pub fn scheme_disabled(scheme: crate::classify::Scheme) -> Explanation {
     )
 }
 
-/// No acquirer path could be reached at all.
+/// A failed HTTPS call, by the transport's class: its row in the catalogue
+/// (`net.dns`, `net.cert_expired`, …, cause network or platform incompatibility), with the
+/// transport's own words kept for the technician. A class that never sent the request says
+/// nothing was charged; one after which it may have arrived says the outcome is queried.
+pub fn transport(e: &smartpos_transport::TransportError) -> Explanation {
+    lookup(catalogue::NETWORK_CODES, e.class.code())
+        .unwrap_or_else(|| network_unreachable(""))
+        .with_raw(Some(&e.detail))
+}
+
+/// No acquirer path could be reached, for a reason the transport did not classify.
 pub fn network_unreachable(detail: &str) -> Explanation {
     Explanation::new(
         Cause::Network,
@@ -320,6 +330,33 @@ pub fn untrusted_response(detail: &str) -> Explanation {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_transport_error_class_has_a_cashier_instruction() {
+        use smartpos_transport::{ErrorClass, TransportError};
+        for class in ErrorClass::ALL {
+            let e = transport(&TransportError::new(class, "detail"));
+            assert_eq!(e.code, class.code(), "{class:?}");
+            assert!(e.known, "{class:?}");
+            assert_eq!(e.raw_message.as_deref(), Some("detail"));
+            if class.sent() {
+                assert!(e.en.contains("do not charge again"), "{class:?}: {}", e.en);
+            } else {
+                assert!(e.en.contains("nothing was charged"), "{class:?}: {}", e.en);
+            }
+        }
+        // The three an integrator met as "no connection, check the network" (issue 8).
+        for class in [
+            ErrorClass::CertExpired,
+            ErrorClass::CertUntrusted,
+            ErrorClass::CertNameMismatch,
+        ] {
+            let e = transport(&TransportError::new(class, ""));
+            assert_eq!(e.cause, Cause::PlatformIncompatibility, "{class:?}");
+            assert_ne!(e.code, "net.unreachable");
+            assert!(!e.en.contains("check the network"), "{class:?}");
+        }
+    }
 
     #[test]
     fn huabei_risk_refusal_tells_the_cashier_to_ask_for_another_method() {

@@ -513,8 +513,14 @@ async fn an_acquirer_with_a_certificate_from_another_ca_is_never_sent_the_paymen
         .expect("submitted");
     let t = svc.wait_settled(tx, SETTLE).await.expect("settled");
     assert_eq!(t.state, SaleState::AwaitingCode, "{t:?}");
+    // Named for what it is — not "no connection, check the network" (issue 8).
     let e = t.explanation.expect("explained");
-    assert_eq!(e.cause, Cause::Network);
+    assert_eq!(
+        (e.code.as_str(), e.cause),
+        ("net.cert_untrusted", Cause::PlatformIncompatibility),
+        "{e:?}"
+    );
+    assert!(e.en.contains("nothing was charged"), "{}", e.en);
     assert!(
         h.sim.ledger().trades.is_empty(),
         "nothing reached the acquirer"

@@ -69,7 +69,10 @@ impl Connector for Scripted {
             .lock()
             .expect("lock")
             .push(format!("pay {}", order.out_trade_no));
-        let o = next(&self.pays, PayOutcome::NeverSent("unscripted".into()));
+        let o = next(
+            &self.pays,
+            PayOutcome::NeverSent(smartpos_payment::explain::network_unreachable("unscripted")),
+        );
         Box::pin(async move { o })
     }
     fn query<'a>(&'a self, out: &'a str) -> BoxFuture<'a, QueryOutcome> {

@@ -142,8 +142,20 @@ fn settled_for_the_till(state: &str, error_code: &str) -> bool {
     terminal(state) || (state == "unknown" && error_code == OUTCOME_UNKNOWN)
 }
 
+/// With `--code`: the sale went back to waiting for a code with a reason — the payment was
+/// provably never sent (no path reached, a certificate refused, …) or its order number was
+/// someone else's. Nothing was charged and nothing more will happen to this code: say so at
+/// once instead of waiting for a scan that `--code` will never make.
+fn back_to_the_scanner(with_code: bool, state: &str, error_code: &str) -> bool {
+    with_code && state == "awaiting_code" && !error_code.is_empty()
+}
+
 fn outcome_line(v: &TxView) -> String {
     match v.state.as_str() {
+        "awaiting_code" if !v.error_code.is_empty() => format!(
+            "NOT SENT — nothing was charged — cause: {} ({}) — {} / {} — sale {} waits for a new scan",
+            v.cause, v.error_code, v.instruction_zh, v.instruction_en, v.id
+        ),
         "succeeded" => {
             let funding: Vec<String> = v
                 .funding_channels
@@ -190,7 +202,8 @@ pub struct SaleArgs {
     pub virtual_goods: bool,
 }
 
-/// Exit status of a sale: 0 paid, 1 not paid, 2 outcome unknown (do not charge again; the
+/// Exit status of a sale: 0 paid, 1 not paid (with `--code`: also never sent, the sale
+/// waiting for a new scan), 2 outcome unknown (do not charge again; the
 /// terminal keeps resolving it), 75 still open when we stopped waiting.
 pub async fn sale(a: SaleArgs, json: bool) -> Result<i32, Error> {
     let fen = parse_yuan(&a.amount)?;
@@ -230,7 +243,7 @@ pub async fn sale(a: SaleArgs, json: bool) -> Result<i32, Error> {
             "sale {} for {} CNY (order {}): {}",
             first.id, first.amount, first.order_ref, first.state
         );
-        if first.state == "awaiting_code" {
+        if first.state == "awaiting_code" && a.code.is_none() {
             println!("  show the customer's payment code (付款码) to the scanner");
         }
         if !first.hint.is_empty() {
@@ -250,7 +263,10 @@ pub async fn sale(a: SaleArgs, json: bool) -> Result<i32, Error> {
     let mut error_code = first.error_code.clone();
     let mut hint = first.hint.clone();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(u64::from(a.timeout) + 120);
-    while !settled_for_the_till(&state, &error_code) {
+    let with_code = a.code.is_some();
+    while !settled_for_the_till(&state, &error_code)
+        && !back_to_the_scanner(with_code, &state, &error_code)
+    {
         match tokio::time::timeout_at(deadline, changes.next()).await {
             Ok(Some(_)) => {}
             Ok(None) => return Err(Error::Failed("the payment service left the bus".into())),
@@ -279,6 +295,7 @@ pub async fn sale(a: SaleArgs, json: bool) -> Result<i32, Error> {
     Ok(match v.state.as_str() {
         "succeeded" => 0,
         s if terminal(s) => 1,
+        s if back_to_the_scanner(with_code, s, &v.error_code) => 1,
         "unknown" if v.error_code == OUTCOME_UNKNOWN => EXIT_OUTCOME_UNKNOWN,
         _ => 75,
     })

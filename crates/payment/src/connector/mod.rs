@@ -1,13 +1,12 @@
 //! Connectors: one per acquirer protocol, all behind [`Connector`]. A connector turns a
 //! payment, query, cancel/reverse or refund into signed wire requests (via
-//! `smartpos-acquirer`), sends them over a pinned-CA [`transport::Transport`] and returns a
+//! `smartpos-acquirer`), sends them over a pinned-CA [`Transport`] and returns a
 //! typed outcome. The outcomes keep apart the two failures that must never be confused:
 //! "the acquirer never received it" (fail over, rescan) and "it may have been received"
 //! (query, then cancel — never pay again with the same code).
 
 pub mod alipay;
 pub mod qra;
-pub mod transport;
 pub mod wechat;
 
 use std::future::Future;
@@ -15,6 +14,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 use smartpos_acquirer::{Disposition, FailureCause};
+pub use smartpos_transport::{ErrorClass, ProbeReport, TlsSettings, Transport, TransportError};
 
 use crate::classify::Scheme;
 use crate::config::{ConfigError, PathConfig, PathKind, Timeouts};
@@ -67,8 +67,9 @@ pub enum PayOutcome {
     Declined(Explanation),
     /// It may have gone through: query, then cancel.
     Unknown(Explanation),
-    /// Provably never received: another path may be tried, the code is still unused.
-    NeverSent(String),
+    /// Provably never received: another path may be tried, the code is still unused. The
+    /// explanation names what failed (`net.dns`, `net.cert_expired`, …).
+    NeverSent(Explanation),
     /// The order number was already taken at the acquirer by another sale (a terminal whose
     /// journal was recreated hands out old numbers again), and the query did not show this
     /// sale's payment under it. This request was refused: nothing was charged, and the sale
@@ -116,11 +117,57 @@ pub trait Connector: Send + Sync {
     /// Alipay `trade.cancel`, WeChat and QRA `reverse`.
     fn cancel<'a>(&'a self, out_trade_no: &'a str) -> BoxFuture<'a, CancelOutcome>;
     fn refund<'a>(&'a self, order: &'a RefundOrder) -> BoxFuture<'a, RefundOutcome>;
-    /// Connect and handshake without sending anything (diagnostics). A connector without a
-    /// network transport reports that it cannot be probed.
-    fn probe(&self) -> BoxFuture<'_, Result<std::time::Duration, String>> {
+    /// One timed probe of the path's endpoint (DNS, connect, TLS handshake against the
+    /// pinned CA, a `HEAD` of the base URL: no payment call). A connector without a network
+    /// transport reports that it cannot be probed.
+    fn probe(&self) -> BoxFuture<'_, Result<ProbeReport, String>> {
         Box::pin(async { Err("this path cannot be probed".to_owned()) })
     }
+}
+
+/// The terminal's wall clock ([`crate::clock::now_ms`]) as rustls' time source: the
+/// certificates are checked against the same clock the journal and the explanations use,
+/// so a clock step (NTP at boot, or a test's) moves both.
+#[derive(Debug)]
+struct WallClock;
+
+impl smartpos_transport::TimeProvider for WallClock {
+    fn current_time(&self) -> Option<smartpos_transport::UnixTime> {
+        let ms = u64::try_from(crate::clock::now_ms()).ok()?;
+        Some(smartpos_transport::UnixTime::since_unix_epoch(
+            std::time::Duration::from_millis(ms),
+        ))
+    }
+}
+
+/// The TLS settings of a path: its CA file as the only trust anchor, the client certificate
+/// when the path has one, the terminal's wall clock for certificate dates.
+pub(crate) fn tls_settings(
+    path: &PathConfig,
+    client_cert: Option<(&std::path::Path, &std::path::Path)>,
+) -> TlsSettings {
+    let settings = TlsSettings::new(&path.ca_file).with_time(Arc::new(WallClock));
+    match client_cert {
+        Some((cert, key)) => settings.with_client_cert(cert, key),
+        None => settings,
+    }
+}
+
+/// A `200` answer's body as text. Any other status is the transport's `net.http_status`
+/// (the request may have been acted on); a body that is not UTF-8 cannot be trusted.
+pub(crate) fn body_of<'a>(
+    answer: &'a smartpos_transport::HttpResponse,
+    host: &str,
+) -> Result<&'a str, CallError> {
+    if answer.status != 200 {
+        return Err(CallError::Transport(TransportError::new(
+            ErrorClass::HttpStatus(answer.status),
+            format!("{host} answered HTTP {}", answer.status),
+        )));
+    }
+    answer
+        .text()
+        .ok_or_else(|| CallError::Untrusted("the answer is not UTF-8".into()))
 }
 
 /// Build the connector for a configured path (reads its keys and CA).
@@ -144,8 +191,18 @@ pub fn from_config(
 /// without a valid signature.
 pub(crate) enum CallError {
     Local(String),
-    Transport(transport::TransportError),
+    Transport(TransportError),
     Untrusted(String),
+}
+
+impl From<smartpos_transport::PostError<String>> for CallError {
+    fn from(e: smartpos_transport::PostError<String>) -> CallError {
+        match e {
+            // The request could not be built for this connection: nothing left.
+            smartpos_transport::PostError::Build(e) => CallError::Local(e),
+            smartpos_transport::PostError::Transport(t) => CallError::Transport(t),
+        }
+    }
 }
 
 impl CallError {
@@ -187,25 +244,14 @@ pub(crate) trait Answer {
     fn detail(&self) -> String;
 }
 
-/// How a lost or unverifiable answer is explained while the outcome is being resolved.
-pub(crate) fn no_answer(detail: &str) -> Explanation {
-    Explanation::new(
-        Cause::Network,
-        "net.no_answer",
-        "网络超时,正在查询付款结果,请勿重复收款",
-        "no answer in time; querying the outcome: do not charge again",
-    )
-    .with_raw(Some(detail))
-}
-
 pub(crate) fn pay_outcome<A: Answer>(answer: Result<A, CallError>) -> PayOutcome {
     let r = match answer {
         Err(CallError::Local(e)) => return PayOutcome::Declined(local_request_error(e)),
-        Err(CallError::Transport(transport::TransportError::NotSent(e))) => {
-            return PayOutcome::NeverSent(e);
+        Err(CallError::Transport(e)) if !e.sent() => {
+            return PayOutcome::NeverSent(explain::transport(&e));
         }
-        Err(CallError::Transport(transport::TransportError::Unknown(e))) => {
-            return PayOutcome::Unknown(no_answer(&e));
+        Err(CallError::Transport(e)) => {
+            return PayOutcome::Unknown(explain::transport(&e));
         }
         Err(CallError::Untrusted(e)) => {
             return PayOutcome::Unknown(explain::untrusted_response(&e));

@@ -3,7 +3,8 @@
 use std::time::Duration;
 
 use crate::clock;
-use crate::explain::{Cause, Explanation};
+use crate::connector::TransportError;
+use crate::explain::{self, Cause, Explanation};
 use crate::journal::JournalError;
 use crate::model::{SaleState, Transaction};
 
@@ -34,7 +35,19 @@ impl PaymentService {
         for name in names {
             let connector = inner.connectors[&name].clone();
             let (ok, detail, explanation) = match connector.probe().await {
-                Ok(d) => (true, format!("TLS handshake in {} ms", d.as_millis()), None),
+                Ok(report) => match (report.error, report.detail) {
+                    (None, _) => (
+                        true,
+                        format!("TLS handshake in {} ms", report.handshake.as_millis()),
+                        None,
+                    ),
+                    // Named by the transport's class: an expired certificate is not "check
+                    // the network".
+                    (Some(class), detail) => {
+                        let e = TransportError::new(class, detail.unwrap_or_default());
+                        (false, e.to_string(), Some(explain::transport(&e)))
+                    }
+                },
                 Err(e) => {
                     let why = Explanation::new(
                         Cause::Network,

@@ -175,7 +175,7 @@ impl Inner {
             let step = match outcome {
                 PayOutcome::NeverSent(why) if index + 1 < paths.len() => {
                     index += 1;
-                    tracing::warn!(tx = %tx, failed = %paths[index - 1], next = %paths[index], %why, "path never received the payment; failing over");
+                    tracing::warn!(tx = %tx, failed = %paths[index - 1], next = %paths[index], code = %why.code, detail = why.raw_message.as_deref().unwrap_or(""), "path never received the payment; failing over");
                     let (path, code, disabled, terminal_id) = (
                         paths[index].clone(),
                         code.clone(),
@@ -209,8 +209,7 @@ impl Inner {
                         }
                     }
                 }
-                PayOutcome::NeverSent(why) => {
-                    let e = explain::network_unreachable(&why);
+                PayOutcome::NeverSent(e) => {
                     self.advance(
                         tx,
                         from,
