@@ -318,7 +318,7 @@ for u in "${UNITS[@]}"; do
     install -m 0755 "$REAL/$u" "$R/usr/bin/$u"
     rm -f "$R/etc/smartpos/$u.toml" # the stand-in's mode file is no config for the real one
     if [ "$u" = smartpos-paymentd ] && [ -f "$ROOT/crates/payment/config/merchant.example.toml" ]; then
-        install -m 0644 "$ROOT/crates/payment/config/merchant.example.toml" "$R/etc/smartpos/merchant.toml"
+        install -D -m 0644 "$ROOT/crates/payment/config/merchant.example.toml" "$R/etc/smartpos/merchant/merchant.toml"
         throwaway_acquirer_keys
     fi
     if ! ct systemctl start "$u.service" 2>"$WORK/err"; then

@@ -63,6 +63,13 @@ pub trait Payment {
     /// Findings per cause group (see [`crate::diagnose`]).
     fn diagnose(&self) -> zbus::Result<Vec<crate::diagnose::Finding>>;
 
+    /// Close the till for an update (`org.smartpos.Error.Busy` while a sale is in flight).
+    fn begin_install_window(&self) -> zbus::Result<()>;
+    fn end_install_window(&self) -> zbus::Result<()>;
+    /// A signed merchant configuration; returns (version, synced_at).
+    fn apply_merchant_config(&self, config: &[u8], signature: &[u8])
+    -> zbus::Result<(u32, String)>;
+
     #[zbus(signal)]
     fn transaction_changed(&self, transaction: OwnedObjectPath, state: String) -> zbus::Result<()>;
 
@@ -80,6 +87,8 @@ pub trait Payment {
     fn schemes(&self) -> zbus::Result<Vec<String>>;
     #[zbus(property)]
     fn funding(&self) -> zbus::Result<Vec<String>>;
+    #[zbus(property)]
+    fn sales_in_flight(&self) -> zbus::Result<u32>;
 }
 
 /// Client side of one transaction object.

@@ -26,6 +26,6 @@ pub use model::{
     Transaction, TxEvent, TxId,
 };
 pub use service::{
-    Finding, OUTCOME_UNKNOWN, PayTarget, PaymentError, PaymentService, ResolveReport,
-    ValidationError,
+    Finding, OUTCOME_UNKNOWN, PayTarget, PaymentError, PaymentService, Prepared, ReloadError,
+    ResolveReport, ValidationError,
 };

@@ -5,6 +5,7 @@
 
 mod config;
 mod diagnose;
+mod install;
 mod scan;
 mod service;
 
@@ -23,7 +24,7 @@ use smartpos_runtime::{
 };
 
 use crate::scan::ScanLink;
-use crate::service::{Hints, Objects, PaymentIface, announce};
+use crate::service::{Hints, Objects, PaymentIface, Updates, announce};
 
 const DAEMON: &str = "smartpos-paymentd";
 
@@ -114,6 +115,17 @@ async fn run(args: Args) -> Result<(), Error> {
         .await
         .map_err(|e| bus::build_error(DAEMON, e))?;
     let scan = ScanLink::new(&conn, cfg.scanner).await;
+    let update_uids = user_ids(&cfg.auth.update_users);
+    let updates = Updates {
+        installers: Policy::new(&[]).with_uids(update_uids.iter().copied()),
+        appliers: Policy::new(&cfg.auth.technician_groups).with_uids(update_uids),
+        window: install::Window::new(
+            svc.clone(),
+            std::time::Duration::from_secs(cfg.install_window_max_s),
+        ),
+        merchant_config: cfg.merchant_config.clone(),
+        key: cfg.merchant_config_key.clone(),
+    };
     let iface = PaymentIface {
         svc: svc.clone(),
         policy,
@@ -121,6 +133,7 @@ async fn run(args: Args) -> Result<(), Error> {
         hints: hints.clone(),
         objects: objects.clone(),
         scan_timeout_ms: cfg.scan_timeout_ms,
+        updates,
     };
     let server = conn.object_server();
     server
@@ -143,11 +156,25 @@ async fn run(args: Args) -> Result<(), Error> {
     // Announce every state change on the bus.
     let mut events = svc.subscribe();
     let (ev_conn, ev_objects, ev_scan) = (conn.clone(), objects.clone(), scan.clone());
+    let ev_svc = svc.clone();
     let rearm_ms = cfg.scan_timeout_ms;
     tokio::spawn(async move {
+        let mut in_flight = ev_svc.sales_in_flight().await.unwrap_or(0);
         loop {
             match events.recv().await {
                 Ok(ev) => {
+                    // SalesInFlight, for the update service waiting for a quiet till.
+                    if let Ok(n) = ev_svc.sales_in_flight().await
+                        && n != in_flight
+                    {
+                        in_flight = n;
+                        let changed = [("SalesInFlight", zbus::zvariant::Value::from(n))];
+                        if let Err(e) =
+                            service::service_properties_changed(&ev_conn, changed.into()).await
+                        {
+                            tracing::warn!("cannot announce SalesInFlight: {e}");
+                        }
+                    }
                     ev_objects.views.invalidate(ev.tx);
                     let _ = ev_objects.register(ev_conn.object_server(), ev.tx).await;
                     // The payment provably never left the terminal (no network): the sale
@@ -191,6 +218,8 @@ async fn run(args: Args) -> Result<(), Error> {
     }
     let _resolver = svc.spawn_resolver();
 
+    // A new merchant configuration comes only through ApplyMerchantConfig (signed); there
+    // is no SIGHUP reload of the file (see crates/payment/README.md, "Hot reload").
     notify::ready();
     notify::status("ready");
     let _watchdog = notify::spawn_watchdog();
@@ -199,4 +228,18 @@ async fn run(args: Args) -> Result<(), Error> {
     notify::stopping();
     tracing::info!("stopped; unfinished sales are in the journal and resume at next start");
     Ok(())
+}
+
+/// The uids of these users; a user that does not exist is logged and lets nobody in.
+fn user_ids(names: &[String]) -> Vec<u32> {
+    names
+        .iter()
+        .filter_map(|n| match nix::unistd::User::from_name(n) {
+            Ok(Some(u)) => Some(u.uid.as_raw()),
+            _ => {
+                tracing::warn!("user {n:?} does not exist; it cannot hold the install window");
+                None
+            }
+        })
+        .collect()
 }

@@ -75,6 +75,7 @@ pub fn error_name(e: &PaymentError) -> &'static str {
         | PaymentError::NoSaleAwaitingCode
         | PaymentError::NoRoute { .. } => REFUSED,
         PaymentError::NoConnector(_) => UNAVAILABLE,
+        PaymentError::Installing(_) | PaymentError::SalesInFlight(_) => BUSY,
         PaymentError::Journal(j) => match j {
             JournalError::NotFound(_) | JournalError::RefundNotFound(_) => NOT_FOUND,
             JournalError::CodeAlreadyUsed(_)
@@ -98,7 +99,8 @@ impl From<PaymentError> for Error {
             // The cashier-facing line: cause, code, instruction.
             PaymentError::NotPaymentCode(x)
             | PaymentError::SchemeDisabled(x)
-            | PaymentError::Blocked(x) => x.one_line(),
+            | PaymentError::Blocked(x)
+            | PaymentError::Installing(x) => x.one_line(),
             other => other.to_string(),
         };
         if name == smartpos_bus::errors::INVALID_ARGS {
@@ -128,6 +130,73 @@ pub struct PaymentIface {
     pub hints: Hints,
     pub objects: Objects,
     pub scan_timeout_ms: u32,
+    pub updates: Updates,
+}
+
+/// What the update side needs: who may hold the install window and apply a merchant
+/// configuration, the window itself, and where the configuration and its key are.
+pub struct Updates {
+    /// Root and the update service's users.
+    pub installers: Policy,
+    /// Those, and technicians.
+    pub appliers: Policy,
+    pub window: crate::install::Window,
+    pub merchant_config: std::path::PathBuf,
+    pub key: std::path::PathBuf,
+}
+
+/// Largest merchant configuration `ApplyMerchantConfig` takes (the example is 4 KiB).
+const MAX_CONFIG_BYTES: usize = 1 << 20;
+
+/// The service's properties a new merchant configuration changes.
+pub async fn announce_config(
+    conn: &Connection,
+    cfg: &smartpos_payment::config::Config,
+) -> zbus::Result<()> {
+    let schemes: Vec<String> = cfg
+        .merchant
+        .schemes
+        .iter()
+        .map(|s| s.as_str().to_owned())
+        .collect();
+    let funding: Vec<String> = cfg.merchant.funding.iter().map(json_name).collect();
+    let mut changed: HashMap<&str, Value<'_>> = HashMap::new();
+    changed.insert("ConfigVersion", Value::from(cfg.version));
+    changed.insert("ConfigSyncedAt", Value::from(cfg.synced_at.as_str()));
+    changed.insert("Schemes", Value::from(schemes));
+    changed.insert("Funding", Value::from(funding));
+    service_properties_changed(conn, changed).await
+}
+
+/// PropertiesChanged on the service object, with the new values.
+pub async fn service_properties_changed(
+    conn: &Connection,
+    changed: HashMap<&str, Value<'_>>,
+) -> zbus::Result<()> {
+    let emitter = SignalEmitter::new(conn, smartpos_bus::payment::PATH)?;
+    fdo::Properties::properties_changed(
+        &emitter,
+        zbus::names::InterfaceName::from_static_str_unchecked(smartpos_bus::payment::INTERFACE),
+        changed,
+        std::borrow::Cow::Borrowed(&[]),
+    )
+    .await
+}
+
+/// The unique bus name of the caller.
+fn sender(hdr: &Header<'_>) -> Result<String, Error> {
+    hdr.sender()
+        .map(ToString::to_string)
+        .ok_or_else(|| fdo::Error::AccessDenied("message has no sender".into()).into())
+}
+
+fn refusal(r: crate::install::Refusal) -> Error {
+    use crate::install::Refusal;
+    match r {
+        Refusal::Busy(m) => Error::named(smartpos_bus::errors::BUSY, m),
+        Refusal::NotHolder(m) => Error::named(smartpos_bus::errors::REFUSED, m),
+        Refusal::Failed(m) => Error::named(smartpos_bus::errors::UNAVAILABLE, m),
+    }
 }
 
 /// Options of Sale and PayWithCode: (sale options, arm the scanner, scan timeout).
@@ -472,6 +541,126 @@ impl PaymentIface {
         Ok(owned_path(id))
     }
 
+    /// Close the till for an update: refused (Busy) while a sale is in flight; from then
+    /// on Sale and PayWithCode answer Busy until EndInstallWindow, the caller leaving the
+    /// bus, or `install_window_max_s`.
+    async fn begin_install_window(
+        &self,
+        #[zbus(header)] hdr: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> Result<(), Error> {
+        self.updates
+            .installers
+            .check(&hdr, conn, "open the install window")
+            .await?;
+        let holder = sender(&hdr)?;
+        self.updates
+            .window
+            .begin(&holder, conn)
+            .await
+            .map_err(refusal)
+    }
+
+    async fn end_install_window(
+        &self,
+        #[zbus(header)] hdr: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> Result<(), Error> {
+        self.updates
+            .installers
+            .check(&hdr, conn, "close the install window")
+            .await?;
+        let holder = sender(&hdr)?;
+        self.updates.window.end(&holder).await.map_err(refusal)
+    }
+
+    /// A new merchant configuration, signed by the fleet: checked (signature, TOML, every
+    /// rule, every file it names, a higher version, this terminal), written atomically, and
+    /// used by the next sale; sales in flight finish with the one they started with.
+    #[zbus(out_args("version", "synced_at"))]
+    async fn apply_merchant_config(
+        &self,
+        config: Vec<u8>,
+        signature: Vec<u8>,
+        #[zbus(header)] hdr: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> Result<(u32, String), Error> {
+        use smartpos_bus::errors::{REFUSED, UNAVAILABLE};
+        use smartpos_payment::ReloadError;
+        use smartpos_runtime::signed::{PublicKey, SignedError};
+        let caller = self
+            .updates
+            .appliers
+            .check(&hdr, conn, "apply a merchant configuration")
+            .await?;
+        if config.len() > MAX_CONFIG_BYTES || signature.len() > 1024 {
+            return Err(fdo::Error::InvalidArgs(format!(
+                "a merchant configuration is at most {MAX_CONFIG_BYTES} bytes and its signature one line"
+            ))
+            .into());
+        }
+        let _one_at_a_time = self.svc.reload_lock().await;
+        let running = self.svc.config();
+        let keep = |why: String| {
+            format!(
+                "{why}; the running configuration (version {}) stays",
+                running.version
+            )
+        };
+        let key = PublicKey::load(&self.updates.key).map_err(|e| {
+            Error::named(
+                UNAVAILABLE,
+                keep(format!("no usable merchant configuration key: {e}")),
+            )
+        })?;
+        key.verify(&config, &signature).map_err(|e| match e {
+            SignedError::BadSignature => {
+                tracing::warn!(
+                    uid = caller.uid,
+                    "merchant configuration refused: bad signature"
+                );
+                Error::named(REFUSED, keep(e.to_string()))
+            }
+            other => fdo::Error::InvalidArgs(keep(other.to_string())).into(),
+        })?;
+        let text = String::from_utf8(config).map_err(|_| {
+            fdo::Error::InvalidArgs(keep("the merchant configuration is not UTF-8 text".into()))
+        })?;
+        let prepared = self.svc.prepare(&text).map_err(|e| match e {
+            ReloadError::Config(c) => fdo::Error::InvalidArgs(keep(c.to_string())).into(),
+            other => Error::named(REFUSED, keep(other.to_string())),
+        })?;
+        let version = u32::try_from(prepared.config().version).map_err(|_| {
+            fdo::Error::InvalidArgs(keep(format!(
+                "version {} does not fit ApplyMerchantConfig's answer (32 bits)",
+                prepared.config().version
+            )))
+        })?;
+        let path = self.updates.merchant_config.clone();
+        let bytes = text.into_bytes();
+        tokio::task::spawn_blocking(move || {
+            smartpos_runtime::signed::write_atomically(&path, &bytes, 0o640)
+        })
+        .await
+        .map_err(|e| Error::named(UNAVAILABLE, keep(e.to_string())))?
+        .map_err(|e| Error::named(UNAVAILABLE, keep(e.to_string())))?;
+        let cfg = self
+            .svc
+            .install(prepared)
+            .map_err(|e| Error::named(REFUSED, keep(e.to_string())))?;
+        tracing::info!(
+            uid = caller.uid,
+            version = cfg.version,
+            synced_at = %cfg.synced_at,
+            file = %self.updates.merchant_config.display(),
+            "signed merchant configuration written and applied"
+        );
+        if let Err(e) = announce_config(conn, &cfg).await {
+            tracing::warn!("cannot announce the new configuration: {e}");
+        }
+        Ok((version, cfg.synced_at.clone()))
+    }
+
     /// Findings per cause group (see `crate::diagnose`); read-only, no journal change.
     #[zbus(out_args("findings"))]
     async fn diagnose(&self) -> Vec<smartpos_bus::diagnose::Finding> {
@@ -513,6 +702,15 @@ impl PaymentIface {
     #[zbus(property)]
     fn config_synced_at(&self) -> String {
         self.svc.config().synced_at.clone()
+    }
+
+    /// Sales started and not yet finished (those handed to background resolution left out).
+    #[zbus(property)]
+    async fn sales_in_flight(&self) -> fdo::Result<u32> {
+        self.svc
+            .sales_in_flight()
+            .await
+            .map_err(|e| fdo::Error::Failed(e.to_string()))
     }
 
     #[zbus(property)]

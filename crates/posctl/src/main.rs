@@ -5,6 +5,7 @@
 //! 64 usage, 65 bad input file, 69 daemon or bus unavailable,
 //! 75 timed out, 77 not allowed, 70 anything else.
 
+mod config;
 mod doctor;
 mod payment;
 mod scanner;
@@ -94,6 +95,11 @@ enum Cmd {
         /// Only what matters for a Huabei payment, ending in one sentence for the merchant.
         #[arg(long)]
         huabei: bool,
+    },
+    /// Signed merchant configurations: make keys, sign, check, apply.
+    Config {
+        #[command(subcommand)]
+        cmd: config::ConfigCmd,
     },
     /// Decode image files with the scanner's own decoder (no daemon needed).
     Decode {
@@ -273,6 +279,7 @@ async fn run_plain(cmd: Cmd, json: bool) -> Result<(), Error> {
             Cmd::Scanner {
                 cmd: ScannerCmd::Snapshot { file },
             } => scanner::snapshot(&file, json).await,
+            Cmd::Config { cmd } => config::run(cmd, json).await,
             Cmd::Decode { .. } | Cmd::Sale { .. } | Cmd::Refund { .. } | Cmd::Doctor { .. } => {
                 unreachable!("handled in main")
             }

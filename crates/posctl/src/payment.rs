@@ -24,7 +24,7 @@ pub fn yuan(fen: i64) -> String {
     format!("{sign}{}.{:02}", fen.abs() / 100, fen.abs() % 100)
 }
 
-async fn connect() -> Result<(zbus::Connection, PaymentProxy<'static>), Error> {
+pub async fn connect() -> Result<(zbus::Connection, PaymentProxy<'static>), Error> {
     let conn = smartpos_runtime::bus::connect_system().await?;
     let dbus = zbus::fdo::DBusProxy::new(&conn).await?;
     let name = zbus::names::BusName::try_from(smartpos_bus::payment::INTERFACE)

@@ -2,8 +2,8 @@
 //! configuration ([`config`]), logging ([`logging`]), systemd notification ([`notify`]),
 //! clean shutdown ([`shutdown_signal`]), the system-bus connection ([`bus`]), the in-daemon
 //! caller check ([`auth`]), exit codes ([`exit`]), masking of payment codes ([`redact`]) and the
-//! `InvalidArgs` answer to arguments of the wrong type ([`strict`]) and the error names a
-//! method answers with ([`error`]).
+//! `InvalidArgs` answer to arguments of the wrong type ([`strict`]), the error names a
+//! method answers with ([`error`]) and signed files written atomically ([`signed`]).
 
 pub mod auth;
 pub mod bus;
@@ -13,6 +13,7 @@ pub mod exit;
 pub mod logging;
 pub mod notify;
 pub mod redact;
+pub mod signed;
 pub mod strict;
 
 /// Set once SIGTERM or SIGINT has arrived; see [`shutdown_signal`].

@@ -73,6 +73,7 @@ do_install:append() {
     install -d -m 0755 ${D}${sysconfdir}/smartpos ${D}${sysconfdir}/smartpos/ca ${D}/data \
         ${D}${localstatedir}/log/journal
     install -d -m 0750 -g smartpos-payment ${D}${sysconfdir}/smartpos/keys
+    install -d -m 0750 -o smartpos-payment -g smartpos-payment ${D}${sysconfdir}/smartpos/merchant
     install -d -m 0700 -o smartpos-payment -g smartpos-payment ${D}${localstatedir}/lib/smartpos-payment
 
     # polkit owns its rules directory 0700 polkitd; match it, or the package manager
@@ -105,7 +106,8 @@ FILES:${PN}-scannerd += "${bindir}/smartpos-scannerd \
                          ${nonarch_libdir}/sysusers.d/smartpos-scannerd.conf \
                          ${nonarch_base_libdir}/udev/rules.d/70-smartpos-devices.rules \
                          ${datadir}/dbus-1/system.d/org.smartpos.Scanner1.conf"
-FILES:${PN}-paymentd += "${sysconfdir}/smartpos/keys ${localstatedir}/lib/smartpos-payment \
+FILES:${PN}-paymentd += "${sysconfdir}/smartpos/keys ${sysconfdir}/smartpos/merchant \
+                         ${localstatedir}/lib/smartpos-payment \
                          ${bindir}/smartpos-paymentd \
                          ${systemd_system_unitdir}/smartpos-paymentd.service \
                          ${systemd_system_unitdir}/var-lib-smartpos*payment.mount \

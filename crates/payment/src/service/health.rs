@@ -16,7 +16,8 @@ impl PaymentService {
     /// journal.
     pub async fn doctor(&self, max_config_age: Duration) -> Vec<Finding> {
         let inner = &self.inner;
-        let cfg = &inner.config;
+        let profile = inner.profile();
+        let cfg = &profile.config;
         let mut out = Vec::new();
         let stale = cfg.staleness(clock::now_ms(), max_config_age);
         out.push(Finding {
@@ -30,10 +31,10 @@ impl PaymentService {
             ),
             explanation: stale,
         });
-        let mut names: Vec<_> = inner.connectors.keys().cloned().collect();
+        let mut names: Vec<_> = profile.connectors.keys().cloned().collect();
         names.sort();
         for name in names {
-            let connector = inner.connectors[&name].clone();
+            let connector = profile.connectors[&name].clone();
             let (ok, detail, explanation) = match connector.probe().await {
                 Ok(report) => match (report.error, report.detail) {
                     (None, _) => (

@@ -91,11 +91,12 @@ fn is_outcome_unknown(t: &Transaction) -> bool {
 
 impl Inner {
     fn pace(&self, t: &Transaction) -> Pace {
-        let p = &self.config.polling;
+        let config = self.profile_of(t.id).config.clone();
+        let p = &config.polling;
         let kind = t
             .path
             .as_deref()
-            .and_then(|name| self.config.path(name))
+            .and_then(|name| config.path(name))
             .map(|p| &p.kind);
         let ms = |kind: Kind, interval: u64, window: u64| Pace {
             kind,
@@ -131,7 +132,8 @@ impl Inner {
 
     /// When the till stops waiting for this sale (monotonic).
     fn resolution_deadline(&self, t: &Transaction) -> Instant {
-        let window = Duration::from_millis(self.config.polling.resolution_window_ms);
+        let window =
+            Duration::from_millis(self.profile_of(t.id).config.polling.resolution_window_ms);
         Instant::now() + window.saturating_sub(self.since_submitted(t))
     }
 
@@ -142,6 +144,9 @@ impl Inner {
         scheme: Scheme,
         paths: Vec<String>,
     ) {
+        // The configuration the sale started with, to its end.
+        let profile = self.profile_of(tx);
+        let config = &profile.config;
         let mut index = 0;
         loop {
             let t = match self.db(move |j| j.get(tx)).await {
@@ -151,7 +156,7 @@ impl Inner {
                     return;
                 }
             };
-            let Some(connector) = self.connectors.get(&paths[index]).cloned() else {
+            let Some(connector) = profile.connectors.get(&paths[index]).cloned() else {
                 return;
             };
             let order = PayOrder {
@@ -163,11 +168,11 @@ impl Inner {
                     .options
                     .subject
                     .clone()
-                    .unwrap_or_else(|| self.config.merchant.name.clone()),
+                    .unwrap_or_else(|| config.merchant.name.clone()),
                 disabled_funding: t.disabled_funding.clone(),
-                terminal_id: self.config.terminal_id.clone(),
+                terminal_id: config.terminal_id.clone(),
                 operator_id: t.options.operator_id.clone(),
-                config_version: self.config.version,
+                config_version: config.version,
             };
             let outcome = connector.pay(&order).await;
             drop(order);
@@ -180,7 +185,7 @@ impl Inner {
                         paths[index].clone(),
                         code.clone(),
                         t.disabled_funding.clone(),
-                        self.config.terminal_id.clone(),
+                        config.terminal_id.clone(),
                     );
                     let r = self
                         .db(move |j| {
@@ -406,7 +411,8 @@ impl Inner {
     /// `background_interval_ms`, then each time twice as long, up to `background_max_ms`.
     /// With `bump` false an existing schedule is kept as it is.
     pub(super) fn schedule_background(&self, tx: TxId, bump: bool) {
-        let p = &self.config.polling;
+        let config = self.profile_of(tx).config.clone();
+        let p = &config.polling;
         let first = Duration::from_millis(p.background_interval_ms);
         let ceiling = Duration::from_millis(p.background_max_ms).max(first);
         let mut map = lock(&self.background);
@@ -433,7 +439,7 @@ impl Inner {
         let pace = self.pace(t);
         let elapsed = self.since_submitted(t);
         let deadline = Instant::now() + pace.window.saturating_sub(elapsed);
-        let ceiling = Duration::from_millis(self.config.polling.backoff_max_ms);
+        let ceiling = Duration::from_millis(self.profile_of(t.id).config.polling.backoff_max_ms);
         // After a restart past the window: one query, then cancel. Otherwise wait one
         // interval before the first query (the customer needs time to type the password),
         // except for an unknown outcome, which is queried at once.
@@ -586,7 +592,8 @@ impl Inner {
             tracing::error!(tx = %t.id, "cancelling sale has no path or order number");
             return Step::Later;
         };
-        let p = &self.config.polling;
+        let config = self.profile_of(t.id).config.clone();
+        let p = &config.polling;
         let pace = self.pace(t);
         let background = is_outcome_unknown(t);
         let window_end = self.resolution_deadline(t);

@@ -24,13 +24,14 @@
 mod health;
 mod lifecycle;
 mod refund;
+pub mod reload;
 mod resolver;
 mod sale;
 pub mod validate;
 
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::time::Duration;
 
 use tokio::sync::{Notify, broadcast};
@@ -50,6 +51,7 @@ use crate::model::{
 pub const OUTCOME_UNKNOWN: &str = "sale.outcome_unknown";
 
 pub use health::Finding;
+pub use reload::{Prepared, ReloadError};
 pub use resolver::ResolveReport;
 pub use validate::{
     MAX_AMOUNT_FEN, MAX_OPERATOR_LEN, MAX_ORDER_REF_LEN, MAX_SUBJECT_LEN, ValidationError,
@@ -79,6 +81,12 @@ pub enum PaymentError {
     NoRoute { scheme: Scheme },
     #[error("configured path {0:?} has no connector: reload the merchant configuration")]
     NoConnector(String),
+    /// An update holds the install window: no new sale starts until it ends.
+    #[error("{0}")]
+    Installing(Explanation),
+    /// The install window cannot open while sales are in flight.
+    #[error("{0} sale(s) in flight: the install window opens when they are finished")]
+    SalesInFlight(u32),
     #[error(transparent)]
     Journal(#[from] JournalError),
 }
@@ -89,7 +97,8 @@ impl PaymentError {
         match self {
             PaymentError::NotPaymentCode(e)
             | PaymentError::SchemeDisabled(e)
-            | PaymentError::Blocked(e) => Some(e),
+            | PaymentError::Blocked(e)
+            | PaymentError::Installing(e) => Some(e),
             _ => None,
         }
     }
@@ -129,15 +138,59 @@ pub struct PaymentService {
 impl std::fmt::Debug for PaymentService {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("PaymentService")
-            .field("terminal_id", &self.inner.config.terminal_id)
+            .field("terminal_id", &self.inner.profile().config.terminal_id)
             .finish_non_exhaustive()
     }
 }
 
-struct Inner {
-    config: Config,
-    journal: Arc<Mutex<Journal>>,
+/// One merchant configuration and the connectors built from it. A sale keeps the profile
+/// it started with to its end, so a configuration applied meanwhile (see [`reload`]) never
+/// changes a sale in flight; the next sale takes the new one.
+pub(crate) struct Profile {
+    config: Arc<Config>,
     connectors: HashMap<String, Arc<dyn Connector>>,
+}
+
+/// Whether new sales may start: closed while an update installs (see
+/// [`PaymentService::close_for_install`]).
+#[derive(Default)]
+struct Gate {
+    closed: bool,
+    /// Sale and PayWithCode calls past the gate whose sale may not be journaled yet.
+    starting: u32,
+}
+
+/// Counts a sale start past the gate until it is journaled (or refused).
+struct Starting {
+    inner: Arc<Inner>,
+}
+
+impl Drop for Starting {
+    fn drop(&mut self) {
+        let mut g = lock(&self.inner.gate);
+        g.starting = g.starting.saturating_sub(1);
+    }
+}
+
+/// The cashier's answer while an update installs.
+pub fn installing() -> Explanation {
+    Explanation::new(
+        crate::explain::Cause::Software,
+        "local.update_installing",
+        "正在安装更新,请一分钟后再试",
+        "an update is being installed, try again in a minute",
+    )
+}
+
+struct Inner {
+    /// The merchant configuration new sales use.
+    current: RwLock<Arc<Profile>>,
+    /// The profile each sale started in this process runs with, until it is finished.
+    pinned: Mutex<HashMap<TxId, Arc<Profile>>>,
+    /// Serialises configuration changes (check, write, install).
+    reloading: tokio::sync::Mutex<()>,
+    gate: Mutex<Gate>,
+    journal: Arc<Mutex<Journal>>,
     events: broadcast::Sender<TxEvent>,
     /// Sales a live task is driving; the resolver leaves them alone.
     active: Mutex<HashSet<TxId>>,
@@ -190,11 +243,17 @@ impl PaymentService {
         connectors: HashMap<String, Arc<dyn Connector>>,
     ) -> PaymentService {
         let (events, _) = broadcast::channel(256);
+        let profile = Arc::new(Profile {
+            config: Arc::new(config),
+            connectors,
+        });
         PaymentService {
             inner: Arc::new(Inner {
-                config,
+                current: RwLock::new(profile),
+                pinned: Mutex::new(HashMap::new()),
+                reloading: tokio::sync::Mutex::new(()),
+                gate: Mutex::new(Gate::default()),
                 journal: Arc::new(Mutex::new(journal)),
-                connectors,
                 events,
                 active: Mutex::new(HashSet::new()),
                 cancel_wakeup: Notify::new(),
@@ -209,19 +268,66 @@ impl PaymentService {
 
     /// Open the journal and build a connector for every configured path.
     pub fn open(config: Config, journal_path: &Path) -> Result<PaymentService, StartError> {
+        let connectors = build_connectors(&config)?;
         let journal = Journal::open(journal_path)?;
-        let mut connectors = HashMap::new();
-        for path in &config.path {
-            connectors.insert(
-                path.name.clone(),
-                connector::from_config(path, &config.timeouts)?,
-            );
-        }
         Ok(PaymentService::new(config, journal, connectors))
     }
 
-    pub fn config(&self) -> &Config {
-        &self.inner.config
+    /// The merchant configuration new sales use now.
+    pub fn config(&self) -> Arc<Config> {
+        self.inner.profile().config.clone()
+    }
+
+    /// Sales the till is still busy with: started and not finished, leaving out those
+    /// handed to background resolution (the till was told "outcome unknown" and moved on;
+    /// a restart resumes them from the journal).
+    pub async fn sales_in_flight(&self) -> Result<u32, JournalError> {
+        let open = self.inner.db(|j| j.unfinished_sales()).await?;
+        let n = open
+            .iter()
+            .filter(|t| {
+                !t.explanation
+                    .as_ref()
+                    .is_some_and(|e| e.code == OUTCOME_UNKNOWN)
+            })
+            .count();
+        Ok(u32::try_from(n).unwrap_or(u32::MAX))
+    }
+
+    /// Close the till for an update: from now on Sale and PayWithCode are refused with
+    /// [`PaymentError::Installing`]. Refused with [`PaymentError::SalesInFlight`] (and
+    /// nothing closed) while a sale is in flight or being started.
+    pub async fn close_for_install(&self) -> Result<(), PaymentError> {
+        {
+            let mut g = lock(&self.inner.gate);
+            if g.starting > 0 {
+                return Err(PaymentError::SalesInFlight(g.starting));
+            }
+            // Closed before counting: a sale that comes now is refused, and every sale that
+            // came before is in the journal already.
+            g.closed = true;
+        }
+        match self.sales_in_flight().await {
+            Ok(0) => Ok(()),
+            Ok(n) => {
+                self.open_after_install();
+                Err(PaymentError::SalesInFlight(n))
+            }
+            Err(e) => {
+                self.open_after_install();
+                Err(e.into())
+            }
+        }
+    }
+
+    /// Let sales start again.
+    pub fn open_after_install(&self) {
+        lock(&self.inner.gate).closed = false;
+    }
+
+    /// Whether an update holds the till closed.
+    pub fn closed_for_install(&self) -> bool {
+        lock(&self.inner.gate).closed
     }
 
     /// State changes of every sale and refund.
@@ -295,7 +401,54 @@ impl PaymentService {
     }
 }
 
+/// A connector for every path of `config` (their files read and checked now).
+pub(crate) fn build_connectors(
+    config: &Config,
+) -> Result<HashMap<String, Arc<dyn Connector>>, ConfigError> {
+    let mut connectors = HashMap::new();
+    for path in &config.path {
+        connectors.insert(
+            path.name.clone(),
+            connector::from_config(path, &config.timeouts)?,
+        );
+    }
+    Ok(connectors)
+}
+
 impl Inner {
+    /// The profile new sales use.
+    fn profile(&self) -> Arc<Profile> {
+        self.current
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    /// The profile sale `tx` runs with: the one it started with in this process, else (a
+    /// sale from before a restart) the current one.
+    fn profile_of(&self, tx: TxId) -> Arc<Profile> {
+        match lock(&self.pinned).get(&tx) {
+            Some(p) => p.clone(),
+            None => self.profile(),
+        }
+    }
+
+    fn pin(&self, tx: TxId, profile: &Arc<Profile>) {
+        lock(&self.pinned).insert(tx, profile.clone());
+    }
+
+    /// Pass the gate to start a sale, or be refused while an update installs.
+    fn start_sale(self: &Arc<Self>) -> Result<Starting, PaymentError> {
+        let mut g = lock(&self.gate);
+        if g.closed {
+            return Err(PaymentError::Installing(installing()));
+        }
+        g.starting += 1;
+        Ok(Starting {
+            inner: self.clone(),
+        })
+    }
+
     fn activate(self: &Arc<Self>, tx: TxId) -> ActiveGuard {
         lock(&self.active).insert(tx);
         ActiveGuard {
@@ -322,6 +475,10 @@ impl Inner {
     }
 
     fn emit(&self, t: &Transaction, from: Option<SaleState>, refund: Option<(i64, RefundState)>) {
+        if t.state.is_terminal() {
+            // Finished: it no longer needs the configuration it started with.
+            lock(&self.pinned).remove(&t.id);
+        }
         // No subscriber is fine: the journal is the record, events are a courtesy.
         let _ = self.events.send(TxEvent {
             tx: t.id,
@@ -396,11 +553,14 @@ impl Inner {
         }
     }
 
+    /// The connector of the sale's path, from the profile it runs with (or, for a path
+    /// that profile lacks, the current one).
     fn connector(&self, t: &Transaction) -> Option<Arc<dyn Connector>> {
-        t.path
-            .as_ref()
-            .and_then(|p| self.connectors.get(p))
-            .cloned()
+        let path = t.path.as_ref()?;
+        if let Some(c) = self.profile_of(t.id).connectors.get(path) {
+            return Some(c.clone());
+        }
+        self.profile().connectors.get(path).cloned()
     }
 }
 

@@ -49,7 +49,8 @@ impl PaymentService {
         check_amount(amount_fen)?;
         check_text("refund_ref", refund_ref, MAX_ORDER_REF_LEN, false)?;
         let inner = &self.inner;
-        let (terminal_id, refund_ref) = (inner.config.terminal_id.clone(), refund_ref.to_owned());
+        let terminal_id = inner.profile().config.terminal_id.clone();
+        let refund_ref = refund_ref.to_owned();
         let (r, new) = inner
             .db(move |j| j.create_refund(tx, amount_fen, &refund_ref, &terminal_id))
             .await?;

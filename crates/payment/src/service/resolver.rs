@@ -20,7 +20,7 @@ impl PaymentService {
         let inner = &self.inner;
         let mut report = ResolveReport::default();
         let now = clock::now_ms();
-        let expiry = Duration::from_millis(inner.config.polling.awaiting_code_expiry_ms);
+        let expiry = Duration::from_millis(inner.profile().config.polling.awaiting_code_expiry_ms);
         let unfinished = inner.db(|j| j.unfinished_sales()).await?;
         let mut pending = Vec::new();
         for t in unfinished {
@@ -127,13 +127,14 @@ impl PaymentService {
     /// Run [`Self::resolve_all`] now and then every `polling.resolver_interval_ms`.
     pub fn spawn_resolver(&self) -> tokio::task::JoinHandle<()> {
         let svc = self.clone();
-        let every = Duration::from_millis(self.inner.config.polling.resolver_interval_ms.max(10));
         tokio::spawn(async move {
             loop {
                 if let Err(e) = svc.resolve_all().await {
                     tracing::error!(error = %e, "resolver pass failed; retrying later");
                 }
-                tokio::time::sleep(every).await;
+                // Read each time: an applied configuration may change the pace.
+                let every = svc.config().polling.resolver_interval_ms.max(10);
+                tokio::time::sleep(Duration::from_millis(every)).await;
             }
         })
     }

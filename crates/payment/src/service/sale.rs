@@ -7,15 +7,18 @@
 
 use tokio::time::Instant;
 
+use std::sync::Arc;
+
 use crate::classify::{CodeClass, Scheme, classify, mask_code};
 use crate::clock;
+use crate::config::Config;
 use crate::explain::{self, Cause, Explanation};
 use crate::journal::{Attempted, NewAttempt, Patch, Windows};
 use crate::model::{Currency, FundingChannel, SaleOptions, SaleState, Transaction, TxId};
 use crate::risk::{self, RiskDecision, RiskInput};
 
 use super::validate::check_sale;
-use super::{Inner, PayTarget, PaymentError, PaymentService, lock};
+use super::{PayTarget, PaymentError, PaymentService, Profile, lock};
 
 impl PaymentService {
     /// Create a sale, journaled in `AwaitingCode`. Nothing is sent yet. `order_ref` is the
@@ -30,7 +33,9 @@ impl PaymentService {
         mut options: SaleOptions,
     ) -> Result<TxId, PaymentError> {
         let currency = check_sale(amount_fen, currency, order_ref, &mut options)?;
-        if let Some(e) = risk::precheck(&self.inner.config, amount_fen, &options) {
+        let _starting = self.inner.start_sale()?;
+        let profile = self.inner.profile();
+        if let Some(e) = risk::precheck(&profile.config, amount_fen, &options) {
             tracing::info!(amount_fen, order_ref, rule = %e.code, "sale refused before a code");
             return Err(PaymentError::Blocked(e));
         }
@@ -40,6 +45,7 @@ impl PaymentService {
             .db(move |j| j.create_or_find_sale(amount_fen, currency, &order_ref_owned, &options))
             .await?;
         if created {
+            self.inner.pin(t.id, &profile);
             lock(&self.inner.created).insert(t.id, Instant::now());
             tracing::info!(tx = %t.id, amount_fen, order_ref, "sale created, awaiting a payment code");
             self.inner.emit(&t, None, None);
@@ -58,11 +64,6 @@ impl PaymentService {
             tracing::info!(code = %crate::classify::mask_code(code.trim()), reason = %e.code, "scan is not a payment code");
             return Err(PaymentError::NotPaymentCode(e));
         };
-        if !self.inner.config.merchant.schemes.contains(&scheme) {
-            return Err(PaymentError::SchemeDisabled(explain::scheme_disabled(
-                scheme,
-            )));
-        }
         let inner = &self.inner;
         let attempted = match target {
             PayTarget::New {
@@ -71,14 +72,17 @@ impl PaymentService {
                 order_ref,
                 mut options,
             } => {
+                let profile = inner.profile();
+                accepts(&profile.config, scheme)?;
                 let currency = check_sale(amount_fen, &currency, &order_ref, &mut options)?;
-                if let Some(e) = risk::precheck(&inner.config, amount_fen, &options) {
+                let _starting = inner.start_sale()?;
+                if let Some(e) = risk::precheck(&profile.config, amount_fen, &options) {
                     return Err(PaymentError::Blocked(e));
                 }
-                let paths = self.paths_for(scheme, amount_fen)?;
+                let paths = paths_for(&profile, scheme, amount_fen)?;
                 let attempted = self
                     .pay_new(
-                        amount_fen, currency, order_ref, options, scheme, &code, &paths,
+                        &profile, amount_fen, currency, order_ref, options, scheme, &code, &paths,
                     )
                     .await?;
                 match attempted {
@@ -124,25 +128,11 @@ impl PaymentService {
         Ok(tx)
     }
 
-    /// The configured paths for this wallet and amount, each with a connector.
-    fn paths_for(&self, scheme: Scheme, amount_fen: i64) -> Result<Vec<String>, PaymentError> {
-        let inner = &self.inner;
-        let route = inner
-            .config
-            .route_for(scheme, amount_fen)
-            .ok_or(PaymentError::NoRoute { scheme })?;
-        for p in &route.paths {
-            if !inner.connectors.contains_key(p) {
-                return Err(PaymentError::NoConnector(p.clone()));
-            }
-        }
-        Ok(route.paths.clone())
-    }
-
     /// Create and submit in one journal transaction (see [`crate::journal::Journal::pay_new`]).
     #[allow(clippy::too_many_arguments)]
     async fn pay_new(
         &self,
+        profile: &Arc<Profile>,
         amount_fen: i64,
         currency: Currency,
         order_ref: String,
@@ -151,7 +141,7 @@ impl PaymentService {
         code: &str,
         paths: &[String],
     ) -> Result<Attempted, PaymentError> {
-        let inner = self.inner.clone();
+        let config = profile.config.clone();
         let code = code.to_owned();
         let path = paths[0].clone();
         let attempted = self
@@ -162,21 +152,22 @@ impl PaymentService {
                     path: &path,
                     code: &code,
                     disabled_funding: &[],
-                    terminal_id: &inner.config.terminal_id,
+                    terminal_id: &config.terminal_id,
                 };
-                let mut decide = decider(&inner, scheme);
+                let mut decide = decider(&config, scheme);
                 j.pay_new(
                     amount_fen,
                     currency,
                     &order_ref,
                     &options,
                     &attempt,
-                    &windows(&inner),
+                    &windows(&config),
                     &mut decide,
                 )
             })
             .await?;
         if let Attempted::Submitted(t) = &attempted {
+            self.inner.pin(t.id, profile);
             lock(&self.inner.created).insert(t.id, Instant::now());
             self.inner.emit(t, None, None);
         }
@@ -193,11 +184,14 @@ impl PaymentService {
     ) -> Result<(Attempted, Vec<String>), PaymentError> {
         let inner = &self.inner;
         let t = self.read(tx).await?;
+        // The configuration the sale started with decides, not one applied since.
+        let profile = inner.profile_of(tx);
+        accepts(&profile.config, scheme)?;
         if t.state != SaleState::AwaitingCode {
             return Err(PaymentError::WrongState { tx, state: t.state });
         }
-        let paths = self.paths_for(scheme, t.amount_fen)?;
-        let task_inner = inner.clone();
+        let paths = paths_for(&profile, scheme, t.amount_fen)?;
+        let config = profile.config.clone();
         let code = code.to_owned();
         let path = paths[0].clone();
         let attempted = inner
@@ -207,10 +201,10 @@ impl PaymentService {
                     path: &path,
                     code: &code,
                     disabled_funding: &[],
-                    terminal_id: &task_inner.config.terminal_id,
+                    terminal_id: &config.terminal_id,
                 };
-                let mut decide = decider(&task_inner, scheme);
-                j.begin_checked_attempt(tx, &attempt, &windows(&task_inner), &mut decide)
+                let mut decide = decider(&config, scheme);
+                j.begin_checked_attempt(tx, &attempt, &windows(&config), &mut decide)
             })
             .await?;
         if let Attempted::Refused(e) = &attempted {
@@ -307,19 +301,48 @@ impl PaymentService {
     }
 }
 
+/// The merchant takes this wallet, or the cashier is told it does not.
+fn accepts(config: &Config, scheme: Scheme) -> Result<(), PaymentError> {
+    if config.merchant.schemes.contains(&scheme) {
+        Ok(())
+    } else {
+        Err(PaymentError::SchemeDisabled(explain::scheme_disabled(
+            scheme,
+        )))
+    }
+}
+
+/// The configured paths for this wallet and amount, each with a connector.
+fn paths_for(
+    profile: &Profile,
+    scheme: Scheme,
+    amount_fen: i64,
+) -> Result<Vec<String>, PaymentError> {
+    let route = profile
+        .config
+        .route_for(scheme, amount_fen)
+        .ok_or(PaymentError::NoRoute { scheme })?;
+    for p in &route.paths {
+        if !profile.connectors.contains_key(p) {
+            return Err(PaymentError::NoConnector(p.clone()));
+        }
+    }
+    Ok(route.paths.clone())
+}
+
 /// Where the rules' journal figures start, now.
-fn windows(inner: &Inner) -> Windows {
+fn windows(config: &Config) -> Windows {
     let now = clock::now_ms();
     Windows {
         day_start_ms: clock::cst_day_start_ms(now),
-        velocity_since_ms: now - risk::velocity_window(&inner.config).as_millis() as i64,
-        repeat_since_ms: now - inner.config.risk.repeat_window_s as i64 * 1000,
+        velocity_since_ms: now - risk::velocity_window(config).as_millis() as i64,
+        repeat_since_ms: now - config.risk.repeat_window_s as i64 * 1000,
     }
 }
 
 /// The rules as the journal's verdict callback: the funding to switch off, or the refusal.
 fn decider(
-    inner: &Inner,
+    config: &Config,
     scheme: Scheme,
 ) -> impl FnMut(i64, &SaleOptions, crate::journal::Figures) -> Result<Vec<FundingChannel>, Explanation>
 + '_ {
@@ -332,7 +355,7 @@ fn decider(
             recent_submissions: f.recent_submissions,
             same_amount_recent: f.same_amount_recent,
         };
-        match risk::evaluate(&inner.config, &input) {
+        match risk::evaluate(config, &input) {
             RiskDecision::Allow { disabled, applied } => {
                 if !applied.is_empty() {
                     tracing::info!(rules = ?applied, "funding switched off by rules");
