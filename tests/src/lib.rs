@@ -163,9 +163,22 @@ impl TestBus {
 
     /// Start a daemon binary with `args` and wait until it owns `bus_name`.
     pub async fn spawn_daemon(&self, binary: &str, args: &[&str], bus_name: &str) -> Daemon {
+        self.spawn_daemon_env(binary, args, &[], bus_name).await
+    }
+
+    /// [`Self::spawn_daemon`] with extra environment (what a unit's `Environment=` and the
+    /// service manager would give it).
+    pub async fn spawn_daemon_env(
+        &self,
+        binary: &str,
+        args: &[&str],
+        env: &[(&str, &std::ffi::OsStr)],
+        bus_name: &str,
+    ) -> Daemon {
         let child = self
             .command(bin(binary))
             .args(args)
+            .envs(env.iter().copied())
             .env(
                 "SMARTPOS_LOG",
                 std::env::var("SMARTPOS_LOG").unwrap_or_else(|_| "info".into()),

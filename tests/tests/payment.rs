@@ -852,3 +852,180 @@ async fn after_a_long_day_old_finished_sales_leave_the_bus_and_a_lookup_brings_o
     assert!(tx(&conn, &finished[1]).await.state().await.is_err());
     assert_eq!(w.state().await.unwrap(), "awaiting_code");
 }
+
+/// A fake service manager's notification socket: what paymentd tells systemd.
+struct Notifications {
+    sock: tokio::net::UnixDatagram,
+    path: std::path::PathBuf,
+}
+
+impl Notifications {
+    fn bind(dir: &Path) -> Notifications {
+        let path = dir.join("notify.sock");
+        let sock = tokio::net::UnixDatagram::bind(&path).expect("bind the notify socket");
+        Notifications { sock, path }
+    }
+
+    /// The next datagram, or None after `within`.
+    async fn next(&self, within: Duration) -> Option<String> {
+        let mut buf = [0u8; 4096];
+        match tokio::time::timeout(within, self.sock.recv(&mut buf)).await {
+            Ok(Ok(n)) => Some(String::from_utf8_lossy(&buf[..n]).into_owned()),
+            _ => None,
+        }
+    }
+
+    /// How many `WATCHDOG=1` arrive within `window`, and whether `READY=1` did.
+    async fn count(&self, window: Duration) -> (usize, bool) {
+        let end = tokio::time::Instant::now() + window;
+        let (mut pings, mut ready) = (0, false);
+        while let Some(m) = self
+            .next(end.saturating_duration_since(tokio::time::Instant::now()))
+            .await
+        {
+            pings += m.lines().filter(|l| *l == "WATCHDOG=1").count();
+            ready |= m.lines().any(|l| l == "READY=1");
+        }
+        (pings, ready)
+    }
+}
+
+#[tokio::test]
+async fn paymentd_wedged_mid_sale_stops_its_watchdog_pings_and_once_restarted_finishes_the_sale() {
+    // paymentd as systemd runs it: WatchdogSec=1s, and (a test build) a failpoint that
+    // wedges the thread committing "waiting for the customer" while it holds the journal.
+    let bus = TestBus::start();
+    let sim = acquirer::start(bus.dir()).await;
+    let cfg = acquirer::paymentd_config(&sim, bus.dir(), Pace::Fast, false);
+    let notify = Notifications::bind(bus.dir());
+    let env: [(&str, &std::ffi::OsStr); 3] = [
+        ("NOTIFY_SOCKET", notify.path.as_os_str()),
+        ("WATCHDOG_USEC", "1000000".as_ref()),
+        ("SMARTPOS_FAILPOINT", "hang:waiting_for_customer".as_ref()),
+    ];
+    let args = ["--config", cfg.to_str().unwrap()];
+    let name = "org.smartpos.Payment1";
+    let mut paymentd = bus
+        .spawn_daemon_env("smartpos-paymentd", &args, &env, name)
+        .await;
+    let (pings, ready) = notify.count(Duration::from_secs(2)).await;
+    assert!(
+        ready && pings >= 2,
+        "a healthy paymentd: READY=1 and a ping every 0.5 s (ready {ready}, {pings} pings in 2 s)"
+    );
+
+    // The customer has to confirm on the phone (3 s): the sale waits, and the daemon wedges.
+    let (conn, p) = payments(&bus).await;
+    let path = p
+        .pay_with_code(700, "CNY", "wedged", no_options(), &alipay_code("103", 7))
+        .await
+        .unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    let mut last_ping = tokio::time::Instant::now();
+    loop {
+        let silence = Duration::from_secs(3);
+        match notify.next(silence).await {
+            Some(m) if m.lines().any(|l| l == "WATCHDOG=1") => {
+                last_ping = tokio::time::Instant::now();
+            }
+            Some(_) => {}
+            None if last_ping.elapsed() >= silence => break,
+            None => {}
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "paymentd went on pinging with its journal wedged (is target/debug/smartpos-paymentd \
+             a test build, `make build-test`, with the failpoints feature?)"
+        );
+    }
+    assert!(
+        paymentd.child.try_wait().unwrap().is_none(),
+        "paymentd is wedged, not dead: systemd's watchdog is what ends it"
+    );
+
+    // What systemd does next: kill it, start it again with the same environment.
+    paymentd.kill9();
+    let _paymentd = bus
+        .spawn_daemon_env("smartpos-paymentd", &args, &env, name)
+        .await;
+    let (pings, ready) = notify.count(Duration::from_secs(2)).await;
+    assert!(
+        ready && pings >= 2,
+        "restarted, the failpoint spent, paymentd pings again (ready {ready}, {pings} pings)"
+    );
+    let t = tx(&conn, &path).await;
+    assert_eq!(settled(&t, Duration::from_secs(30)).await, "succeeded");
+    assert_eq!(t.paid_fen().await.unwrap(), 700);
+    let ledger = sim.ledger();
+    assert_eq!(
+        ledger.trades.len(),
+        1,
+        "one order at the acquirer, never a second charge"
+    );
+}
+
+#[tokio::test]
+async fn a_terminal_provisioned_with_the_files_the_emulator_writes_takes_a_payment() {
+    // The VM system test's factory step: the emulator writes the terminal's merchant
+    // configuration, CA and keys (here the terminal keeps them where they are written).
+    let bus = TestBus::start();
+    let sim = acquirer::start(bus.dir()).await;
+    let out = bus.dir().join("factory");
+    let status = std::process::Command::new(bin("smartpos-acquirer-sim"))
+        .arg("--listen")
+        .arg(sim.base_url().trim_start_matches("https://"))
+        .arg("--pki-dir")
+        .arg(&sim.pki().dir)
+        .arg("--write-terminal-config")
+        .arg(&out)
+        .arg("--terminal-dir")
+        .arg(&out)
+        .args(["--pace", "fast"])
+        .status()
+        .expect("smartpos-acquirer-sim runs");
+    assert!(status.success(), "--write-terminal-config: {status}");
+    for key in ["app-private.key.pem", "wechat-api-key", "qra-key"] {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(out.join("keys").join(key))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600, "keys/{key} is {mode:o}");
+    }
+    let merchant = out.join("merchant.toml");
+    let cfg = write_file(
+        bus.dir(),
+        "factory-paymentd.toml",
+        format!(
+            "merchant_config = \"{}\"\njournal = \"{}\"\nscanner = false\n",
+            merchant.display(),
+            bus.dir().join("factory-journal.db").display()
+        )
+        .as_bytes(),
+    );
+    let cfg = cfg.to_str().unwrap();
+    let (code, said) = paymentd_exit(&["--config", cfg, "--check-config"]);
+    assert_eq!(code, Some(0), "{said}");
+    let _paymentd = bus
+        .spawn_daemon(
+            "smartpos-paymentd",
+            &["--config", cfg],
+            "org.smartpos.Payment1",
+        )
+        .await;
+    let (conn, p) = payments(&bus).await;
+    let path = p
+        .pay_with_code(1234, "CNY", "factory", no_options(), &alipay_code("000", 9))
+        .await
+        .unwrap();
+    let t = tx(&conn, &path).await;
+    assert_eq!(settled(&t, Duration::from_secs(30)).await, "succeeded");
+    // A WeChat payment too: its client certificate and API key come from the same files.
+    let wechat = format!("134500{:012}", std::process::id());
+    let path = p
+        .pay_with_code(500, "CNY", "factory-wx", no_options(), &wechat)
+        .await
+        .unwrap();
+    let t = tx(&conn, &path).await;
+    assert_eq!(settled(&t, Duration::from_secs(30)).await, "succeeded");
+}

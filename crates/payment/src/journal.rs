@@ -235,6 +235,17 @@ impl Journal {
         })
     }
 
+    /// A read of the sales table: what the daemon's watchdog waits for before it tells
+    /// systemd it is alive (the same connection, behind the same lock, as every sale).
+    pub fn ping(&self) -> Result<()> {
+        let _: i64 = self.conn.query_row(
+            "SELECT COUNT(*) FROM (SELECT 1 FROM sales LIMIT 1)",
+            [],
+            |r| r.get(0),
+        )?;
+        Ok(())
+    }
+
     pub fn schema_version(&self) -> Result<u32> {
         Ok(self
             .conn
@@ -287,7 +298,7 @@ impl Journal {
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
         let id = insert_sale(&tx, now, amount_fen, currency, order_ref, options)?;
         tx.commit()?;
-        failpoint::committed(SaleState::AwaitingCode.as_str());
+        failpoint::committed(SaleState::AwaitingCode.as_str(), self.conn.path());
         self.get(id)
     }
 
@@ -312,7 +323,7 @@ impl Journal {
         }
         let id = insert_sale(&tx, now, amount_fen, currency, order_ref, options)?;
         tx.commit()?;
-        failpoint::committed(SaleState::AwaitingCode.as_str());
+        failpoint::committed(SaleState::AwaitingCode.as_str(), self.conn.path());
         Ok((self.get(id)?, true))
     }
 
@@ -364,7 +375,7 @@ impl Journal {
             now,
         )?;
         tx.commit()?;
-        failpoint::committed(SaleState::Submitted.as_str());
+        failpoint::committed(SaleState::Submitted.as_str(), self.conn.path());
         Ok(Attempted::Submitted(self.get(id)?))
     }
 
@@ -408,7 +419,7 @@ impl Journal {
             now,
         )?;
         tx.commit()?;
-        failpoint::committed(SaleState::Submitted.as_str());
+        failpoint::committed(SaleState::Submitted.as_str(), self.conn.path());
         Ok(Attempted::Submitted(self.get(id)?))
     }
 
@@ -442,7 +453,7 @@ impl Journal {
             now,
         )?;
         tx.commit()?;
-        failpoint::committed(SaleState::Submitted.as_str());
+        failpoint::committed(SaleState::Submitted.as_str(), self.conn.path());
         self.get(id)
     }
 
@@ -502,7 +513,7 @@ impl Journal {
             patch.note,
         )?;
         tx.commit()?;
-        failpoint::committed(to.as_str());
+        failpoint::committed(to.as_str(), self.conn.path());
         self.get(id)
     }
 
@@ -676,7 +687,7 @@ impl Journal {
         let note = format!("refund {out_request_no} of {amount_fen} fen");
         insert_event(&tx, id, Some(rid), now, None, "refund_pending", Some(&note))?;
         tx.commit()?;
-        failpoint::committed("refund_pending");
+        failpoint::committed("refund_pending", self.conn.path());
         Ok((self.get_refund(rid)?, true))
     }
 
@@ -724,7 +735,7 @@ impl Journal {
             None,
         )?;
         tx.commit()?;
-        failpoint::committed(&to_name);
+        failpoint::committed(&to_name, self.conn.path());
         self.get_refund(rid)
     }
 

@@ -222,7 +222,19 @@ async fn run(args: Args) -> Result<(), Error> {
     // is no SIGHUP reload of the file (see crates/payment/README.md, "Hot reload").
     notify::ready();
     notify::status("ready");
-    let _watchdog = notify::spawn_watchdog();
+    // Alive means the journal answers: a thread stuck holding it (a wedged commit) stops
+    // every sale, so it stops the pings too and systemd restarts the daemon, which resumes
+    // the open sales from the journal.
+    let probe = svc.clone();
+    let _watchdog = notify::spawn_watchdog_with(move || {
+        let svc = probe.clone();
+        async move {
+            if let Err(e) = svc.journal_alive().await {
+                // An error is still an answer: the loop runs, and the sales report it.
+                tracing::warn!("watchdog: the journal answered with an error: {e}");
+            }
+        }
+    });
     tracing::info!("serving {name}");
     smartpos_runtime::shutdown_signal().await;
     notify::stopping();

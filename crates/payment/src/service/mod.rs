@@ -372,6 +372,13 @@ impl PaymentService {
         f(&lock(&self.inner.journal))
     }
 
+    /// A round trip through the journal on the path every sale takes (its lock, a blocking
+    /// thread, a read): returns once the work loop could use the journal. A journal wedged
+    /// by a stuck thread never returns, which is how the daemon's watchdog notices.
+    pub async fn journal_alive(&self) -> Result<(), JournalError> {
+        self.inner.db(|j| j.ping()).await
+    }
+
     /// Whether a live task is driving this sale.
     pub fn is_active(&self, tx: TxId) -> bool {
         lock(&self.inner.active).contains(&tx)
