@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use smartpos_acquirer::RsaSigner;
 use smartpos_acquirer::alipay::{self as wire, AppConfig, PayRequest};
-use smartpos_payment::connector::transport::Transport;
+use smartpos_payment::connector::{TlsSettings, Transport};
 use smartpos_payment::{PayTarget, SaleOptions, SaleState};
 
 fn stats(name: &str, mut v: Vec<Duration>) -> Duration {
@@ -125,11 +125,17 @@ async fn run(n: usize) {
 
     // 3: TCP + TLS handshake with the pinned CA.
     let path = config.path("alipay").expect("alipay path");
-    let transport =
-        Transport::new(&path.url, &path.ca_file, None, &config.timeouts).expect("transport");
+    let transport = Transport::new(
+        &path.url,
+        &TlsSettings::new(&path.ca_file),
+        &config.timeouts.transport(),
+    )
+    .expect("transport");
     let mut handshake = Vec::with_capacity(n);
     for _ in 0..n {
-        handshake.push(transport.probe().await.expect("handshake"));
+        let report = transport.probe().await;
+        assert!(report.ok(), "probe: {report:?}");
+        handshake.push(report.connect + report.handshake);
     }
 
     println!(

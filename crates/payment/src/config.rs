@@ -15,6 +15,9 @@ use crate::classify::Scheme;
 use crate::clock;
 use crate::model::FundingChannel;
 
+/// An acquirer path's parsed base URL (the transport's).
+pub use smartpos_transport::Endpoint;
+
 pub const CONFIG_SCHEMA: u32 = 1;
 
 #[derive(Debug, thiserror::Error)]
@@ -75,6 +78,20 @@ impl ConfigError {
                 ConfigError::Invalid(format!("path {name:?}: {m}"))
             }
             other => other,
+        }
+    }
+}
+
+impl From<smartpos_transport::ConfigError> for ConfigError {
+    fn from(e: smartpos_transport::ConfigError) -> ConfigError {
+        match e {
+            smartpos_transport::ConfigError::File { key, file, problem } => ConfigError::File {
+                path: None,
+                key,
+                file,
+                problem,
+            },
+            smartpos_transport::ConfigError::Invalid(m) => ConfigError::Invalid(m),
         }
     }
 }
@@ -147,6 +164,17 @@ impl Timeouts {
     }
     pub fn read(&self) -> Duration {
         Duration::from_millis(self.read_ms)
+    }
+
+    /// The transport's timeouts: `connect_ms` bounds DNS plus TCP connect, and again the TLS
+    /// handshake; `read_ms` the answer.
+    pub fn transport(&self) -> smartpos_transport::Timeouts {
+        smartpos_transport::Timeouts {
+            connect: self.connect(),
+            handshake: self.connect(),
+            read: self.read(),
+            ..smartpos_transport::Timeouts::default()
+        }
     }
 }
 
@@ -386,55 +414,6 @@ pub struct Route {
     pub paths: Vec<String>,
 }
 
-/// `https://host[:port]/path` split for the HTTP client.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Endpoint {
-    pub host: String,
-    pub port: u16,
-    pub path: String,
-}
-
-impl Endpoint {
-    pub fn parse(url: &str) -> Result<Endpoint, ConfigError> {
-        let Some(rest) = strip_prefix_ignore_case(url, "https://") else {
-            return invalid(format!(
-                "{url:?} is not an https:// URL; payments never travel in plaintext"
-            ));
-        };
-        let (authority, path) = match rest.find('/') {
-            Some(i) => (&rest[..i], &rest[i..]),
-            None => (rest, "/"),
-        };
-        if authority.contains('@') || authority.is_empty() {
-            return invalid(format!("{url:?}: no host, or credentials in the URL"));
-        }
-        let (host, port) = match authority.rsplit_once(':') {
-            Some((h, p)) if !h.ends_with(']') || authority.starts_with('[') => {
-                let port = p
-                    .parse::<u16>()
-                    .map_err(|_| ConfigError::Invalid(format!("{url:?}: bad port {p:?}")))?;
-                (h, port)
-            }
-            _ => (authority, 443),
-        };
-        let host = host.trim_start_matches('[').trim_end_matches(']');
-        if host.is_empty() {
-            return invalid(format!("{url:?}: no host"));
-        }
-        Ok(Endpoint {
-            host: host.to_ascii_lowercase(),
-            port,
-            path: path.to_owned(),
-        })
-    }
-}
-
-fn strip_prefix_ignore_case<'a>(s: &'a str, prefix: &str) -> Option<&'a str> {
-    (s.len() >= prefix.len()
-        && s.as_bytes()[..prefix.len()].eq_ignore_ascii_case(prefix.as_bytes()))
-    .then(|| &s[prefix.len()..])
-}
-
 impl Config {
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
@@ -481,7 +460,8 @@ impl Config {
             if !names.insert(path.name.as_str()) {
                 return invalid(format!("path {:?} is defined twice", path.name));
             }
-            let endpoint = Endpoint::parse(&path.url).map_err(|e| e.in_path(&path.name))?;
+            let endpoint =
+                Endpoint::parse(&path.url).map_err(|e| ConfigError::from(e).in_path(&path.name))?;
             if endpoint.path.contains(['?', '#']) {
                 return invalid(format!(
                     "path {:?}: url {:?} carries a query or fragment; give the base URL only",
@@ -680,26 +660,6 @@ mod tests {
             "key_file = \"/etc/smartpos/keys/qra-key\"\nsign_typ = \"md5\"",
         );
         assert!(Config::parse(&text).is_err(), "unknown key accepted");
-    }
-
-    #[test]
-    fn endpoints_split_host_port_and_path() {
-        assert_eq!(
-            Endpoint::parse("https://127.0.0.1:8443/proxy").expect("ok"),
-            Endpoint {
-                host: "127.0.0.1".into(),
-                port: 8443,
-                path: "/proxy".into()
-            }
-        );
-        assert_eq!(
-            Endpoint::parse("HTTPS://Api.Mch.Weixin.QQ.com")
-                .expect("ok")
-                .path,
-            "/"
-        );
-        assert!(Endpoint::parse("https://user:pw@host/").is_err());
-        assert!(Endpoint::parse("ftp://host/").is_err());
     }
 
     #[test]

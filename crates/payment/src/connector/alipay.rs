@@ -6,7 +6,7 @@ use smartpos_acquirer::alipay::{
 };
 use smartpos_acquirer::{Disposition, KeyError, RsaSigner, RsaVerifier};
 
-use super::transport::Transport;
+use super::Transport;
 use super::{
     Answer, BoxFuture, CallError, CancelOutcome, Connector, Op, Paid, PayOrder, PayOutcome,
     QueryOutcome, RefundOrder, RefundOutcome, cancel_outcome, finish_pay, join_path,
@@ -61,7 +61,11 @@ impl AlipayConnector {
         })?;
         Ok(AlipayConnector {
             name: path.name.clone(),
-            transport: Transport::new(&path.url, &path.ca_file, None, timeouts)?,
+            transport: Transport::new(
+                &path.url,
+                &super::tls_settings(path, None),
+                &timeouts.transport(),
+            )?,
             app: AppConfig {
                 app_id: app_id.clone(),
                 app_auth_token: None,
@@ -87,16 +91,20 @@ impl AlipayConnector {
         let body = signed.form_body();
         let answer = self
             .transport
-            .post(&path, wire::CONTENT_TYPE, false, move |_| Ok(body))
-            .await
-            .map_err(CallError::Transport)?;
+            .post_with(&path, wire::CONTENT_TYPE, false, move |_| {
+                Ok::<_, String>(body)
+            })
+            .await?;
         if answer.status != 200 {
             return Err(CallError::Untrusted(format!(
                 "HTTP status {}",
                 answer.status
             )));
         }
-        wire::response::parse_and_verify(&answer.body, method, &self.verifier)
+        let body = answer
+            .text()
+            .ok_or_else(|| CallError::Untrusted("the answer is not UTF-8".into()))?;
+        wire::response::parse_and_verify(body, method, &self.verifier)
             .map_err(|e| CallError::Untrusted(e.to_string()))
     }
 }
@@ -173,8 +181,8 @@ impl Connector for AlipayConnector {
         &self.name
     }
 
-    fn probe(&self) -> BoxFuture<'_, Result<std::time::Duration, String>> {
-        Box::pin(async { self.transport.probe().await.map_err(|e| e.to_string()) })
+    fn probe(&self) -> BoxFuture<'_, Result<super::ProbeReport, String>> {
+        Box::pin(async { Ok(self.transport.probe().await) })
     }
 
     fn pay<'a>(&'a self, order: &'a PayOrder) -> BoxFuture<'a, PayOutcome> {

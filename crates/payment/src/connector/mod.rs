@@ -1,13 +1,12 @@
 //! Connectors: one per acquirer protocol, all behind [`Connector`]. A connector turns a
 //! payment, query, cancel/reverse or refund into signed wire requests (via
-//! `smartpos-acquirer`), sends them over a pinned-CA [`transport::Transport`] and returns a
+//! `smartpos-acquirer`), sends them over a pinned-CA [`Transport`] and returns a
 //! typed outcome. The outcomes keep apart the two failures that must never be confused:
 //! "the acquirer never received it" (fail over, rescan) and "it may have been received"
 //! (query, then cancel — never pay again with the same code).
 
 pub mod alipay;
 pub mod qra;
-pub mod transport;
 pub mod wechat;
 
 use std::future::Future;
@@ -15,6 +14,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 use smartpos_acquirer::{Disposition, FailureCause};
+pub use smartpos_transport::{ErrorClass, ProbeReport, TlsSettings, Transport, TransportError};
 
 use crate::classify::Scheme;
 use crate::config::{ConfigError, PathConfig, PathKind, Timeouts};
@@ -116,10 +116,24 @@ pub trait Connector: Send + Sync {
     /// Alipay `trade.cancel`, WeChat and QRA `reverse`.
     fn cancel<'a>(&'a self, out_trade_no: &'a str) -> BoxFuture<'a, CancelOutcome>;
     fn refund<'a>(&'a self, order: &'a RefundOrder) -> BoxFuture<'a, RefundOutcome>;
-    /// Connect and handshake without sending anything (diagnostics). A connector without a
-    /// network transport reports that it cannot be probed.
-    fn probe(&self) -> BoxFuture<'_, Result<std::time::Duration, String>> {
+    /// One timed probe of the path's endpoint (DNS, connect, TLS handshake against the
+    /// pinned CA, a `HEAD` of the base URL: no payment call). A connector without a network
+    /// transport reports that it cannot be probed.
+    fn probe(&self) -> BoxFuture<'_, Result<ProbeReport, String>> {
         Box::pin(async { Err("this path cannot be probed".to_owned()) })
+    }
+}
+
+/// The TLS settings of a path: its CA file as the only trust anchor, and the client
+/// certificate when the path has one.
+pub(crate) fn tls_settings(
+    path: &PathConfig,
+    client_cert: Option<(&std::path::Path, &std::path::Path)>,
+) -> TlsSettings {
+    let settings = TlsSettings::new(&path.ca_file);
+    match client_cert {
+        Some((cert, key)) => settings.with_client_cert(cert, key),
+        None => settings,
     }
 }
 
@@ -144,8 +158,18 @@ pub fn from_config(
 /// without a valid signature.
 pub(crate) enum CallError {
     Local(String),
-    Transport(transport::TransportError),
+    Transport(TransportError),
     Untrusted(String),
+}
+
+impl From<smartpos_transport::PostError<String>> for CallError {
+    fn from(e: smartpos_transport::PostError<String>) -> CallError {
+        match e {
+            // The request could not be built for this connection: nothing left.
+            smartpos_transport::PostError::Build(e) => CallError::Local(e),
+            smartpos_transport::PostError::Transport(t) => CallError::Transport(t),
+        }
+    }
 }
 
 impl CallError {
@@ -201,11 +225,11 @@ pub(crate) fn no_answer(detail: &str) -> Explanation {
 pub(crate) fn pay_outcome<A: Answer>(answer: Result<A, CallError>) -> PayOutcome {
     let r = match answer {
         Err(CallError::Local(e)) => return PayOutcome::Declined(local_request_error(e)),
-        Err(CallError::Transport(transport::TransportError::NotSent(e))) => {
-            return PayOutcome::NeverSent(e);
+        Err(CallError::Transport(e)) if !e.sent() => {
+            return PayOutcome::NeverSent(e.to_string());
         }
-        Err(CallError::Transport(transport::TransportError::Unknown(e))) => {
-            return PayOutcome::Unknown(no_answer(&e));
+        Err(CallError::Transport(e)) => {
+            return PayOutcome::Unknown(no_answer(&e.to_string()));
         }
         Err(CallError::Untrusted(e)) => {
             return PayOutcome::Unknown(explain::untrusted_response(&e));

@@ -7,7 +7,7 @@ use smartpos_acquirer::qra::{
     self as wire, MerchantConfig, MicropayRequest, RefundRequest, Response, Service,
 };
 
-use super::transport::Transport;
+use super::Transport;
 use super::{
     Answer, BoxFuture, CallError, CancelOutcome, Connector, Op, Paid, PayOrder, PayOutcome,
     QueryOutcome, RefundOrder, RefundOutcome, cancel_outcome, finish_pay, join_path, pay_outcome,
@@ -44,7 +44,11 @@ impl QraConnector {
         };
         Ok(QraConnector {
             name: path.name.clone(),
-            transport: Transport::new(&path.url, &path.ca_file, None, timeouts)?,
+            transport: Transport::new(
+                &path.url,
+                &super::tls_settings(path, None),
+                &timeouts.transport(),
+            )?,
             merchant: MerchantConfig {
                 mch_id: mch_id.clone(),
                 key: read_secret("key_file", key_file, None)?,
@@ -63,23 +67,24 @@ impl QraConnector {
         let merchant = &self.merchant;
         let answer = self
             .transport
-            .post(&path, CONTENT_TYPE, false, move |ip| {
+            .post_with(&path, CONTENT_TYPE, false, move |ip| {
                 let request = match fix_ip(ip) {
                     Some(r) => r.map_err(|e| e.to_string())?,
                     None => request,
                 };
                 Ok(request.to_xml(merchant))
             })
-            .await
-            .map_err(CallError::Transport)?;
+            .await?;
         if answer.status != 200 {
             return Err(CallError::Untrusted(format!(
                 "HTTP status {}",
                 answer.status
             )));
         }
-        Response::parse(&answer.body, &merchant.key)
-            .map_err(|e| CallError::Untrusted(e.to_string()))
+        let body = answer
+            .text()
+            .ok_or_else(|| CallError::Untrusted("the answer is not UTF-8".into()))?;
+        Response::parse(body, &merchant.key).map_err(|e| CallError::Untrusted(e.to_string()))
     }
 }
 
@@ -165,8 +170,8 @@ impl Connector for QraConnector {
         &self.name
     }
 
-    fn probe(&self) -> BoxFuture<'_, Result<std::time::Duration, String>> {
-        Box::pin(async { self.transport.probe().await.map_err(|e| e.to_string()) })
+    fn probe(&self) -> BoxFuture<'_, Result<super::ProbeReport, String>> {
+        Box::pin(async { Ok(self.transport.probe().await) })
     }
 
     fn pay<'a>(&'a self, order: &'a PayOrder) -> BoxFuture<'a, PayOutcome> {

@@ -7,7 +7,7 @@ use smartpos_acquirer::wechat::{
     self as wire, Api, MerchantConfig, MicropayRequest, OrderRef, RefundRequest, Response,
 };
 
-use super::transport::Transport;
+use super::Transport;
 use super::{
     Answer, BoxFuture, CallError, CancelOutcome, Connector, Op, Paid, PayOrder, PayOutcome,
     QueryOutcome, RefundOrder, RefundOutcome, cancel_outcome, finish_pay, join_path, pay_outcome,
@@ -60,9 +60,8 @@ impl WechatConnector {
             name: path.name.clone(),
             transport: Transport::new(
                 &path.url,
-                &path.ca_file,
-                Some((client_cert_file, client_key_file)),
-                timeouts,
+                &super::tls_settings(path, Some((client_cert_file, client_key_file))),
+                &timeouts.transport(),
             )?,
             merchant: MerchantConfig {
                 appid: appid.clone(),
@@ -88,22 +87,24 @@ impl WechatConnector {
         let merchant = &self.merchant;
         let answer = self
             .transport
-            .post(&path, CONTENT_TYPE, api.needs_client_cert(), move |ip| {
+            .post_with(&path, CONTENT_TYPE, api.needs_client_cert(), move |ip| {
                 let request = match fix_ip(ip) {
                     Some(r) => r.map_err(|e| e.to_string())?,
                     None => request,
                 };
                 Ok(request.to_xml(merchant))
             })
-            .await
-            .map_err(CallError::Transport)?;
+            .await?;
         if answer.status != 200 {
             return Err(CallError::Untrusted(format!(
                 "HTTP status {}",
                 answer.status
             )));
         }
-        Response::parse(&answer.body, &merchant.api_key, merchant.sign_type)
+        let body = answer
+            .text()
+            .ok_or_else(|| CallError::Untrusted("the answer is not UTF-8".into()))?;
+        Response::parse(body, &merchant.api_key, merchant.sign_type)
             .map_err(|e| CallError::Untrusted(e.to_string()))
     }
 }
@@ -186,8 +187,8 @@ impl Connector for WechatConnector {
         &self.name
     }
 
-    fn probe(&self) -> BoxFuture<'_, Result<std::time::Duration, String>> {
-        Box::pin(async { self.transport.probe().await.map_err(|e| e.to_string()) })
+    fn probe(&self) -> BoxFuture<'_, Result<super::ProbeReport, String>> {
+        Box::pin(async { Ok(self.transport.probe().await) })
     }
 
     fn pay<'a>(&'a self, order: &'a PayOrder) -> BoxFuture<'a, PayOutcome> {

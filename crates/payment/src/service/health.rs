@@ -33,16 +33,30 @@ impl PaymentService {
         names.sort();
         for name in names {
             let connector = inner.connectors[&name].clone();
+            let unreachable = |e: &str| {
+                Explanation::new(
+                    Cause::Network,
+                    "net.acquirer_unreachable",
+                    "无法与收单机构建立安全连接,请检查网络、系统时间和证书配置",
+                    "cannot open a secure connection to the acquirer: check the network, the clock and the pinned CA",
+                )
+                .with_raw(Some(e))
+            };
             let (ok, detail, explanation) = match connector.probe().await {
-                Ok(d) => (true, format!("TLS handshake in {} ms", d.as_millis()), None),
+                Ok(report) => match (&report.error, &report.detail) {
+                    (None, _) => (
+                        true,
+                        format!("TLS handshake in {} ms", report.handshake.as_millis()),
+                        None,
+                    ),
+                    (Some(class), detail) => {
+                        let e = format!("{class}: {}", detail.as_deref().unwrap_or(""));
+                        let why = unreachable(&e);
+                        (false, e, Some(why))
+                    }
+                },
                 Err(e) => {
-                    let why = Explanation::new(
-                        Cause::Network,
-                        "net.acquirer_unreachable",
-                        "无法与收单机构建立安全连接,请检查网络、系统时间和证书配置",
-                        "cannot open a secure connection to the acquirer: check the network, the clock and the pinned CA",
-                    )
-                    .with_raw(Some(&e));
+                    let why = unreachable(&e);
                     (false, e, Some(why))
                 }
             };
