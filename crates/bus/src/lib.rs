@@ -5,6 +5,7 @@
 //! says.
 
 pub mod diagnose;
+pub mod network;
 pub mod payment;
 pub mod scanner;
 
@@ -17,6 +18,10 @@ pub const INTERFACES: &[(&str, &str)] = &[
     (
         payment::INTERFACE,
         include_str!("../xml/org.smartpos.Payment1.xml"),
+    ),
+    (
+        network::INTERFACE,
+        include_str!("../xml/org.smartpos.Network1.xml"),
     ),
     (
         payment::TX_INTERFACE,
