@@ -380,3 +380,60 @@ pub fn otad_config(dir: &Path, server: Option<&Goosebit>, device: &str, selfchec
          [selfcheck]\nbus_names = [{}]\ndeadline_s = {deadline_s}\n",
         version.display(), state.display(), names.join(", ")).as_bytes())
 }
+
+/// A TCP proxy in front of a server that cuts the first connection whose answer reaches
+/// `cut_at` bytes (a download broken off half-way), and counts every byte the server sent.
+pub struct CuttingProxy {
+    pub port: u16,
+    pub from_server: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    pub cut: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl CuttingProxy {
+    pub fn start(upstream: u16, cut_at: u64) -> CuttingProxy {
+        use std::io::{Read, Write};
+        use std::sync::Arc;
+        use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        let from_server = Arc::new(AtomicU64::new(0));
+        let cut = Arc::new(AtomicBool::new(false));
+        let (total, done) = (from_server.clone(), cut.clone());
+        std::thread::spawn(move || {
+            for client in listener.incoming().flatten() {
+                let Ok(server) = std::net::TcpStream::connect(("127.0.0.1", upstream)) else {
+                    continue;
+                };
+                let (mut c_read, mut s_write) = (client.try_clone().expect("clone"), server.try_clone().expect("clone"));
+                std::thread::spawn(move || {
+                    let _ = std::io::copy(&mut c_read, &mut s_write);
+                    let _ = s_write.shutdown(std::net::Shutdown::Write);
+                });
+                let (total, done) = (total.clone(), done.clone());
+                std::thread::spawn(move || {
+                    let (mut s_read, mut c_write) = (server, client);
+                    let mut buf = [0u8; 16 * 1024];
+                    let mut this = 0u64;
+                    loop {
+                        let n = match s_read.read(&mut buf) {
+                            Ok(0) | Err(_) => break,
+                            Ok(n) => n,
+                        };
+                        if c_write.write_all(&buf[..n]).is_err() {
+                            break;
+                        }
+                        this += n as u64;
+                        total.fetch_add(n as u64, Ordering::SeqCst);
+                        if this >= cut_at && !done.swap(true, Ordering::SeqCst) {
+                            let _ = c_write.shutdown(std::net::Shutdown::Both);
+                            let _ = s_read.shutdown(std::net::Shutdown::Both);
+                            break;
+                        }
+                    }
+                    let _ = c_write.shutdown(std::net::Shutdown::Write);
+                });
+            }
+        });
+        CuttingProxy { port, from_server, cut }
+    }
+}

@@ -281,3 +281,28 @@ async fn an_unreachable_fleet_server_is_polled_less_and_less_often() {
     let update = UpdateProxy::new(&conn).await.unwrap();
     assert_eq!(update.state().await.unwrap(), "idle", "a server being away is not a failed update");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_download_cut_half_way_resumes_where_it_stopped_and_fetches_each_byte_once() {
+    let mut rig = Rig::start("pos-0007", &[], 5).await;
+    let bundle = rig.rauc_env.bundle("1.7.0", None, 2 * 1024 * 1024);
+    let size = std::fs::metadata(&bundle).unwrap().len();
+    let port: u16 = rig.goosebit.url.rsplit(':').next().unwrap().parse().unwrap();
+    let proxy = smartpos_tests::update::CuttingProxy::start(port, size / 2);
+    // otad talks to goosebit through the proxy (goosebit's links name the proxy, from the
+    // Host header).
+    let text = std::fs::read_to_string(&rig.config).unwrap();
+    std::fs::write(&rig.config, text.replace(&rig.goosebit.url, &format!("https://127.0.0.1:{}", proxy.port))).unwrap();
+    let _daemon = otad(&rig.bus, &rig.config).await;
+    rig.offer("pos-0007", &bundle).await;
+    let conn = rig.bus.connect().await;
+    UpdateProxy::new(&conn).await.unwrap().check().await.unwrap();
+    reboot_requested(&mut rig.logind, Duration::from_secs(90)).await;
+    assert!(proxy.cut.load(std::sync::atomic::Ordering::SeqCst), "the download was cut");
+    let sent = proxy.from_server.load(std::sync::atomic::Ordering::SeqCst);
+    // Polls, TLS and HTTP overhead are a few tens of KiB; a restart from zero would add
+    // half the bundle again.
+    assert!(sent < size + 256 * 1024, "{sent} bytes sent for a {size}-byte bundle");
+    assert!(sent >= size, "{sent} < {size}");
+    assert_eq!(rig.rauc_env.primary(), "B");
+}
