@@ -5,7 +5,7 @@ set -euo pipefail
 what=${1:-test}
 cd "$(dirname "$0")/.."
 
-pkgs=(dbus-daemon dbus-bin libclang-dev clang cmake pkg-config python3-venv util-linux systemd libzbar0 openssl)
+pkgs=(dbus-daemon dbus-bin libclang-dev clang cmake pkg-config python3-venv util-linux systemd libzbar0 openssl rauc squashfs-tools e2fsprogs curl)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -27,4 +27,6 @@ command -v cargo-deny >/dev/null || cargo install --locked cargo-deny
 command -v cargo-fuzz >/dev/null || cargo install --locked cargo-fuzz
 # The Python example vendor client's venv (jeepney), run by tests/tests/vendor_client.rs.
 tools/examples-venv.sh >/dev/null
+# goosebit, the DDI server the update tests run on loopback (tests/tests/update.rs).
+tools/goosebit-venv.sh >/dev/null
 exit 0

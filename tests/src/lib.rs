@@ -9,6 +9,7 @@
 pub mod acquirer;
 pub mod contract;
 pub mod merchant;
+pub mod update;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -320,7 +321,7 @@ fn signal(child: &Child, sig: nix::sys::signal::Signal) {
     let _ = nix::sys::signal::kill(pid, sig);
 }
 
-fn set_mode(p: &Path, mode: u32) {
+pub(crate) fn set_mode(p: &Path, mode: u32) {
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode)).expect("chmod");
 }

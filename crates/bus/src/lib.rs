@@ -8,6 +8,7 @@ pub mod diagnose;
 pub mod network;
 pub mod payment;
 pub mod scanner;
+pub mod update;
 
 /// Interface XML, by interface name, as committed.
 pub const INTERFACES: &[(&str, &str)] = &[
@@ -26,6 +27,10 @@ pub const INTERFACES: &[(&str, &str)] = &[
     (
         payment::TX_INTERFACE,
         include_str!("../xml/org.smartpos.Payment1.xml"),
+    ),
+    (
+        update::INTERFACE,
+        include_str!("../xml/org.smartpos.Update1.xml"),
     ),
 ];
 
