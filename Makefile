@@ -7,7 +7,7 @@ PREFIX ?= /usr
 DESTDIR ?=
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: all deps deps-build build build-test lint test test-unit fuzz system-test yocto-check demo install bench-decode bench-payment clean help
+.PHONY: all deps deps-build build build-test lint test test-unit fuzz system-test yocto-check demo install bench-decode bench-payment bench-net clean help
 
 all: build
 
@@ -20,6 +20,7 @@ help:
 	@echo "make install - install binaries, units and policy under DESTDIR/PREFIX"
 	@echo "make bench-decode  - decoder benchmark: smartpos vs zxing-cpp vs zbar"
 	@echo "make bench-payment - the terminal's own work per sale"
+	@echo "make bench-net     - CPU per probe; a sale's network step, fresh vs kept-alive connection"
 
 deps:
 	@tools/deps.sh test
@@ -75,6 +76,10 @@ bench-decode: deps-build
 	tools/bench-decoders/run.sh --with-rqrr
 
 bench-payment: deps-build
+	$(CARGO) bench -p smartpos-payment --bench sale_path -- 300
+
+bench-net: deps-build
+	$(CARGO) bench -p smartpos-transport --bench net -- 300
 	$(CARGO) bench -p smartpos-payment --bench sale_path -- 300
 
 clean:
