@@ -12,7 +12,7 @@ use futures_util::StreamExt;
 use smartpos_bus::errors::{BUSY, INVALID_ARGS, NOT_ALLOWED, REFUSED};
 use smartpos_bus::payment::{PaymentProxy, TransactionProxy};
 use smartpos_tests::acquirer::{self, Pace};
-use smartpos_tests::{Daemon, TestBus, bin};
+use smartpos_tests::{Daemon, TestBus, as_nobody, bin};
 use zbus::zvariant::{OwnedObjectPath, Value};
 
 /// An Alipay code whose digits 3–5 choose the emulator's buyer (601: pays with Huabei only).
@@ -490,19 +490,11 @@ async fn a_bad_signature_an_older_version_or_broken_toml_is_refused_and_the_old_
     assert_eq!(sale.funding_channels().await.unwrap(), ["huabei"]);
 }
 
-/// A process of a uid and gid (4242) nothing names: a stranger.
-fn as_stranger(bus: &TestBus, program: &Path) -> Command {
-    let mut c = bus.command("setpriv");
-    c.args(["--reuid=4242", "--regid=4242", "--clear-groups", "--"])
-        .arg(program);
-    c
-}
-
-/// A process as uid 65534 in group nogroup (65534): the tests' cashier, once nogroup is
-/// made an operator group.
+/// A process as uid 65534 with the supplementary group `users` (100): the tests' cashier,
+/// once `users` is made an operator group (the test machine has no smartpos-vendor).
 fn as_cashier(bus: &TestBus, program: &Path) -> Command {
     let mut c = bus.command("setpriv");
-    c.args(["--reuid=65534", "--regid=65534", "--groups=65534", "--"])
+    c.args(["--reuid=65534", "--regid=65534", "--groups=100", "--"])
         .arg(program);
     c
 }
@@ -530,14 +522,14 @@ fn dbus_send(mut c: Command, member: &str) -> (bool, String) {
 
 #[tokio::test]
 async fn a_stranger_and_a_cashier_can_neither_hold_the_till_nor_change_its_config() {
-    // The project's bus policy, with the vendor group's rules given to nogroup (the test
-    // machine has no smartpos-vendor group), and paymentd letting nogroup sell.
+    // The project's bus policy, with the vendor group's rules given to `users` (the test
+    // machine has no smartpos-vendor group), and paymentd letting `users` sell.
     let policy = std::fs::read_to_string(
         smartpos_tests::workspace().join("dbus/org.smartpos.Payment1.conf"),
     )
     .unwrap()
-    .replace("group=\"smartpos-vendor\"", "group=\"nogroup\"");
-    let t = terminal("[auth]\noperator_groups = [\"nogroup\"]\n", Some(&policy)).await;
+    .replace("group=\"smartpos-vendor\"", "group=\"users\"");
+    let t = terminal("[auth]\noperator_groups = [\"users\"]\n", Some(&policy)).await;
     let (_conn, p) = t.payments().await;
     let (file, sig) = t.signed("v8.toml", None, |s| huabei_off(s, 8));
     let apply_args = [
@@ -549,11 +541,11 @@ async fn a_stranger_and_a_cashier_can_neither_hold_the_till_nor_change_its_confi
 
     // A stranger: the bus refuses it everything.
     let (ok, text) = dbus_send(
-        as_stranger(&t.bus, Path::new("dbus-send")),
+        as_nobody(&t.bus, Path::new("dbus-send")),
         "BeginInstallWindow",
     );
     assert!(!ok && text.contains("AccessDenied"), "{text}");
-    let out = as_stranger(&t.bus, &bin("posctl"))
+    let out = as_nobody(&t.bus, &bin("posctl"))
         .args(apply_args)
         .output()
         .unwrap();
@@ -584,7 +576,7 @@ async fn paymentd_itself_refuses_a_cashier_the_update_methods_when_the_bus_lets_
     let loose = r#"<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-BUS Bus Configuration 1.0//EN"
  "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
 <busconfig><policy context="default"><allow send_destination="org.smartpos.Payment1"/></policy></busconfig>"#;
-    let t = terminal("[auth]\noperator_groups = [\"nogroup\"]\n", Some(loose)).await;
+    let t = terminal("[auth]\noperator_groups = [\"users\"]\n", Some(loose)).await;
     let (_conn, p) = t.payments().await;
     for member in ["BeginInstallWindow", "EndInstallWindow"] {
         let (ok, text) = dbus_send(as_cashier(&t.bus, Path::new("dbus-send")), member);
