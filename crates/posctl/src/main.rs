@@ -6,6 +6,7 @@
 //! 75 timed out, 77 not allowed, 70 anything else.
 
 mod doctor;
+mod net;
 mod payment;
 mod scanner;
 mod status;
@@ -95,12 +96,27 @@ enum Cmd {
         #[arg(long)]
         huabei: bool,
     },
+    /// Network diagnostics (smartpos-netd).
+    Net {
+        #[command(subcommand)]
+        cmd: NetCmd,
+    },
     /// Decode image files with the scanner's own decoder (no daemon needed).
     Decode {
         /// PNG, JPEG or PGM files.
         #[arg(required = true)]
         images: Vec<std::path::PathBuf>,
     },
+}
+
+/// Network diagnostics from smartpos-netd.
+#[derive(Debug, Subcommand)]
+enum NetCmd {
+    /// Links, gateway, resolvers, endpoints (latency, loss, last error), clock, certificates.
+    Status,
+    /// Probe now: ENDPOINT is an acquirer path, "fleet", "gateway" or "resolvers" (all if
+    /// not given).
+    Probe { endpoint: Option<String> },
 }
 
 #[derive(Debug, Subcommand)]
@@ -273,6 +289,12 @@ async fn run_plain(cmd: Cmd, json: bool) -> Result<(), Error> {
             Cmd::Scanner {
                 cmd: ScannerCmd::Snapshot { file },
             } => scanner::snapshot(&file, json).await,
+            Cmd::Net {
+                cmd: NetCmd::Status,
+            } => net::status(json).await,
+            Cmd::Net {
+                cmd: NetCmd::Probe { endpoint },
+            } => net::probe(endpoint, json).await,
             Cmd::Decode { .. } | Cmd::Sale { .. } | Cmd::Refund { .. } | Cmd::Doctor { .. } => {
                 unreachable!("handled in main")
             }
