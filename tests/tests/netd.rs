@@ -66,7 +66,10 @@ fn cert_expiring(dir: &Path, name: &str, days: i64) -> PathBuf {
     // rcgen's dates are `time` values; reach "now" from a fixed day with std durations.
     let base = rcgen::date_time_ymd(2020, 1, 1);
     let base_unix = 1_577_836_800u64;
-    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs();
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
     let since_base = Duration::from_secs(now - base_unix);
     p.not_before = base + since_base - Duration::from_secs(365 * 86_400);
     let shift = Duration::from_secs(days.unsigned_abs() * 86_400);
@@ -136,11 +139,7 @@ ca_file = "{old}"
     );
     let cfg = write_file(&dir, "smartpos-netd.toml", cfg.as_bytes());
     let netd = bus
-        .spawn_daemon(
-            "smartpos-netd",
-            &["--config", cfg.to_str().unwrap()],
-            NAME,
-        )
+        .spawn_daemon("smartpos-netd", &["--config", cfg.to_str().unwrap()], NAME)
         .await;
     Setup {
         bus,
@@ -163,7 +162,10 @@ async fn until(p: &NetworkProxy<'_>, what: &str, cond: impl Fn(&Value) -> bool) 
         if cond(&s) {
             return s;
         }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}: {s:#}");
+        assert!(
+            Instant::now() < deadline,
+            "timed out waiting for {what}: {s:#}"
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
@@ -206,7 +208,10 @@ async fn a_technician_sees_the_network_an_endpoint_go_down_and_come_back() {
     .await;
     assert!(st["online"].as_bool().unwrap());
     let alipay = endpoint(&st, "alipay");
-    assert!(alipay["last"]["http_status"].as_u64().is_some(), "{alipay:#}");
+    assert!(
+        alipay["last"]["http_status"].as_u64().is_some(),
+        "{alipay:#}"
+    );
     assert!(alipay["last"]["handshake_ms"].as_f64().unwrap() > 0.0);
     assert!(
         path(&st, "alipay")["reason_en"]
@@ -306,7 +311,11 @@ async fn probes_on_demand_are_for_the_stack_and_are_rate_limited() {
         .args(["net", "probe", "qra", "--json"])
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert!(endpoint(&doc, "qra")["probes"].as_u64().unwrap() >= 1);
 
@@ -333,7 +342,11 @@ async fn probes_on_demand_are_for_the_stack_and_are_rate_limited() {
         .args(["net", "status", "--json"])
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let out = as_nobody(&s.bus, &bin("posctl"))
         .args(["net", "probe"])
         .output()

@@ -40,7 +40,13 @@ pub struct CertStatus {
 }
 
 /// Check every certificate in the PEM file `file` at time `now`.
-pub fn check(owner: &str, role: &str, file: &Path, now: SystemTime, warn: Duration) -> Vec<CertStatus> {
+pub fn check(
+    owner: &str,
+    role: &str,
+    file: &Path,
+    now: SystemTime,
+    warn: Duration,
+) -> Vec<CertStatus> {
     let unreadable = |problem: String| CertStatus {
         owner: owner.to_owned(),
         role: role.to_owned(),
@@ -221,7 +227,10 @@ mod tests {
         let s = |f: &Path| check("alipay", "ca", f, at_2030(), warn).remove(0);
         assert_eq!(s(&fine).state, CertState::Ok);
         let soon = s(&soon);
-        assert_eq!((soon.state, soon.days_left), (CertState::ExpiresSoon, Some(12)));
+        assert_eq!(
+            (soon.state, soon.days_left),
+            (CertState::ExpiresSoon, Some(12))
+        );
         let gone = s(&gone);
         assert_eq!((gone.state, gone.days_left), (CertState::Expired, Some(-2)));
         assert_eq!(s(&future).state, CertState::NotYetValid);

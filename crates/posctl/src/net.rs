@@ -16,8 +16,11 @@ async fn proxy() -> Result<(zbus::Connection, NetworkProxy<'static>), Error> {
 }
 
 fn parse(doc: &str) -> Result<Status, Error> {
-    serde_json::from_str(doc)
-        .map_err(|e| Error::Failed(format!("smartpos-netd sent a status this posctl cannot read: {e}")))
+    serde_json::from_str(doc).map_err(|e| {
+        Error::Failed(format!(
+            "smartpos-netd sent a status this posctl cannot read: {e}"
+        ))
+    })
 }
 
 pub async fn status(json: bool) -> Result<(), Error> {
@@ -97,7 +100,17 @@ pub fn render(st: &Status) -> String {
             .carrying
             .as_ref()
             .filter(|r| r.interface == l.name)
-            .map(|r| format!("  default route ({}) via {}", r.family, if r.gateway.is_empty() { "on-link" } else { &r.gateway }))
+            .map(|r| {
+                format!(
+                    "  default route ({}) via {}",
+                    r.family,
+                    if r.gateway.is_empty() {
+                        "on-link"
+                    } else {
+                        &r.gateway
+                    }
+                )
+            })
             .unwrap_or_default();
         let _ = writeln!(
             out,
@@ -109,7 +122,12 @@ pub fn render(st: &Status) -> String {
                 Some(false) => "no",
                 None => "-",
             },
-            l.ipv4.iter().chain(&l.ipv6).cloned().collect::<Vec<_>>().join(" "),
+            l.ipv4
+                .iter()
+                .chain(&l.ipv6)
+                .cloned()
+                .collect::<Vec<_>>()
+                .join(" "),
             carries
         );
     }
@@ -147,7 +165,10 @@ pub fn render(st: &Status) -> String {
             "  {:<10} {:<6} {:<14} {} {}",
             c.owner,
             c.role,
-            format!("{:?}", c.state).to_lowercase(),
+            serde_json::to_value(c.state)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_owned))
+                .unwrap_or_default(),
             c.days_left
                 .map_or_else(|| c.problem.clone(), |d| format!("{d} days left")),
             c.file.display()
