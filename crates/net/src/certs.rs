@@ -40,7 +40,13 @@ pub struct CertStatus {
 }
 
 /// Check every certificate in the PEM file `file` at time `now`.
-pub fn check(owner: &str, role: &str, file: &Path, now: SystemTime, warn: Duration) -> Vec<CertStatus> {
+pub fn check(
+    owner: &str,
+    role: &str,
+    file: &Path,
+    now: SystemTime,
+    warn: Duration,
+) -> Vec<CertStatus> {
     let unreadable = |problem: String| CertStatus {
         owner: owner.to_owned(),
         role: role.to_owned(),
@@ -65,10 +71,8 @@ pub fn check(owner: &str, role: &str, file: &Path, now: SystemTime, warn: Durati
     let now_s = i64::try_from(crate::stats::unix(now)).unwrap_or(i64::MAX);
     let warn_s = i64::try_from(warn.as_secs()).unwrap_or(i64::MAX);
     ders.iter()
-        .map(|der| match x509_parser::parse_x509_certificate(der.as_ref()) {
-            Ok((_, cert)) => {
-                let nb = cert.validity().not_before.timestamp();
-                let na = cert.validity().not_after.timestamp();
+        .map(|der| match validity(der.as_ref()) {
+            Some((nb, na, subject)) => {
                 let state = if now_s < nb {
                     CertState::NotYetValid
                 } else if now_s > na {
@@ -82,7 +86,7 @@ pub fn check(owner: &str, role: &str, file: &Path, now: SystemTime, warn: Durati
                     owner: owner.to_owned(),
                     role: role.to_owned(),
                     file: file.to_owned(),
-                    subject: cert.subject().to_string(),
+                    subject,
                     not_before: Some(nb),
                     not_after: Some(na),
                     days_left: Some((na - now_s).div_euclid(86_400)),
@@ -90,9 +94,89 @@ pub fn check(owner: &str, role: &str, file: &Path, now: SystemTime, warn: Durati
                     problem: String::new(),
                 }
             }
-            Err(e) => unreadable(format!("not an X.509 certificate: {e}")),
+            None => unreadable("not an X.509 certificate".into()),
         })
         .collect()
+}
+
+/// One DER TLV: (tag, contents, what follows).
+fn tlv(input: &[u8]) -> Option<(u8, &[u8], &[u8])> {
+    let tag = *input.first()?;
+    let first = *input.get(1)?;
+    let (len, header) = if first & 0x80 == 0 {
+        (usize::from(first), 2)
+    } else {
+        let n = usize::from(first & 0x7f);
+        if n == 0 || n > 4 {
+            return None;
+        }
+        let mut len = 0usize;
+        for i in 0..n {
+            len = (len << 8) | usize::from(*input.get(2 + i)?);
+        }
+        (len, 2 + n)
+    };
+    let end = header.checked_add(len)?;
+    Some((tag, input.get(header..end)?, input.get(end..)?))
+}
+
+/// notBefore and notAfter (Unix seconds) and the subject's common name, read from the DER
+/// of an X.509 certificate (RFC 5280 §4.1: tbsCertificate is version?, serialNumber,
+/// signature, issuer, validity, subject, …). Only these fields are read: the certificate's
+/// signature is the TLS library's business, not this report's.
+fn validity(der: &[u8]) -> Option<(i64, i64, String)> {
+    let (_, cert, _) = tlv(der)?;
+    let (_, tbs, _) = tlv(cert)?;
+    let mut rest = tbs;
+    let (tag, _, after_version) = tlv(rest)?;
+    if tag == 0xa0 {
+        rest = after_version;
+    }
+    let (_, _, rest) = tlv(rest)?; // serialNumber
+    let (_, _, rest) = tlv(rest)?; // signature algorithm
+    let (_, _, rest) = tlv(rest)?; // issuer
+    let (_, validity, rest) = tlv(rest)?;
+    let (t1, nb, more) = tlv(validity)?;
+    let (t2, na, _) = tlv(more)?;
+    let (_, subject, _) = tlv(rest)?;
+    Some((time(t1, nb)?, time(t2, na)?, common_name(subject)))
+}
+
+/// UTCTime (YYMMDDHHMMSSZ, years 1950–2049) or GeneralizedTime (YYYYMMDDHHMMSSZ).
+fn time(tag: u8, v: &[u8]) -> Option<i64> {
+    let s = std::str::from_utf8(v).ok()?.strip_suffix('Z')?;
+    let (year, rest) = match tag {
+        0x17 => {
+            let yy: i64 = s.get(..2)?.parse().ok()?;
+            (if yy >= 50 { 1900 + yy } else { 2000 + yy }, s.get(2..)?)
+        }
+        0x18 => (s.get(..4)?.parse().ok()?, s.get(4..)?),
+        _ => return None,
+    };
+    let n = |i: usize| -> Option<i64> { rest.get(i..i + 2)?.parse().ok() };
+    let (mo, d, h, mi, se) = (n(0)?, n(2)?, n(4)?, n(6)?, n(8)?);
+    Some(days_from_civil(year, mo, d) * 86_400 + h * 3_600 + mi * 60 + se)
+}
+
+/// Days since 1970-01-01 of a proleptic Gregorian date.
+fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+/// "CN=…" of a Name, or "" when it has none.
+fn common_name(name: &[u8]) -> String {
+    const CN: [u8; 5] = [0x06, 0x03, 0x55, 0x04, 0x03];
+    name.windows(CN.len())
+        .position(|w| w == CN)
+        .and_then(|i| tlv(name.get(i + CN.len()..)?))
+        .map(|(_, v, _)| format!("CN={}", String::from_utf8_lossy(v)))
+        .unwrap_or_default()
 }
 
 #[cfg(test)]
@@ -125,6 +209,14 @@ mod tests {
     }
 
     #[test]
+    fn dates_as_the_certificate_writes_them() {
+        assert_eq!(time(0x17, b"300101000000Z"), Some(1_893_456_000));
+        assert_eq!(time(0x18, b"20300101000000Z"), Some(1_893_456_000));
+        assert_eq!(time(0x17, b"700101000001Z"), Some(1));
+        assert_eq!(time(0x17, b"garbage"), None);
+    }
+
+    #[test]
     fn expiry_is_warned_thirty_days_ahead_and_an_error_once_past() {
         let d = tempfile::tempdir().unwrap();
         let warn = Duration::from_secs(30 * 86_400);
@@ -135,10 +227,14 @@ mod tests {
         let s = |f: &Path| check("alipay", "ca", f, at_2030(), warn).remove(0);
         assert_eq!(s(&fine).state, CertState::Ok);
         let soon = s(&soon);
-        assert_eq!((soon.state, soon.days_left), (CertState::ExpiresSoon, Some(12)));
+        assert_eq!(
+            (soon.state, soon.days_left),
+            (CertState::ExpiresSoon, Some(12))
+        );
         let gone = s(&gone);
         assert_eq!((gone.state, gone.days_left), (CertState::Expired, Some(-2)));
         assert_eq!(s(&future).state, CertState::NotYetValid);
+        assert_eq!(s(&fine).subject, "CN=rcgen self signed cert");
         let missing = s(&d.path().join("missing.pem"));
         assert_eq!(missing.state, CertState::Unreadable);
     }

@@ -32,7 +32,11 @@ fn query(id: u16, name: &str) -> Vec<u8> {
     let mut q = Vec::with_capacity(name.len() + 18);
     q.extend_from_slice(&id.to_be_bytes());
     q.extend_from_slice(&[0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0]);
-    for label in name.trim_end_matches('.').split('.').filter(|l| !l.is_empty()) {
+    for label in name
+        .trim_end_matches('.')
+        .split('.')
+        .filter(|l| !l.is_empty())
+    {
         let len = u8::try_from(label.len().min(63)).unwrap_or(63);
         q.push(len);
         q.extend_from_slice(&label.as_bytes()[..usize::from(len)]);
@@ -84,7 +88,10 @@ pub async fn probe(
                 timeout.as_secs_f32()
             ),
         )),
-        Ok(Err(e)) => Err(err("net.dns", format!("DNS for {name} at {}: {e}", show(server)))),
+        Ok(Err(e)) => Err(err(
+            "net.dns",
+            format!("DNS for {name} at {}: {e}", show(server)),
+        )),
         // SERVFAIL and REFUSED: the resolver is there but cannot resolve for us.
         Ok(Ok(2)) => Err(err(
             "net.dns",

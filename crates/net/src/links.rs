@@ -62,7 +62,11 @@ impl Links {
     pub fn carrying(&self) -> Option<&DefaultRoute> {
         self.routes
             .iter()
-            .filter(|r| self.links.iter().any(|l| l.name == r.interface && l.usable()))
+            .filter(|r| {
+                self.links
+                    .iter()
+                    .any(|l| l.name == r.interface && l.usable())
+            })
             .min_by_key(|r| (r.metric, r.family != "ipv4"))
     }
 
@@ -293,7 +297,11 @@ wlan0\t0000000A\t00000000\t0001\t0\t0\t600\t000000FF\t0\t0\t0\n";
         for (name, oper, carrier) in [
             ("lo", "unknown", "1"),
             ("eth0", "up", "1"),
-            ("wlan0", if carrier_wlan == "1" { "up" } else { "down" }, carrier_wlan),
+            (
+                "wlan0",
+                if carrier_wlan == "1" { "up" } else { "down" },
+                carrier_wlan,
+            ),
         ] {
             std::fs::create_dir_all(sys.join(name)).unwrap();
             std::fs::write(sys.join(name).join("operstate"), format!("{oper}\n")).unwrap();
@@ -328,7 +336,10 @@ wlan0\t0000000A\t00000000\t0001\t0\t0\t600\t000000FF\t0\t0\t0\n";
         // Two IPv4 defaults and one IPv6 (lo's unreachable default is not one).
         assert_eq!(l.routes.len(), 3, "{:?}", l.routes);
         let c = l.carrying().unwrap();
-        assert_eq!((c.interface.as_str(), c.gateway.as_str()), ("eth0", "192.168.1.1"));
+        assert_eq!(
+            (c.interface.as_str(), c.gateway.as_str()),
+            ("eth0", "192.168.1.1")
+        );
         let v6 = l.routes.iter().find(|r| r.family == "ipv6").unwrap();
         assert_eq!(v6.gateway, "fe80::1");
         assert_eq!(v6.metric, 1024);

@@ -300,7 +300,11 @@ impl Monitor {
                 ),
             ),
             Some(_) => (
-                if self.ntp == Some(false) { "warn" } else { "ok" },
+                if self.ntp == Some(false) {
+                    "warn"
+                } else {
+                    "ok"
+                },
                 format!(
                     "within {} s of the servers' clocks{}",
                     self.limits.clock_warn.as_secs(),
@@ -457,7 +461,10 @@ impl Monitor {
                 CertState::NotYetValid => ("cert.not_yet_valid", "is not valid yet"),
                 _ => ("cert.unreadable", "cannot be read"),
             };
-            if let Some(o) = self.clock_is_off().filter(|_| c.state != CertState::Unreadable) {
+            if let Some(o) = self
+                .clock_is_off()
+                .filter(|_| c.state != CertState::Unreadable)
+            {
                 return verdict(
                     false,
                     "clock.off",
@@ -546,9 +553,10 @@ impl Monitor {
         } else {
             String::new()
         };
-        let gw_dead = self.gateway.as_ref().and_then(|(g, w, _)| {
-            (w.summary().last_ok == Some(false)).then(|| g.clone())
-        });
+        let gw_dead = self
+            .gateway
+            .as_ref()
+            .and_then(|(g, w, _)| (w.summary().last_ok == Some(false)).then(|| g.clone()));
         let resolver = self.resolvers.first().map(|(r, _)| crate::dns::show(*r));
         let code = err.code.as_str();
         let (en, zh) = match code {
@@ -570,10 +578,15 @@ impl Monitor {
                     "域名解析失败".to_owned(),
                 )
             }
-            "net.refused" => (format!("{host} refused the connection"), "服务器拒绝连接".into()),
+            "net.refused" => (
+                format!("{host} refused the connection"),
+                "服务器拒绝连接".into(),
+            ),
             "net.connect_timeout" => match gw_dead {
                 Some(g) => (
-                    format!("no answer from {host}, and the shop's router {g} does not answer either"),
+                    format!(
+                        "no answer from {host}, and the shop's router {g} does not answer either"
+                    ),
                     "网络不通,路由器无响应,请检查路由器".into(),
                 ),
                 None => (
@@ -598,20 +611,30 @@ impl Monitor {
                     format!(
                         "the terminal's clock is {}, so {host}'s certificate looks {}; set the clock",
                         offset_words(o.offset_s),
-                        if code == "net.cert_expired" { "expired" } else { "not yet valid" }
+                        if code == "net.cert_expired" {
+                            "expired"
+                        } else {
+                            "not yet valid"
+                        }
                     ),
                     "终端时间不对,请校准时间".into(),
                 ),
                 None => (
                     format!(
                         "{host}'s certificate {}",
-                        if code == "net.cert_expired" { "has expired" } else { "is not valid yet" }
+                        if code == "net.cert_expired" {
+                            "has expired"
+                        } else {
+                            "is not valid yet"
+                        }
                     ),
                     "服务器证书无效,请联系技术支持".into(),
                 ),
             },
             "net.cert_untrusted" => (
-                format!("{host} presented a certificate not from the pinned CA (a wrong server, or the connection is intercepted)"),
+                format!(
+                    "{host} presented a certificate not from the pinned CA (a wrong server, or the connection is intercepted)"
+                ),
                 "服务器证书不受信任,请联系技术支持".into(),
             ),
             "net.cert_name_mismatch" => (
@@ -761,7 +784,10 @@ mod tests {
         assert!(m.set_links(l));
         let p = &m.status(t(10)).paths[0];
         assert_eq!(p.code, "net.no_route");
-        assert_eq!(p.reason_en, "Alipay unreachable: no network, eth0 down (cable or Wi-Fi)");
+        assert_eq!(
+            p.reason_en,
+            "Alipay unreachable: no network, eth0 down (cable or Wi-Fi)"
+        );
         assert!(m.gateway().is_none());
     }
 
@@ -801,7 +827,10 @@ mod tests {
         );
         let s = m.status(t(1));
         assert_eq!(s.clock.verdict, "fail");
-        assert_eq!(s.clock.worst_offset_s, Some(i64::try_from(two_years).unwrap()));
+        assert_eq!(
+            s.clock.worst_offset_s,
+            Some(i64::try_from(two_years).unwrap())
+        );
         assert!(s.clock.text.contains("2 years behind"), "{}", s.clock.text);
         let p = &s.paths[0];
         assert_eq!(p.code, "clock.off");

@@ -141,7 +141,9 @@ impl Config {
             }
         }
         if s.link_poll_ms < 100 || s.timeout_ms < 100 {
-            return Err("schedule.link_poll_ms and schedule.timeout_ms must be at least 100".into());
+            return Err(
+                "schedule.link_poll_ms and schedule.timeout_ms must be at least 100".into(),
+            );
         }
         if s.jitter_percent > 50 {
             return Err(format!(

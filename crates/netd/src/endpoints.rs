@@ -59,7 +59,11 @@ pub async fn probe(shared: &Shared, name: &str) {
     };
     match &result.error {
         Some(e) => tracing::info!(endpoint = name, code = %e.code, "probe failed: {}", e.detail),
-        None => tracing::debug!(endpoint = name, total_ms = result.timings.total_ms, "probe ok"),
+        None => tracing::debug!(
+            endpoint = name,
+            total_ms = result.timings.total_ms,
+            "probe ok"
+        ),
     }
     shared.monitor().endpoint_probed(name, result);
 }

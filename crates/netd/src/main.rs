@@ -212,13 +212,13 @@ fn spawn_ntp(conn: zbus::Connection, shared: Arc<Shared>) {
     tokio::spawn(async move {
         loop {
             let synced = async {
-                let p = zbus::Proxy::new(
-                    &conn,
-                    "org.freedesktop.timedate1",
-                    "/org/freedesktop/timedate1",
-                    "org.freedesktop.timedate1",
-                )
-                .await?;
+                let p: zbus::Proxy<'_> = zbus::proxy::Builder::new(&conn)
+                    .destination("org.freedesktop.timedate1")?
+                    .path("/org/freedesktop/timedate1")?
+                    .interface("org.freedesktop.timedate1")?
+                    .cache_properties(zbus::proxy::CacheProperties::No)
+                    .build()
+                    .await?;
                 p.get_property::<bool>("NTPSynchronized").await
             };
             let synced = tokio::time::timeout(Duration::from_secs(5), synced)

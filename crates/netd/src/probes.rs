@@ -117,7 +117,9 @@ pub fn check_certs(shared: &Shared) {
         .settings
         .cert_files
         .iter()
-        .flat_map(|(owner, role, file)| certs::check(owner, role, file, now, shared.settings.cert_warn))
+        .flat_map(|(owner, role, file)| {
+            certs::check(owner, role, file, now, shared.settings.cert_warn)
+        })
         .collect();
     for c in &all {
         if c.state != certs::CertState::Ok {
@@ -157,8 +159,11 @@ pub fn spawn_schedule(shared: &Arc<Shared>) {
         loop {
             gateway(&s).await;
             s.changed.notify_one();
-            tokio::time::sleep(jittered(s.settings.gateway_interval, s.settings.jitter_percent))
-                .await;
+            tokio::time::sleep(jittered(
+                s.settings.gateway_interval,
+                s.settings.jitter_percent,
+            ))
+            .await;
         }
     });
     let s = shared.clone();
@@ -166,8 +171,11 @@ pub fn spawn_schedule(shared: &Arc<Shared>) {
         loop {
             resolvers(&s).await;
             s.changed.notify_one();
-            tokio::time::sleep(jittered(s.settings.resolver_interval, s.settings.jitter_percent))
-                .await;
+            tokio::time::sleep(jittered(
+                s.settings.resolver_interval,
+                s.settings.jitter_percent,
+            ))
+            .await;
         }
     });
     let s = shared.clone();

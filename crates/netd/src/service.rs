@@ -115,6 +115,7 @@ impl NetworkService {
             .map_err(|e| BusError::named(errors::FAILED, e.to_string()))
     }
 
+    #[zbus(out_args("findings"))]
     async fn diagnose(&self) -> Vec<Finding> {
         findings(&self.shared.status())
     }
@@ -266,7 +267,8 @@ pub fn findings(s: &Status) -> Vec<Finding> {
             (true, _) => Verdict::Ok,
             (false, _) => Verdict::Fail,
         };
-        let mut f = Finding::new(3, format!("path:{}", p.name), verdict).evidence(p.reason_en.clone());
+        let mut f =
+            Finding::new(3, format!("path:{}", p.name), verdict).evidence(p.reason_en.clone());
         if verdict == Verdict::Fail {
             f = f
                 .code(p.code.clone())

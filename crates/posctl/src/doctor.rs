@@ -10,7 +10,7 @@
 use std::time::Duration;
 
 use smartpos_bus::diagnose::{Finding, GROUPS, Verdict, group_verdict};
-use smartpos_bus::{payment::PaymentProxy, scanner::ScannerProxy};
+use smartpos_bus::{network::NetworkProxy, payment::PaymentProxy, scanner::ScannerProxy};
 use zbus::names::BusName;
 
 use crate::Error;
@@ -143,13 +143,18 @@ async fn gather(conn: &zbus::Connection) -> Result<(Vec<(String, bool)>, Vec<Fin
     }
 
     // The network daemon owns links, gateway probes, the clock and certificates.
-    all.push(
-        Finding::new(3, "links", Verdict::Unknown).evidence(if up(NETWORK) {
-            "smartpos-netd is running, but this posctl cannot read its checks".to_owned()
-        } else {
-            "links, gateway probes, clock and certificates are checked by smartpos-netd, which is not running on this terminal; only the acquirer paths above were probed".to_owned()
-        }),
-    );
+    if up(NETWORK) {
+        let p = NetworkProxy::new(conn).await?;
+        match tokio::time::timeout(CALL_LIMIT, p.diagnose()).await {
+            Ok(Ok(f)) => all.extend(f),
+            Ok(Err(e)) => all.push(call_failed(3, "smartpos-netd", &e.to_string())),
+            Err(_) => all.push(call_failed(3, "smartpos-netd", "timed out")),
+        }
+    } else {
+        all.push(Finding::new(3, "links", Verdict::Unknown).evidence(
+            "links, gateway probes, clock and certificates are checked by smartpos-netd, which is not running on this terminal; only the acquirer paths above were probed",
+        ));
+    }
     // The update daemon knows what the fleet offers.
     all.push(Finding::new(6, "fleet", Verdict::Unknown).evidence(format!(
         "stack version {}; {}",

@@ -7,6 +7,7 @@
 
 mod config;
 mod doctor;
+mod net;
 mod payment;
 mod scanner;
 mod status;
@@ -101,12 +102,27 @@ enum Cmd {
         #[command(subcommand)]
         cmd: config::ConfigCmd,
     },
+    /// Network diagnostics (smartpos-netd).
+    Net {
+        #[command(subcommand)]
+        cmd: NetCmd,
+    },
     /// Decode image files with the scanner's own decoder (no daemon needed).
     Decode {
         /// PNG, JPEG or PGM files.
         #[arg(required = true)]
         images: Vec<std::path::PathBuf>,
     },
+}
+
+/// Network diagnostics from smartpos-netd.
+#[derive(Debug, Subcommand)]
+enum NetCmd {
+    /// Links, gateway, resolvers, endpoints (latency, loss, last error), clock, certificates.
+    Status,
+    /// Probe now: ENDPOINT is an acquirer path, "fleet", "gateway" or "resolvers" (all if
+    /// not given).
+    Probe { endpoint: Option<String> },
 }
 
 #[derive(Debug, Subcommand)]
@@ -280,6 +296,12 @@ async fn run_plain(cmd: Cmd, json: bool) -> Result<(), Error> {
                 cmd: ScannerCmd::Snapshot { file },
             } => scanner::snapshot(&file, json).await,
             Cmd::Config { cmd } => config::run(cmd, json).await,
+            Cmd::Net {
+                cmd: NetCmd::Status,
+            } => net::status(json).await,
+            Cmd::Net {
+                cmd: NetCmd::Probe { endpoint },
+            } => net::probe(endpoint, json).await,
             Cmd::Decode { .. } | Cmd::Sale { .. } | Cmd::Refund { .. } | Cmd::Doctor { .. } => {
                 unreachable!("handled in main")
             }
