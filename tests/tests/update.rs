@@ -306,3 +306,54 @@ async fn a_download_cut_half_way_resumes_where_it_stopped_and_fetches_each_byte_
     assert!(sent >= size, "{sent} < {size}");
     assert_eq!(rig.rauc_env.primary(), "B");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_technician_installs_a_bundle_from_a_stick_with_posctl_and_a_stranger_cannot() {
+    let bus = TestBus::start_with_extra_policy(Some(smartpos_tests::update::EXTRA_POLICY));
+    let rauc_env = RaucEnv::new(bus.dir());
+    let _rauc = rauc_env.service(&bus, "A");
+    let mut logind = Logind::start(&bus).await;
+    let config = otad_config(bus.dir(), None, "pos-0008", &[], 5);
+    let _daemon = otad(&bus, &config).await;
+    let conn = bus.connect().await;
+
+    // The daemon serves exactly its contract.
+    let intro = zbus::fdo::IntrospectableProxy::builder(&conn)
+        .destination(NAME)
+        .unwrap()
+        .path(smartpos_bus::update::PATH)
+        .unwrap()
+        .build()
+        .await
+        .unwrap();
+    smartpos_tests::contract::assert_matches(&intro.introspect().await.unwrap(), NAME);
+
+    let bundle = rauc_env.bundle("1.8.0", None, 0);
+    // Anyone may read the state, but a stranger may not install.
+    let posctl = smartpos_tests::bin("posctl");
+    let out = smartpos_tests::as_nobody(&bus, &posctl)
+        .args(["update", "install"])
+        .arg(&bundle)
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "a stranger installed a bundle");
+    let out = smartpos_tests::as_nobody(&bus, &posctl)
+        .args(["--json", "update", "status"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+
+    let out = bus
+        .command(&posctl)
+        .args(["--json", "update", "install"])
+        .arg(&bundle)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["state"], "awaiting-reboot", "{v}");
+    assert_eq!(v["pending_version"], "1.8.0", "{v}");
+    assert_eq!(v["action_id"], "local", "{v}");
+    reboot_requested(&mut logind, Duration::from_secs(10)).await;
+    assert_eq!(rauc_env.primary(), "B");
+}

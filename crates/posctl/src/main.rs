@@ -9,6 +9,7 @@ mod doctor;
 mod payment;
 mod scanner;
 mod status;
+mod update;
 
 use std::process::ExitCode;
 
@@ -94,6 +95,11 @@ enum Cmd {
         /// Only what matters for a Huabei payment, ending in one sentence for the merchant.
         #[arg(long)]
         huabei: bool,
+    },
+    /// Remote and local updates (org.smartpos.Update1).
+    Update {
+        #[command(subcommand)]
+        cmd: update::UpdateCmd,
     },
     /// Decode image files with the scanner's own decoder (no daemon needed).
     Decode {
@@ -273,6 +279,7 @@ async fn run_plain(cmd: Cmd, json: bool) -> Result<(), Error> {
             Cmd::Scanner {
                 cmd: ScannerCmd::Snapshot { file },
             } => scanner::snapshot(&file, json).await,
+            Cmd::Update { cmd } => update::run(cmd, json).await,
             Cmd::Decode { .. } | Cmd::Sale { .. } | Cmd::Refund { .. } | Cmd::Doctor { .. } => {
                 unreachable!("handled in main")
             }
