@@ -129,7 +129,9 @@ async fn follow(p: &UpdateProxy<'_>, json: bool) -> Result<(), Error> {
             last = now;
         }
         match s.state.as_str() {
-            "awaiting-reboot" | "idle" => break,
+            "awaiting-reboot" => break,
+            "idle" if s.last_error.is_empty() => break,
+            "idle" => return Err(Error::Input(format!("not installed: {}", s.last_error))),
             "failed" => {
                 if tty {
                     eprintln!();
@@ -139,7 +141,9 @@ async fn follow(p: &UpdateProxy<'_>, json: bool) -> Result<(), Error> {
             _ => {}
         }
         if Instant::now() > deadline {
-            return Err(Error::Timeout("the install did not finish within 30 minutes".into()));
+            return Err(Error::Timeout(
+                "the install did not finish within 30 minutes".into(),
+            ));
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
