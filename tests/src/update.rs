@@ -34,11 +34,26 @@ pub struct Ca {
 impl Ca {
     pub fn new(dir: &Path, name: &str) -> Ca {
         std::fs::create_dir_all(dir).expect("mkdir");
-        let (cert, key) = (dir.join(format!("{name}.pem")), dir.join(format!("{name}.key")));
-        run(Command::new("openssl").args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "30"])
-            .arg("-keyout").arg(&key).arg("-out").arg(&cert)
-            .args(["-subj", &format!("/CN={name}"), "-addext", "basicConstraints=critical,CA:TRUE",
-                "-addext", "keyUsage=critical,keyCertSign,cRLSign"]));
+        let (cert, key) = (
+            dir.join(format!("{name}.pem")),
+            dir.join(format!("{name}.key")),
+        );
+        run(Command::new("openssl")
+            .args([
+                "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "30",
+            ])
+            .arg("-keyout")
+            .arg(&key)
+            .arg("-out")
+            .arg(&cert)
+            .args([
+                "-subj",
+                &format!("/CN={name}"),
+                "-addext",
+                "basicConstraints=critical,CA:TRUE",
+                "-addext",
+                "keyUsage=critical,keyCertSign,cRLSign",
+            ]));
         Ca { cert, key }
     }
 
@@ -50,11 +65,25 @@ impl Ca {
             dir.join(format!("{name}.csr")),
         );
         let extfile = write_file(dir, &format!("{name}.ext"), ext.as_bytes());
-        run(Command::new("openssl").args(["req", "-newkey", "rsa:2048", "-nodes"])
-            .arg("-keyout").arg(&key).arg("-out").arg(&csr).args(["-subj", subject]));
-        run(Command::new("openssl").args(["x509", "-req", "-days", "30", "-CAcreateserial"])
-            .arg("-in").arg(&csr).arg("-CA").arg(&self.cert).arg("-CAkey").arg(&self.key)
-            .arg("-out").arg(&cert).arg("-extfile").arg(&extfile));
+        run(Command::new("openssl")
+            .args(["req", "-newkey", "rsa:2048", "-nodes"])
+            .arg("-keyout")
+            .arg(&key)
+            .arg("-out")
+            .arg(&csr)
+            .args(["-subj", subject]));
+        run(Command::new("openssl")
+            .args(["x509", "-req", "-days", "30", "-CAcreateserial"])
+            .arg("-in")
+            .arg(&csr)
+            .arg("-CA")
+            .arg(&self.cert)
+            .arg("-CAkey")
+            .arg(&self.key)
+            .arg("-out")
+            .arg(&cert)
+            .arg("-extfile")
+            .arg(&extfile));
         (cert, key)
     }
 }
@@ -77,8 +106,12 @@ impl RaucEnv {
             std::fs::create_dir_all(dir.join(d)).expect("mkdir");
         }
         let ca = Ca::new(&dir.join("ca"), "release-ca");
-        let signer = ca.leaf(&dir.join("ca"), "signer", "/CN=release signer",
-            "keyUsage=critical,digitalSignature\n");
+        let signer = ca.leaf(
+            &dir.join("ca"),
+            "signer",
+            "/CN=release signer",
+            "keyUsage=critical,digitalSignature\n",
+        );
         for s in ["a", "b"] {
             let f = std::fs::File::create(dir.join(format!("slots/{s}.img"))).expect("slot");
             f.set_len(8 * 1024 * 1024).expect("truncate");
@@ -102,7 +135,13 @@ impl RaucEnv {
              [slot.rootfs.0]\ndevice={d}/slots/a.img\ntype=ext4\nbootname=A\n\
              [slot.rootfs.1]\ndevice={d}/slots/b.img\ntype=ext4\nbootname=B\n",
             d = dir.display(), ca = ca.cert.display(), be = backend.display()).as_bytes());
-        RaucEnv { dir, ca, signer, conf, boot }
+        RaucEnv {
+            dir,
+            ca,
+            signer,
+            conf,
+            boot,
+        }
     }
 
     /// A plain bundle of `version` with a small rootfs image, signed by `signer` (default:
@@ -127,22 +166,36 @@ impl RaucEnv {
         let bundle_dir = src.join("bundle");
         std::fs::create_dir_all(&bundle_dir).expect("mkdir");
         let image_mb = 4 + pad / (1024 * 1024) * 11 / 10;
-        run(Command::new("mkfs.ext4").args(["-q", "-F", "-d"]).arg(&tree)
-            .arg(bundle_dir.join("rootfs.ext4")).arg(format!("{image_mb}M")));
-        write_file(&bundle_dir, "manifest.raucm", format!(
-            "[update]\ncompatible={COMPATIBLE}\nversion={version}\n[bundle]\nformat=plain\n\
-             [image.rootfs]\nfilename=rootfs.ext4\n").as_bytes());
+        run(Command::new("mkfs.ext4")
+            .args(["-q", "-F", "-d"])
+            .arg(&tree)
+            .arg(bundle_dir.join("rootfs.ext4"))
+            .arg(format!("{image_mb}M")));
+        write_file(
+            &bundle_dir,
+            "manifest.raucm",
+            format!(
+                "[update]\ncompatible={COMPATIBLE}\nversion={version}\n[bundle]\nformat=plain\n\
+             [image.rootfs]\nfilename=rootfs.ext4\n"
+            )
+            .as_bytes(),
+        );
         let (cert, key) = signer.unwrap_or((&self.signer.0, &self.signer.1));
         let out = self.dir.join(format!("pos-{version}.raucb"));
         let _ = std::fs::remove_file(&out);
-        run(Command::new("rauc").arg("bundle").arg(format!("--cert={}", cert.display()))
-            .arg(format!("--key={}", key.display())).arg(&bundle_dir).arg(&out));
+        run(Command::new("rauc")
+            .arg("bundle")
+            .arg(format!("--cert={}", cert.display()))
+            .arg(format!("--key={}", key.display()))
+            .arg(&bundle_dir)
+            .arg(&out));
         out
     }
 
     /// What the bootloader backend would boot next.
     pub fn primary(&self) -> String {
-        std::fs::read_to_string(self.boot.join("primary")).map_or_else(|_| "A".into(), |s| s.trim().to_owned())
+        std::fs::read_to_string(self.boot.join("primary"))
+            .map_or_else(|_| "A".into(), |s| s.trim().to_owned())
     }
 
     /// good / bad as RAUC last marked `bootname`.
@@ -153,11 +206,17 @@ impl RaucEnv {
 
     /// `rauc service` on the test bus, booted from `bootname`.
     pub fn service(&self, bus: &TestBus, bootname: &str) -> Rauc {
-        let log = std::fs::File::create(self.dir.join(format!("rauc-{bootname}.log"))).expect("log");
-        let child = bus.command("rauc")
-            .arg("service").arg(format!("--conf={}", self.conf.display()))
+        let log =
+            std::fs::File::create(self.dir.join(format!("rauc-{bootname}.log"))).expect("log");
+        let child = bus
+            .command("rauc")
+            .arg("service")
+            .arg(format!("--conf={}", self.conf.display()))
             .arg(format!("--override-boot-slot={bootname}"))
-            .stdout(Stdio::null()).stderr(log).spawn().expect("rauc must be installed (apt-get install rauc)");
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("rauc must be installed (apt-get install rauc)");
         let r = Rauc { child };
         wait_for_name(bus, "de.pengutronix.rauc");
         r
@@ -181,12 +240,20 @@ pub const EXTRA_POLICY: &str = r#"<!DOCTYPE busconfig PUBLIC "-//freedesktop//DT
 fn wait_for_name(bus: &TestBus, name: &str) {
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
-        let out = bus.command("busctl").arg(format!("--address={}", bus.address()))
-            .args(["status", name]).stdout(Stdio::null()).stderr(Stdio::null()).status();
+        let out = bus
+            .command("busctl")
+            .arg(format!("--address={}", bus.address()))
+            .args(["status", name])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
         if out.is_ok_and(|s| s.success()) {
             return;
         }
-        assert!(Instant::now() < deadline, "{name} did not appear on the bus");
+        assert!(
+            Instant::now() < deadline,
+            "{name} did not appear on the bus"
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
 }
@@ -219,12 +286,18 @@ impl Drop for Goosebit {
 }
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port()
 }
 
 /// The venv's bin directory (made once by tools/goosebit-venv.sh).
 fn venv() -> PathBuf {
-    let out = run(&mut Command::new(workspace().join("tools/goosebit-venv.sh")));
+    let out = run(&mut Command::new(
+        workspace().join("tools/goosebit-venv.sh"),
+    ));
     PathBuf::from(out.trim())
 }
 
@@ -232,19 +305,28 @@ fn venv() -> PathBuf {
 /// longer than a whole update).
 fn template_db(bin: &Path) -> PathBuf {
     static ONCE: std::sync::Mutex<Option<PathBuf>> = std::sync::Mutex::new(None);
-    let mut g = ONCE.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let mut g = ONCE
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     if let Some(p) = &*g {
         return p.clone();
     }
-    let dir = std::env::temp_dir().join(format!("smartpos-goosebit-template-{}", std::process::id()));
+    let dir =
+        std::env::temp_dir().join(format!("smartpos-goosebit-template-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("mkdir");
-    let site = std::fs::read_dir(bin.parent().expect("venv").join("lib")).expect("venv lib")
-        .filter_map(Result::ok).map(|e| e.path().join("site-packages")).next().expect("site-packages");
+    let site = std::fs::read_dir(bin.parent().expect("venv").join("lib"))
+        .expect("venv lib")
+        .filter_map(Result::ok)
+        .map(|e| e.path().join("site-packages"))
+        .next()
+        .expect("site-packages");
     write_file(&dir, "pyproject.toml", format!(
         "[tool.aerich]\ntortoise_orm = \"goosebit.db.config.TORTOISE_CONF\"\nlocation = \"{}/goosebit/db/migrations\"\nsrc_folder = \"./.\"\n",
         site.display()).as_bytes());
     let db = dir.join("db.sqlite3");
-    run(Command::new(bin.join("aerich")).arg("upgrade").current_dir(&dir)
+    run(Command::new(bin.join("aerich"))
+        .arg("upgrade")
+        .current_dir(&dir)
         .env("GOOSEBIT_DB_URI", format!("sqlite://{}", db.display())));
     *g = Some(db.clone());
     db
@@ -258,37 +340,91 @@ impl Goosebit {
         let db = dir.join("db.sqlite3");
         std::fs::copy(template_db(&bin), &db).expect("copy db");
         let ca = Ca::new(&dir, "fleet-ca");
-        let (cert, key) = ca.leaf(&dir, "fleet", "/CN=127.0.0.1",
-            "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n");
+        let (cert, key) = ca.leaf(
+            &dir,
+            "fleet",
+            "/CN=127.0.0.1",
+            "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
+        );
         let port = free_port();
         let log = std::fs::File::create(dir.join("goosebit.log")).expect("log");
         let child = Command::new(bin.join("uvicorn"))
-            .args(["goosebit:app", "--host", "127.0.0.1", "--port", &port.to_string()])
-            .arg("--ssl-keyfile").arg(&key).arg("--ssl-certfile").arg(&cert)
+            .args([
+                "goosebit:app",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                &port.to_string(),
+            ])
+            .arg("--ssl-keyfile")
+            .arg(&key)
+            .arg("--ssl-certfile")
+            .arg(&cert)
             .current_dir(&dir)
             .env("GOOSEBIT_DB_URI", format!("sqlite://{}", db.display()))
             .env("GOOSEBIT_ARTIFACTS_DIR", dir.join("artifacts"))
             .env("GOOSEBIT_POLL_TIME", "00:00:01")
-            .stdout(Stdio::null()).stderr(log).spawn().expect("uvicorn");
-        let mut g = Goosebit { child, url: format!("https://127.0.0.1:{port}"), ca: ca.cert, dir, token: String::new() };
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("uvicorn");
+        let mut g = Goosebit {
+            child,
+            url: format!("https://127.0.0.1:{port}"),
+            ca: ca.cert,
+            dir,
+            token: String::new(),
+        };
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
-            let ok = g.curl(&["-o", "/dev/null", "-w", "%{http_code}", &format!("{}/login", g.url)]);
+            let ok = g.curl(&[
+                "-o",
+                "/dev/null",
+                "-w",
+                "%{http_code}",
+                &format!("{}/login", g.url),
+            ]);
             if ok.is_some_and(|c| c != "000") {
                 break;
             }
-            assert!(Instant::now() < deadline, "goosebit did not start: see {}", g.dir.join("goosebit.log").display());
+            assert!(
+                Instant::now() < deadline,
+                "goosebit did not start: see {}",
+                g.dir.join("goosebit.log").display()
+            );
             std::thread::sleep(Duration::from_millis(200));
         }
-        let setup = g.curl(&["-X", "POST", &format!("{}/setup", g.url), "-d", "username=admin@example.com&password=admin"]).expect("setup");
-        let login = g.curl(&["-X", "POST", &format!("{}/login", g.url), "-d", "username=admin@example.com&password=admin"]).expect("login");
-        let v: serde_json::Value = serde_json::from_str(&login).unwrap_or_else(|e| panic!("login {login:?} ({setup:?}): {e}"));
+        let setup = g
+            .curl(&[
+                "-X",
+                "POST",
+                &format!("{}/setup", g.url),
+                "-d",
+                "username=admin@example.com&password=admin",
+            ])
+            .expect("setup");
+        let login = g
+            .curl(&[
+                "-X",
+                "POST",
+                &format!("{}/login", g.url),
+                "-d",
+                "username=admin@example.com&password=admin",
+            ])
+            .expect("login");
+        let v: serde_json::Value = serde_json::from_str(&login)
+            .unwrap_or_else(|e| panic!("login {login:?} ({setup:?}): {e}"));
         g.token = v["access_token"].as_str().expect("token").to_owned();
         g
     }
 
     fn curl(&self, args: &[&str]) -> Option<String> {
-        let out = Command::new("curl").args(["-sS", "--cacert"]).arg(&self.ca).args(args).output().ok()?;
+        let out = Command::new("curl")
+            .args(["-sS", "--cacert"])
+            .arg(&self.ca)
+            .args(args)
+            .output()
+            .ok()?;
         Some(String::from_utf8_lossy(&out.stdout).into_owned())
     }
 
@@ -304,14 +440,21 @@ impl Goosebit {
     pub fn upload(&self, bundle: &Path) -> u64 {
         let form = format!("file=@{}", bundle.display());
         let out = self.api("PUT", "/api/v1/software", &["-F", &form]);
-        let v: serde_json::Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("upload: {out}: {e}"));
-        v["id"].as_u64().unwrap_or_else(|| panic!("upload answered {out}"))
+        let v: serde_json::Value =
+            serde_json::from_str(&out).unwrap_or_else(|e| panic!("upload: {out}: {e}"));
+        v["id"]
+            .as_u64()
+            .unwrap_or_else(|| panic!("upload answered {out}"))
     }
 
     /// Assign software `id` to `device`.
     pub fn assign(&self, device: &str, id: u64) {
         let body = format!(r#"{{"devices":["{device}"],"software":"{id}"}}"#);
-        let out = self.api("PATCH", "/api/v1/devices", &["-H", "Content-Type: application/json", "-d", &body]);
+        let out = self.api(
+            "PATCH",
+            "/api/v1/devices",
+            &["-H", "Content-Type: application/json", "-d", &body],
+        );
         assert!(!out.contains("detail"), "assign: {out}");
     }
 
@@ -319,7 +462,10 @@ impl Goosebit {
     pub fn device(&self, device: &str) -> Option<serde_json::Value> {
         let out = self.api("GET", "/api/v1/devices", &[]);
         let v: serde_json::Value = serde_json::from_str(&out).ok()?;
-        let list = v.get("devices").and_then(|d| d.as_array()).cloned()
+        let list = v
+            .get("devices")
+            .and_then(|d| d.as_array())
+            .cloned()
             .or_else(|| v.as_array().cloned())?;
         list.into_iter().find(|d| d["id"].as_str() == Some(device))
     }
@@ -331,7 +477,11 @@ impl Goosebit {
         while let Some(d) = stack.pop() {
             for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
                 let p = e.path();
-                if p.is_dir() { stack.push(p) } else { out.push(p) }
+                if p.is_dir() {
+                    stack.push(p)
+                } else {
+                    out.push(p)
+                }
             }
         }
         out
@@ -356,23 +506,41 @@ impl Manager {
 impl Logind {
     pub async fn start(bus: &TestBus) -> Logind {
         let (tx, reboots) = tokio::sync::mpsc::unbounded_channel();
-        let conn = zbus::connection::Builder::address(bus.address()).expect("address")
-            .name("org.freedesktop.login1").expect("name")
-            .serve_at("/org/freedesktop/login1", Manager(tx)).expect("serve")
-            .build().await.expect("own org.freedesktop.login1 on the test bus");
-        Logind { _conn: conn, reboots }
+        let conn = zbus::connection::Builder::address(bus.address())
+            .expect("address")
+            .name("org.freedesktop.login1")
+            .expect("name")
+            .serve_at("/org/freedesktop/login1", Manager(tx))
+            .expect("serve")
+            .build()
+            .await
+            .expect("own org.freedesktop.login1 on the test bus");
+        Logind {
+            _conn: conn,
+            reboots,
+        }
     }
 }
 
 /// otad's configuration for a test.
-pub fn otad_config(dir: &Path, server: Option<&Goosebit>, device: &str, selfcheck: &[&str], deadline_s: u64) -> PathBuf {
+pub fn otad_config(
+    dir: &Path,
+    server: Option<&Goosebit>,
+    device: &str,
+    selfcheck: &[&str],
+    deadline_s: u64,
+) -> PathBuf {
     let state = dir.join("otad-state");
     std::fs::create_dir_all(&state).expect("mkdir");
     let version = write_file(dir, "factory-version", b"1.0.0\n");
     let names: Vec<String> = selfcheck.iter().map(|n| format!("{n:?}")).collect();
-    let server = server.map_or(String::new(), |g| format!(
-        "[server]\nurl = \"{}\"\ncontroller_id = \"{device}\"\nca_file = \"{}\"\n",
-        g.url, g.ca.display()));
+    let server = server.map_or(String::new(), |g| {
+        format!(
+            "[server]\nurl = \"{}\"\ncontroller_id = \"{device}\"\nca_file = \"{}\"\n",
+            g.url,
+            g.ca.display()
+        )
+    });
     write_file(dir, "otad.toml", format!(
         "{server}\n[device]\nhw_boardname = \"{COMPATIBLE}\"\nversion_file = \"{}\"\n\
          [polling]\ndefault_sleep_s = 1\nactive_sleep_s = 1\nerror_backoff_s = 1\nerror_backoff_max_s = 4\n\
@@ -404,7 +572,10 @@ impl CuttingProxy {
                 let Ok(server) = std::net::TcpStream::connect(("127.0.0.1", upstream)) else {
                     continue;
                 };
-                let (mut c_read, mut s_write) = (client.try_clone().expect("clone"), server.try_clone().expect("clone"));
+                let (mut c_read, mut s_write) = (
+                    client.try_clone().expect("clone"),
+                    server.try_clone().expect("clone"),
+                );
                 std::thread::spawn(move || {
                     let _ = std::io::copy(&mut c_read, &mut s_write);
                     let _ = s_write.shutdown(std::net::Shutdown::Write);
@@ -434,6 +605,110 @@ impl CuttingProxy {
                 });
             }
         });
-        CuttingProxy { port, from_server, cut }
+        CuttingProxy {
+            port,
+            from_server,
+            cut,
+        }
+    }
+}
+
+/// `make demo`'s update ending: goosebit offers 1.1.0, otad installs it into slot B, the
+/// terminal reboots (RAUC restarted from B, the daemons restarted), the new system passes its
+/// self-check and is marked good, and goosebit shows success. Returns whether all went so.
+pub async fn demo(step: impl Fn(u32, &str)) -> bool {
+    use zbus::proxy::CacheProperties;
+    let bus = TestBus::start_with_extra_policy(Some(EXTRA_POLICY));
+    let dir = bus.dir().to_path_buf();
+    step(
+        12,
+        "The fleet server (goosebit on loopback) offers version 1.1.0 to this terminal, running 1.0.0 from slot A",
+    );
+    let rauc_env = RaucEnv::new(&dir);
+    let bundle = rauc_env.bundle("1.1.0", None, 0);
+    let goosebit = Goosebit::start(&dir);
+    let mut logind = Logind::start(&bus).await;
+    let rauc = rauc_env.service(&bus, "A");
+    let config = otad_config(&dir, Some(&goosebit), "pos-demo", &[], 30);
+    let c = config.display().to_string();
+    let mut otad = bus
+        .spawn_daemon("smartpos-otad", &["--config", &c], "org.smartpos.Update1")
+        .await;
+    let conn = bus.connect().await;
+    let proxy = || async {
+        smartpos_bus::update::UpdateProxy::builder(&conn)
+            .cache_properties(CacheProperties::No)
+            .build()
+            .await
+            .expect("Update1 proxy")
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while goosebit
+        .device("pos-demo")
+        .is_none_or(|d| d["sw_version"] != "1.0.0")
+    {
+        if Instant::now() > deadline {
+            println!("goosebit never saw the terminal");
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let id = goosebit.upload(&bundle);
+    goosebit.assign("pos-demo", id);
+    let _ = proxy().await.check().await;
+    if tokio::time::timeout(Duration::from_secs(60), logind.reboots.recv())
+        .await
+        .is_err()
+    {
+        println!("the update was not installed");
+        return false;
+    }
+    let p = proxy().await;
+    println!(
+        "installed into slot {}: state {}, pending {}",
+        rauc_env.primary(),
+        p.state().await.unwrap_or_default(),
+        p.pending_version().await.unwrap_or_default()
+    );
+    step(
+        13,
+        "Simulated reboot into slot B: the new system checks itself, is marked good, and goosebit hears success",
+    );
+    let _ = otad.terminate();
+    drop(rauc);
+    let _rauc = rauc_env.service(&bus, "B");
+    let _otad = bus
+        .spawn_daemon("smartpos-otad", &["--config", &c], "org.smartpos.Update1")
+        .await;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let d = goosebit.device("pos-demo");
+        if let Some(d) = d
+            .as_ref()
+            .filter(|d| d["last_state"] == "Finished" && d["sw_version"] == "1.1.0")
+        {
+            let p = proxy().await;
+            println!(
+                "slot B is {}; otad: state {}, running {}; goosebit: {} {}",
+                rauc_env.boot_state("B"),
+                p.state().await.unwrap_or_default(),
+                p.current_version().await.unwrap_or_default(),
+                d["last_state"],
+                d["sw_version"]
+            );
+            let out = bus
+                .command(crate::bin("posctl"))
+                .args(["update", "status"])
+                .output();
+            if let Ok(out) = out {
+                print!("{}", String::from_utf8_lossy(&out.stdout));
+            }
+            return rauc_env.boot_state("B") == "good";
+        }
+        if Instant::now() > deadline {
+            println!("goosebit did not show success: {d:?}");
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }

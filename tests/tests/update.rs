@@ -25,8 +25,12 @@ async fn scannerd(bus: &TestBus) -> Daemon {
     // No camera, no HID scanner: the daemon still comes up and owns its name.
     let cfg = smartpos_tests::write_file(bus.dir(), "scannerd.toml", b"");
     let c = cfg.display().to_string();
-    bus.spawn_daemon("smartpos-scannerd", &["--config", &c], "org.smartpos.Scanner1")
-        .await
+    bus.spawn_daemon(
+        "smartpos-scannerd",
+        &["--config", &c],
+        "org.smartpos.Scanner1",
+    )
+    .await
 }
 
 /// Wait until `cond` holds for the updater's properties.
@@ -52,7 +56,13 @@ async fn wait_for(
     }
 }
 
-async fn wait_for_device(g: &Goosebit, device: &str, limit: Duration, what: &str, cond: impl Fn(&serde_json::Value) -> bool) -> serde_json::Value {
+async fn wait_for_device(
+    g: &Goosebit,
+    device: &str,
+    limit: Duration,
+    what: &str,
+    cond: impl Fn(&serde_json::Value) -> bool,
+) -> serde_json::Value {
     let deadline = Instant::now() + limit;
     loop {
         if let Some(d) = g.device(device)
@@ -60,7 +70,11 @@ async fn wait_for_device(g: &Goosebit, device: &str, limit: Duration, what: &str
         {
             return d;
         }
-        assert!(Instant::now() < deadline, "goosebit never showed {what}: {:?}", g.device(device));
+        assert!(
+            Instant::now() < deadline,
+            "goosebit never showed {what}: {:?}",
+            g.device(device)
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
@@ -73,7 +87,8 @@ async fn reboot_requested(logind: &mut Logind, limit: Duration) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_fleet_rolls_out_a_new_version_and_hears_success_only_after_the_new_system_proved_itself() {
+async fn the_fleet_rolls_out_a_new_version_and_hears_success_only_after_the_new_system_proved_itself()
+ {
     let bus = TestBus::start_with_extra_policy(Some(smartpos_tests::update::EXTRA_POLICY));
     let rauc_env = RaucEnv::new(bus.dir());
     let bundle = rauc_env.bundle("1.1.0", None, 0);
@@ -81,14 +96,27 @@ async fn the_fleet_rolls_out_a_new_version_and_hears_success_only_after_the_new_
     let mut logind = Logind::start(&bus).await;
     let rauc = rauc_env.service(&bus, "A");
     let scanner = scannerd(&bus).await;
-    let config = otad_config(bus.dir(), Some(&goosebit), "pos-0001", &["org.smartpos.Scanner1"], 20);
+    let config = otad_config(
+        bus.dir(),
+        Some(&goosebit),
+        "pos-0001",
+        &["org.smartpos.Scanner1"],
+        20,
+    );
     let mut daemon = otad(&bus, &config).await;
     let conn = bus.connect().await;
     let update = UpdateProxy::new(&conn).await.unwrap();
     assert_eq!(update.current_version().await.unwrap(), "1.0.0");
 
     // The terminal announces itself; the operator rolls 1.1.0 out to it.
-    wait_for_device(&goosebit, "pos-0001", Duration::from_secs(30), "the terminal", |d| d["sw_version"] == "1.0.0").await;
+    wait_for_device(
+        &goosebit,
+        "pos-0001",
+        Duration::from_secs(30),
+        "the terminal",
+        |d| d["sw_version"] == "1.0.0",
+    )
+    .await;
     let id = goosebit.upload(&bundle);
     goosebit.assign("pos-0001", id);
     update.check().await.unwrap();
@@ -100,7 +128,10 @@ async fn the_fleet_rolls_out_a_new_version_and_hears_success_only_after_the_new_
     assert_eq!(update.pending_version().await.unwrap(), "1.1.0");
     assert_eq!(rauc_env.primary(), "B", "RAUC made the new slot primary");
     let d = goosebit.device("pos-0001").unwrap();
-    assert_ne!(d["last_state"], "Finished", "success reported before the reboot: {d}");
+    assert_ne!(
+        d["last_state"], "Finished",
+        "success reported before the reboot: {d}"
+    );
 
     // Reboot: RAUC comes up from slot B, the daemons start again.
     daemon.terminate();
@@ -110,11 +141,25 @@ async fn the_fleet_rolls_out_a_new_version_and_hears_success_only_after_the_new_
     let _scanner = scannerd(&bus).await;
     let _daemon = otad(&bus, &config).await;
     let update = UpdateProxy::new(&conn).await.unwrap();
-    wait_for(&update, Duration::from_secs(30), "1.1.0 running and idle", |s, c, _| s == "idle" && c == "1.1.0").await;
-    assert_eq!(rauc_env.boot_state("B"), "good", "the new slot was marked good");
-    wait_for_device(&goosebit, "pos-0001", Duration::from_secs(30), "success", |d| {
-        d["sw_version"] == "1.1.0" && d["last_state"] == "Finished"
-    })
+    wait_for(
+        &update,
+        Duration::from_secs(30),
+        "1.1.0 running and idle",
+        |s, c, _| s == "idle" && c == "1.1.0",
+    )
+    .await;
+    assert_eq!(
+        rauc_env.boot_state("B"),
+        "good",
+        "the new slot was marked good"
+    );
+    wait_for_device(
+        &goosebit,
+        "pos-0001",
+        Duration::from_secs(30),
+        "success",
+        |d| d["sw_version"] == "1.1.0" && d["last_state"] == "Finished",
+    )
     .await;
 }
 
@@ -136,12 +181,26 @@ impl Rig {
         let logind = Logind::start(&bus).await;
         let rauc = Some(rauc_env.service(&bus, "A"));
         let config = otad_config(bus.dir(), Some(&goosebit), device, selfcheck, deadline_s);
-        Rig { bus, rauc_env, goosebit, logind, rauc, config }
+        Rig {
+            bus,
+            rauc_env,
+            goosebit,
+            logind,
+            rauc,
+            config,
+        }
     }
 
     /// Offer `bundle` to `device` once otad has announced it.
     async fn offer(&self, device: &str, bundle: &Path) -> u64 {
-        wait_for_device(&self.goosebit, device, Duration::from_secs(30), "the terminal", |d| d["sw_version"] == "1.0.0").await;
+        wait_for_device(
+            &self.goosebit,
+            device,
+            Duration::from_secs(30),
+            "the terminal",
+            |d| d["sw_version"] == "1.0.0",
+        )
+        .await;
         let id = self.goosebit.upload(bundle);
         self.goosebit.assign(device, id);
         id
@@ -156,7 +215,12 @@ async fn a_new_system_whose_daemons_do_not_come_up_is_marked_bad_and_the_termina
     let mut daemon = otad(&rig.bus, &rig.config).await;
     let conn = rig.bus.connect().await;
     rig.offer("pos-0002", &bundle).await;
-    UpdateProxy::new(&conn).await.unwrap().check().await.unwrap();
+    UpdateProxy::new(&conn)
+        .await
+        .unwrap()
+        .check()
+        .await
+        .unwrap();
     reboot_requested(&mut rig.logind, Duration::from_secs(60)).await;
     assert_eq!(rig.rauc_env.primary(), "B");
 
@@ -167,10 +231,17 @@ async fn a_new_system_whose_daemons_do_not_come_up_is_marked_bad_and_the_termina
     rig.rauc = Some(rig.rauc_env.service(&rig.bus, "B"));
     let mut daemon = otad(&rig.bus, &rig.config).await;
     reboot_requested(&mut rig.logind, Duration::from_secs(30)).await;
-    assert_eq!(rig.rauc_env.boot_state("B"), "bad", "the new slot was marked bad");
+    assert_eq!(
+        rig.rauc_env.boot_state("B"),
+        "bad",
+        "the new slot was marked bad"
+    );
     assert_eq!(rig.rauc_env.primary(), "A", "the old slot boots next");
     let d = rig.goosebit.device("pos-0002").unwrap();
-    assert_ne!(d["last_state"], "Error", "failure reported before falling back: {d}");
+    assert_ne!(
+        d["last_state"], "Error",
+        "failure reported before falling back: {d}"
+    );
 
     // Back on the old system, the server hears why.
     daemon.terminate();
@@ -178,13 +249,22 @@ async fn a_new_system_whose_daemons_do_not_come_up_is_marked_bad_and_the_termina
     rig.rauc = Some(rig.rauc_env.service(&rig.bus, "A"));
     let _daemon = otad(&rig.bus, &rig.config).await;
     let update = UpdateProxy::new(&conn).await.unwrap();
-    wait_for(&update, Duration::from_secs(30), "the failure reported", |s, c, e| {
-        s == "failed" && c == "1.0.0" && e.contains("org.smartpos.Scanner1 did not come up")
-    })
+    wait_for(
+        &update,
+        Duration::from_secs(30),
+        "the failure reported",
+        |s, c, e| {
+            s == "failed" && c == "1.0.0" && e.contains("org.smartpos.Scanner1 did not come up")
+        },
+    )
     .await;
-    wait_for_device(&rig.goosebit, "pos-0002", Duration::from_secs(30), "the failure", |d| {
-        d["last_state"] == "Error" && d["sw_version"] == "1.0.0"
-    })
+    wait_for_device(
+        &rig.goosebit,
+        "pos-0002",
+        Duration::from_secs(30),
+        "the failure",
+        |d| d["last_state"] == "Error" && d["sw_version"] == "1.0.0",
+    )
     .await;
 }
 
@@ -204,11 +284,21 @@ async fn a_bundle_altered_on_the_server_is_refused_before_rauc_sees_it() {
     let conn = rig.bus.connect().await;
     let update = UpdateProxy::new(&conn).await.unwrap();
     update.check().await.unwrap();
-    wait_for(&update, Duration::from_secs(30), "the download refused", |s, _, e| {
-        s == "failed" && e.contains("sha1") && e.contains("download refused")
-    })
+    wait_for(
+        &update,
+        Duration::from_secs(30),
+        "the download refused",
+        |s, _, e| s == "failed" && e.contains("sha1") && e.contains("download refused"),
+    )
     .await;
-    wait_for_device(&rig.goosebit, "pos-0003", Duration::from_secs(30), "the failure", |d| d["last_state"] == "Error").await;
+    wait_for_device(
+        &rig.goosebit,
+        "pos-0003",
+        Duration::from_secs(30),
+        "the failure",
+        |d| d["last_state"] == "Error",
+    )
+    .await;
     assert_eq!(rig.rauc_env.primary(), "A", "nothing was installed");
 }
 
@@ -216,20 +306,37 @@ async fn a_bundle_altered_on_the_server_is_refused_before_rauc_sees_it() {
 async fn a_bundle_signed_by_a_foreign_ca_is_refused_by_rauc_and_the_server_is_told() {
     let rig = Rig::start("pos-0004", &[], 5).await;
     let rogue = smartpos_tests::update::Ca::new(&rig.bus.dir().join("rogue"), "rogue-ca");
-    let (cert, key) = rogue.leaf(&rig.bus.dir().join("rogue"), "rogue-signer", "/CN=rogue", "keyUsage=critical,digitalSignature\n");
+    let (cert, key) = rogue.leaf(
+        &rig.bus.dir().join("rogue"),
+        "rogue-signer",
+        "/CN=rogue",
+        "keyUsage=critical,digitalSignature\n",
+    );
     let bundle = rig.rauc_env.bundle("1.4.0", Some((&cert, &key)), 0);
     let _daemon = otad(&rig.bus, &rig.config).await;
     rig.offer("pos-0004", &bundle).await;
     let conn = rig.bus.connect().await;
     let update = UpdateProxy::new(&conn).await.unwrap();
     update.check().await.unwrap();
-    wait_for(&update, Duration::from_secs(30), "RAUC's refusal", |s, _, e| {
-        // RAUC 1.8's Info answers a bad signature with "rauc info error" only (its log has
-        // the detail): the refusal is RAUC's, whatever its words.
-        s == "failed" && e.contains("RAUC refused the bundle")
-    })
+    wait_for(
+        &update,
+        Duration::from_secs(30),
+        "RAUC's refusal",
+        |s, _, e| {
+            // RAUC 1.8's Info answers a bad signature with "rauc info error" only (its log has
+            // the detail): the refusal is RAUC's, whatever its words.
+            s == "failed" && e.contains("RAUC refused the bundle")
+        },
+    )
     .await;
-    wait_for_device(&rig.goosebit, "pos-0004", Duration::from_secs(30), "the failure", |d| d["last_state"] == "Error").await;
+    wait_for_device(
+        &rig.goosebit,
+        "pos-0004",
+        Duration::from_secs(30),
+        "the failure",
+        |d| d["last_state"] == "Error",
+    )
+    .await;
     assert_eq!(rig.rauc_env.primary(), "A", "nothing was installed");
 }
 
@@ -243,10 +350,18 @@ async fn a_technician_cannot_install_an_older_bundle_than_the_one_running() {
     let old = rauc_env.bundle("0.9.0", None, 0);
     let conn = bus.connect().await;
     let update = UpdateProxy::new(&conn).await.unwrap();
-    let err = update.install_local(&old.display().to_string()).await.unwrap_err();
-    let zbus::Error::MethodError(name, Some(msg), _) = &err else { panic!("{err:?}") };
+    let err = update
+        .install_local(&old.display().to_string())
+        .await
+        .unwrap_err();
+    let zbus::Error::MethodError(name, Some(msg), _) = &err else {
+        panic!("{err:?}")
+    };
     assert_eq!(name.as_str(), "org.smartpos.Error.Refused");
-    assert!(msg.contains("downgrade from 1.0.0 to 0.9.0 refused"), "{msg}");
+    assert!(
+        msg.contains("downgrade from 1.0.0 to 0.9.0 refused"),
+        "{msg}"
+    );
     assert_eq!(rauc_env.primary(), "A", "nothing was installed");
     assert_eq!(update.current_version().await.unwrap(), "1.0.0");
 }
@@ -279,7 +394,11 @@ async fn an_unreachable_fleet_server_is_polled_less_and_less_often() {
     assert!((3..=6).contains(&tries), "{tries} polls in 16 s");
     let conn = bus.connect().await;
     let update = UpdateProxy::new(&conn).await.unwrap();
-    assert_eq!(update.state().await.unwrap(), "idle", "a server being away is not a failed update");
+    assert_eq!(
+        update.state().await.unwrap(),
+        "idle",
+        "a server being away is not a failed update"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -287,22 +406,106 @@ async fn a_download_cut_half_way_resumes_where_it_stopped_and_fetches_each_byte_
     let mut rig = Rig::start("pos-0007", &[], 5).await;
     let bundle = rig.rauc_env.bundle("1.7.0", None, 2 * 1024 * 1024);
     let size = std::fs::metadata(&bundle).unwrap().len();
-    let port: u16 = rig.goosebit.url.rsplit(':').next().unwrap().parse().unwrap();
+    let port: u16 = rig
+        .goosebit
+        .url
+        .rsplit(':')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
     let proxy = smartpos_tests::update::CuttingProxy::start(port, size / 2);
     // otad talks to goosebit through the proxy (goosebit's links name the proxy, from the
     // Host header).
     let text = std::fs::read_to_string(&rig.config).unwrap();
-    std::fs::write(&rig.config, text.replace(&rig.goosebit.url, &format!("https://127.0.0.1:{}", proxy.port))).unwrap();
+    std::fs::write(
+        &rig.config,
+        text.replace(
+            &rig.goosebit.url,
+            &format!("https://127.0.0.1:{}", proxy.port),
+        ),
+    )
+    .unwrap();
     let _daemon = otad(&rig.bus, &rig.config).await;
     rig.offer("pos-0007", &bundle).await;
     let conn = rig.bus.connect().await;
-    UpdateProxy::new(&conn).await.unwrap().check().await.unwrap();
+    UpdateProxy::new(&conn)
+        .await
+        .unwrap()
+        .check()
+        .await
+        .unwrap();
     reboot_requested(&mut rig.logind, Duration::from_secs(90)).await;
-    assert!(proxy.cut.load(std::sync::atomic::Ordering::SeqCst), "the download was cut");
+    assert!(
+        proxy.cut.load(std::sync::atomic::Ordering::SeqCst),
+        "the download was cut"
+    );
     let sent = proxy.from_server.load(std::sync::atomic::Ordering::SeqCst);
     // Polls, TLS and HTTP overhead are a few tens of KiB; a restart from zero would add
     // half the bundle again.
-    assert!(sent < size + 256 * 1024, "{sent} bytes sent for a {size}-byte bundle");
+    assert!(
+        sent < size + 256 * 1024,
+        "{sent} bytes sent for a {size}-byte bundle"
+    );
     assert!(sent >= size, "{sent} < {size}");
     assert_eq!(rig.rauc_env.primary(), "B");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_technician_installs_a_bundle_from_a_stick_with_posctl_and_a_stranger_cannot() {
+    let bus = TestBus::start_with_extra_policy(Some(smartpos_tests::update::EXTRA_POLICY));
+    let rauc_env = RaucEnv::new(bus.dir());
+    let _rauc = rauc_env.service(&bus, "A");
+    let mut logind = Logind::start(&bus).await;
+    let config = otad_config(bus.dir(), None, "pos-0008", &[], 5);
+    let _daemon = otad(&bus, &config).await;
+    let conn = bus.connect().await;
+
+    // The daemon serves exactly its contract.
+    let intro = zbus::fdo::IntrospectableProxy::builder(&conn)
+        .destination(NAME)
+        .unwrap()
+        .path(smartpos_bus::update::PATH)
+        .unwrap()
+        .build()
+        .await
+        .unwrap();
+    smartpos_tests::contract::assert_matches(&intro.introspect().await.unwrap(), NAME);
+
+    let bundle = rauc_env.bundle("1.8.0", None, 0);
+    // Anyone may read the state, but a stranger may not install.
+    let posctl = smartpos_tests::bin("posctl");
+    let out = smartpos_tests::as_nobody(&bus, &posctl)
+        .args(["update", "install"])
+        .arg(&bundle)
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "a stranger installed a bundle");
+    let out = smartpos_tests::as_nobody(&bus, &posctl)
+        .args(["--json", "update", "status"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let out = bus
+        .command(&posctl)
+        .args(["--json", "update", "install"])
+        .arg(&bundle)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["state"], "awaiting-reboot", "{v}");
+    assert_eq!(v["pending_version"], "1.8.0", "{v}");
+    assert_eq!(v["action_id"], "local", "{v}");
+    reboot_requested(&mut logind, Duration::from_secs(10)).await;
+    assert_eq!(rauc_env.primary(), "B");
 }

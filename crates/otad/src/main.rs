@@ -10,7 +10,9 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
-use smartpos_runtime::{auth::Policy, bus, config::ConfigError, exit::Exit, notify, strict::Strict};
+use smartpos_runtime::{
+    auth::Policy, bus, config::ConfigError, exit::Exit, notify, strict::Strict,
+};
 use smartpos_update::{Engine, Status, config::Config};
 use zbus::object_server::InterfaceRef;
 
@@ -92,6 +94,7 @@ async fn run(args: Args) -> Result<(), Error> {
         commands: cmd_tx,
         technicians: Policy::new(&cfg.auth.technician_groups),
     };
+    engine.prime().await;
     conn.object_server().at(PATH, Strict::new(service)).await?;
     conn.request_name(NAME)
         .await

@@ -36,9 +36,14 @@ impl UpdateService {
         #[zbus(header)] hdr: Header<'_>,
         #[zbus(connection)] conn: &Connection,
     ) -> Result<(), BusError> {
-        self.technicians.check(&hdr, conn, "ask for an update check").await?;
+        self.technicians
+            .check(&hdr, conn, "ask for an update check")
+            .await?;
         self.commands.try_send(Command::Check).map_err(|_| {
-            BusError::named(errors::BUSY, "the updater is busy; it will poll when it is done")
+            BusError::named(
+                errors::BUSY,
+                "the updater is busy; it will poll when it is done",
+            )
         })
     }
 

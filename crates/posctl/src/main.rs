@@ -11,6 +11,7 @@ mod net;
 mod payment;
 mod scanner;
 mod status;
+mod update;
 
 use std::process::ExitCode;
 
@@ -106,6 +107,11 @@ enum Cmd {
     Net {
         #[command(subcommand)]
         cmd: NetCmd,
+    },
+    /// Remote and local updates (org.smartpos.Update1).
+    Update {
+        #[command(subcommand)]
+        cmd: update::UpdateCmd,
     },
     /// Decode image files with the scanner's own decoder (no daemon needed).
     Decode {
@@ -302,6 +308,8 @@ async fn run_plain(cmd: Cmd, json: bool) -> Result<(), Error> {
             Cmd::Net {
                 cmd: NetCmd::Probe { endpoint },
             } => net::probe(endpoint, json).await,
+    },
+            Cmd::Update { cmd } => update::run(cmd, json).await,
             Cmd::Decode { .. } | Cmd::Sale { .. } | Cmd::Refund { .. } | Cmd::Doctor { .. } => {
                 unreachable!("handled in main")
             }

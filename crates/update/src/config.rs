@@ -200,8 +200,7 @@ impl Config {
             if self.server.controller_id.is_empty() {
                 return Err("server.controller_id: required when server.url is set".into());
             }
-            if self.server.target_token_file.is_some() && self.server.gateway_token_file.is_some()
-            {
+            if self.server.target_token_file.is_some() && self.server.gateway_token_file.is_some() {
                 return Err(
                     "server: give target_token_file or gateway_token_file, not both".into(),
                 );

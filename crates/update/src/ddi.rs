@@ -55,7 +55,11 @@ impl Base {
 pub fn parse_sleep(s: &str) -> Option<Duration> {
     let s = s.split('~').next()?.trim();
     let mut parts = s.split(':').map(|p| p.parse::<u64>());
-    let (h, m, sec) = (parts.next()?.ok()?, parts.next()?.ok()?, parts.next()?.ok()?);
+    let (h, m, sec) = (
+        parts.next()?.ok()?,
+        parts.next()?.ok()?,
+        parts.next()?.ok()?,
+    );
     if parts.next().is_some() || m >= 60 || sec >= 60 {
         return None;
     }
@@ -263,7 +267,10 @@ mod tests {
         for errors in 1..=6 {
             let w = next_poll(server, errors, base, max);
             let nominal = base * (1 << (errors - 1));
-            assert!(w >= nominal * 9 / 10 && w <= nominal * 11 / 10, "{errors}: {w:?}");
+            assert!(
+                w >= nominal * 9 / 10 && w <= nominal * 11 / 10,
+                "{errors}: {w:?}"
+            );
             assert!(w > last);
             last = w;
         }
@@ -305,6 +312,9 @@ mod tests {
         );
         let f = Feedback::new("7", Execution::Closed, Finished::Failure, "sha1 mismatch");
         let v = serde_json::to_value(&f).unwrap();
-        assert_eq!(v["status"]["result"], serde_json::json!({"finished":"failure"}));
+        assert_eq!(
+            v["status"]["result"],
+            serde_json::json!({"finished":"failure"})
+        );
     }
 }

@@ -118,7 +118,10 @@ impl Engine {
         let client = if cfg.server.url.is_empty() {
             None
         } else {
-            let auth = match (&cfg.server.target_token_file, &cfg.server.gateway_token_file) {
+            let auth = match (
+                &cfg.server.target_token_file,
+                &cfg.server.gateway_token_file,
+            ) {
                 (Some(p), _) => Auth::Target(read_token(p)?),
                 (None, Some(p)) => Auth::Gateway(read_token(p)?),
                 (None, None) => Auth::None,
@@ -183,6 +186,13 @@ impl Engine {
     async fn refresh_current(&self) {
         let v = self.current_version().await;
         self.set(|s| s.current = v);
+    }
+
+    /// Fill in what the bus shows from the start (the running version), before the daemon
+    /// takes its name.
+    pub async fn prime(&self) {
+        self.set_state(states::IDLE, "");
+        self.refresh_current().await;
     }
 
     /// Run until `shutdown` resolves.
@@ -291,11 +301,17 @@ impl Engine {
             .map_err(|e| (format!("RAUC cannot say which slot booted: {e}"), false))?;
         if booted != slot {
             return Err((
-                format!("the new system in slot {slot} did not come up; slot {booted} booted instead"),
+                format!(
+                    "the new system in slot {slot} did not come up; slot {booted} booted instead"
+                ),
                 false,
             ));
         }
-        let running = rauc::booted_version(&rauc).await.ok().flatten().unwrap_or_default();
+        let running = rauc::booted_version(&rauc)
+            .await
+            .ok()
+            .flatten()
+            .unwrap_or_default();
         if running != version {
             return Err((
                 format!("slot {slot} runs version {running:?}, not the installed {version}"),
@@ -401,7 +417,11 @@ impl Engine {
             }
         });
         self.set_state(
-            if success { states::IDLE } else { states::FAILED },
+            if success {
+                states::IDLE
+            } else {
+                states::FAILED
+            },
             detail,
         );
         self.closed.insert(action.to_owned());
@@ -511,8 +531,7 @@ impl Engine {
         if let Some(link) = &base.links.deployment_base {
             let d: DeploymentBase = client.get_json(&link.href).await?;
             // An action already installed (awaiting its reboot, or decided) is not done again.
-            if pending.as_ref().is_some_and(|r| r.action == d.id) || self.closed.contains(&d.id)
-            {
+            if pending.as_ref().is_some_and(|r| r.action == d.id) || self.closed.contains(&d.id) {
                 return Ok(sleep);
             }
             return Ok(match self.deployment(&client, d).await {
@@ -526,10 +545,19 @@ impl Engine {
     async fn send_config_data(&mut self, client: &Client, href: &str) -> Result<(), HttpError> {
         let current = self.status.borrow().current.clone();
         let mut data = BTreeMap::new();
-        data.insert("hw_boardname".to_owned(), self.cfg.device.hw_boardname.clone());
-        data.insert("hw_revision".to_owned(), self.cfg.device.hw_revision.clone());
+        data.insert(
+            "hw_boardname".to_owned(),
+            self.cfg.device.hw_boardname.clone(),
+        );
+        data.insert(
+            "hw_revision".to_owned(),
+            self.cfg.device.hw_revision.clone(),
+        );
         data.insert("sw_version".to_owned(), current);
-        data.insert("stack_version".to_owned(), env!("CARGO_PKG_VERSION").to_owned());
+        data.insert(
+            "stack_version".to_owned(),
+            env!("CARGO_PKG_VERSION").to_owned(),
+        );
         client
             .send_json(
                 hyper::Method::PUT,
@@ -631,15 +659,21 @@ impl Engine {
             }
         }
         let Some((artifact, chunk_version)) = bundle else {
-            return Err(ActionError::Refused("the deployment holds no artifact".into()));
+            return Err(ActionError::Refused(
+                "the deployment holds no artifact".into(),
+            ));
         };
         self.set(|s| s.pending = chunk_version.to_owned());
         let dir = self.action_dir(action);
         let file = self.download(client, action, &dir, artifact).await?;
         let in_window = dep.update != Handling::Skip
             && dep.maintenance_window != Some(MaintenanceWindow::Unavailable);
-        self.step(action, 2, &format!("downloaded and verified {}", artifact.filename))
-            .await;
+        self.step(
+            action,
+            2,
+            &format!("downloaded and verified {}", artifact.filename),
+        )
+        .await;
         if !in_window {
             self.set_state(states::DOWNLOADED, "waiting for the maintenance window");
             return Ok(Progress::Open);
@@ -687,7 +721,11 @@ impl Engine {
             file.set_len(0).await.ok();
             have = 0;
         }
-        check_space(dir, artifact.size - have, self.cfg.download.free_space_margin_bytes)?;
+        check_space(
+            dir,
+            artifact.size - have,
+            self.cfg.download.free_space_margin_bytes,
+        )?;
         // The bytes already on disk count towards the hash.
         let mut hasher = Hasher::default();
         if have > 0 {
@@ -710,7 +748,9 @@ impl Engine {
         let size = artifact.size.max(1);
         let status = self.status.clone();
         let mut report = move |len: u64| {
-            let pct = u32::try_from(len.saturating_mul(100) / size).unwrap_or(100).min(100);
+            let pct = u32::try_from(len.saturating_mul(100) / size)
+                .unwrap_or(100)
+                .min(100);
             status.send_if_modified(|s| {
                 let changed = s.percent != pct;
                 s.percent = pct;
@@ -727,7 +767,14 @@ impl Engine {
                 break;
             }
             match client
-                .download(&link.href, &mut file, hasher.bytes(), &mut hasher, cap, &mut report)
+                .download(
+                    &link.href,
+                    &mut file,
+                    hasher.bytes(),
+                    &mut hasher,
+                    cap,
+                    &mut report,
+                )
                 .await
             {
                 Ok(f) => {
@@ -771,7 +818,9 @@ impl Engine {
         let current = self.current_version().await;
         if crate::version::is_downgrade(&version, &current) {
             if forced {
-                tracing::warn!("installing {version} over {current}: downgrade forced by the server");
+                tracing::warn!(
+                    "installing {version} over {current}: downgrade forced by the server"
+                );
             } else {
                 return Err(ActionError::Refused(format!(
                     "downgrade from {current} to {version} refused: the deployment is not forced"
@@ -828,7 +877,9 @@ impl Engine {
             let _ = std::fs::remove_dir_all(dir);
         }
         match outcome {
-            Outcome::Failed(e) => Err(ActionError::Refused(format!("RAUC refused the install: {e}"))),
+            Outcome::Failed(e) => Err(ActionError::Refused(format!(
+                "RAUC refused the install: {e}"
+            ))),
             Outcome::Installed => {
                 let slot = primary_bootname(&rauc).await.map_err(|e| {
                     ActionError::Refused(format!("RAUC cannot name the new slot: {e}"))
@@ -846,7 +897,10 @@ impl Engine {
                     &format!("installed {version} into slot {slot}; rebooting to verify it"),
                 )
                 .await;
-                self.set_state(states::AWAITING_REBOOT, &format!("{version} in slot {slot}"));
+                self.set_state(
+                    states::AWAITING_REBOOT,
+                    &format!("{version} in slot {slot}"),
+                );
                 self.reboot().await;
                 Ok(Progress::Done)
             }
@@ -887,7 +941,10 @@ impl Engine {
         self.set(|s| {
             s.action = LOCAL.to_owned();
             s.last_error.clear();
+            s.percent = 0;
         });
+        // Before the answer: a caller that reads State right after it sees the install.
+        self.set_state(states::INSTALLING, "waiting for the install window");
         let _ = reply.send(Ok(()));
         match self.install(LOCAL, &copy, false).await {
             Ok(Progress::Open) => {
@@ -942,8 +999,9 @@ fn rauc_message(e: &zbus::Error) -> String {
 
 /// Refuse before downloading what the file system cannot hold (plus a margin).
 fn check_space(dir: &Path, need: u64, margin: u64) -> Result<(), ActionError> {
-    let st = nix::sys::statvfs::statvfs(dir)
-        .map_err(|e| ActionError::Refused(format!("cannot read free space of {}: {e}", dir.display())))?;
+    let st = nix::sys::statvfs::statvfs(dir).map_err(|e| {
+        ActionError::Refused(format!("cannot read free space of {}: {e}", dir.display()))
+    })?;
     #[allow(clippy::useless_conversion)]
     let free = u64::from(st.blocks_available()).saturating_mul(u64::from(st.fragment_size()));
     if free < need.saturating_add(margin) {

@@ -211,11 +211,7 @@ impl Client {
         })?
     }
 
-    fn request(
-        &self,
-        method: hyper::Method,
-        path: &str,
-    ) -> hyper::http::request::Builder {
+    fn request(&self, method: hyper::Method, path: &str) -> hyper::http::request::Builder {
         let host = if self.origin.port == 443 {
             self.origin.host.clone()
         } else {
@@ -228,7 +224,9 @@ impl Client {
             .header(hyper::header::USER_AGENT, "smartpos-otad/0.1")
             .header(hyper::header::ACCEPT, "application/json");
         match &self.auth {
-            Auth::Target(t) => b = b.header(hyper::header::AUTHORIZATION, format!("TargetToken {t}")),
+            Auth::Target(t) => {
+                b = b.header(hyper::header::AUTHORIZATION, format!("TargetToken {t}"))
+            }
             Auth::Gateway(t) => {
                 b = b.header(hyper::header::AUTHORIZATION, format!("GatewayToken {t}"));
             }
@@ -269,14 +267,22 @@ impl Client {
             Limited::new(response.into_body(), MAX_JSON).collect(),
         )
         .await
-        .map_err(|_| HttpError::Broken(format!("answer not complete within {:?}", self.read_timeout)))?
+        .map_err(|_| {
+            HttpError::Broken(format!(
+                "answer not complete within {:?}",
+                self.read_timeout
+            ))
+        })?
         .map_err(|e| HttpError::Broken(e.to_string()))?
         .to_bytes();
         Ok((status, body))
     }
 
     /// GET a JSON resource.
-    pub async fn get_json<T: serde::de::DeserializeOwned>(&self, link: &str) -> Result<T, HttpError> {
+    pub async fn get_json<T: serde::de::DeserializeOwned>(
+        &self,
+        link: &str,
+    ) -> Result<T, HttpError> {
         let path = self.path_of(link)?;
         let req = self
             .request(hyper::Method::GET, &path)
@@ -385,12 +391,12 @@ impl Client {
         loop {
             let frame = tokio::time::timeout(self.read_timeout, body.frame())
                 .await
-                .map_err(|_| {
-                    HttpError::Broken(format!("no data for {:?}", self.read_timeout))
-                })?;
+                .map_err(|_| HttpError::Broken(format!("no data for {:?}", self.read_timeout)))?;
             let Some(frame) = frame else { break };
             let frame = frame.map_err(|e| HttpError::Broken(e.to_string()))?;
-            let Ok(data) = frame.into_data() else { continue };
+            let Ok(data) = frame.into_data() else {
+                continue;
+            };
             file.write_all(&data)
                 .await
                 .map_err(|e| HttpError::Storage(e.to_string()))?;
@@ -427,10 +433,22 @@ mod tests {
     #[test]
     fn links_are_split_into_origin_and_path_and_plain_http_is_refused() {
         let (o, p) = split_url("https://Fleet.example:8443/DEFAULT/controller/v1/pos-1").unwrap();
-        assert_eq!(o, Origin { host: "fleet.example".into(), port: 8443 });
+        assert_eq!(
+            o,
+            Origin {
+                host: "fleet.example".into(),
+                port: 8443
+            }
+        );
         assert_eq!(p, "/DEFAULT/controller/v1/pos-1");
         let (o, p) = split_url("https://[::1]/x").unwrap();
-        assert_eq!(o, Origin { host: "::1".into(), port: 443 });
+        assert_eq!(
+            o,
+            Origin {
+                host: "::1".into(),
+                port: 443
+            }
+        );
         assert_eq!(p, "/x");
         assert!(split_url("http://fleet.example/x").is_err());
         assert!(split_url("https://user:pw@fleet.example/x").is_err());

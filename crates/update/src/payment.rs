@@ -32,7 +32,9 @@ fn error_name(e: &zbus::Error) -> Option<&str> {
     match e {
         zbus::Error::MethodError(name, _, _) => Some(name.as_str()),
         zbus::Error::FDO(f) => match **f {
-            zbus::fdo::Error::ServiceUnknown(_) => Some("org.freedesktop.DBus.Error.ServiceUnknown"),
+            zbus::fdo::Error::ServiceUnknown(_) => {
+                Some("org.freedesktop.DBus.Error.ServiceUnknown")
+            }
             zbus::fdo::Error::NameHasNoOwner(_) => {
                 Some("org.freedesktop.DBus.Error.NameHasNoOwner")
             }
@@ -56,7 +58,9 @@ pub async fn begin(conn: &zbus::Connection) -> Window {
                 | "org.freedesktop.DBus.Error.NameHasNoOwner",
             ) => Window::NoPaymentDaemon,
             Some(smartpos_bus::errors::BUSY) => Window::Wait("a sale is in flight".into()),
-            _ => Window::Wait(format!("the payment daemon cannot open an install window: {e}")),
+            _ => Window::Wait(format!(
+                "the payment daemon cannot open an install window: {e}"
+            )),
         },
     }
 }

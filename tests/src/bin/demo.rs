@@ -204,6 +204,9 @@ async fn main() -> std::process::ExitCode {
     ok &= code == 1 && text.contains("Huabei is switched off in this shop's configuration");
     drop(paymentd);
 
+    // The update ending: goosebit offers, otad installs with RAUC, reboot, mark-good.
+    ok &= smartpos_tests::update::demo(step).await;
+
     println!(
         "\n{}",
         if ok {
