@@ -9,7 +9,7 @@
 #   tools/system-test.sh        # root; about 3 min once the kernel is cached (see tests/system/README.md)
 #   STACK=0 tools/system-test.sh                       # part 1 only
 #   DEVICES=0 tools/system-test.sh                     # part 2 only
-#   PAYMENTD_FEATURES="--features smartpos-paymentd/failpoints" tools/system-test.sh
+#   NO_BUILD=1 tools/system-test.sh                    # binaries of `make build-test` (failpoints)
 #
 # A Debian kernel boots under qemu (TCG: no usable KVM on the dev/CI machines) with a busybox
 # initramfs; the guest mounts this machine's root read-only over 9p and runs
@@ -28,7 +28,7 @@ QEMU_TIMEOUT=${QEMU_TIMEOUT:-180}
 STACK_TIMEOUT=${STACK_TIMEOUT:-600}
 STACK=${STACK:-1}
 DEVICES=${DEVICES:-1}
-# Extra cargo arguments for the payment daemon, e.g. "--features smartpos-paymentd/failpoints".
+# Extra cargo arguments for the build of the daemons.
 PAYMENTD_FEATURES=${PAYMENTD_FEATURES:-}
 T0=$(date +%s)
 say() { echo "system-test: $*"; }
@@ -51,7 +51,8 @@ if [ "$(id -u)" != 0 ]; then
 fi
 missing=()
 for t in qemu-system-x86_64:qemu-system-x86 busybox:busybox-static depmod:kmod dbus-daemon:dbus-daemon \
-    python3:python3 v4l2-ctl:v4l-utils qrencode:qrencode udevadm:udev mkfs.ext4:e2fsprogs gdbus:libglib2.0-bin; do
+    python3:python3 v4l2-ctl:v4l-utils qrencode:qrencode udevadm:udev mkfs.ext4:e2fsprogs gdbus:libglib2.0-bin \
+    systemd-sysusers:systemd systemctl:systemd busctl:systemd; do
     command -v "${t%%:*}" >/dev/null || missing+=("${t#*:}")
 done
 if [ ${#missing[@]} -gt 0 ]; then
@@ -60,11 +61,14 @@ if [ ${#missing[@]} -gt 0 ]; then
         "${missing[@]}"; } >/dev/null 2>&1 || { say "cannot install ${missing[*]} with apt-get"; exit 1; }
 fi
 
-# PAYMENTD_FEATURES builds even with NO_BUILD=1: `make build` did not use them.
+# The test build, as `make build-test`: part 2 wedges paymentd with a failpoint
+# (SMARTPOS_FAILPOINT=hang:…), which only a build with the feature honours. PAYMENTD_FEATURES
+# builds even with NO_BUILD=1.
 if [ "${NO_BUILD:-0}" != 1 ] || [ -n "$PAYMENTD_FEATURES" ]; then
     # shellcheck disable=SC2086 # PAYMENTD_FEATURES is a list of cargo arguments
     (cd "$ROOT" && cargo build -q -p smartpos-scannerd -p smartpos-paymentd -p posctl -p smartpos-acquirer-sim \
-        --bins $PAYMENTD_FEATURES) || { say "cargo build failed"; exit 1; }
+        --bins --features smartpos-payment/failpoints,smartpos-paymentd/failpoints $PAYMENTD_FEATURES) ||
+        { say "cargo build failed"; exit 1; }
 fi
 
 # --- kernel, modules and initramfs, cached per kernel version ------------------------------
@@ -149,6 +153,16 @@ if [ "$MODE" = systemd ]; then
     # What a read-only image mounts as tmpfs (Yocto's volatile binds: /tmp, /var/tmp, /var/lib);
     # before the shares, which may live below them.
     mount -t tmpfs tmp $R/tmp; mount -t tmpfs vartmp $R/var/tmp; mount -t tmpfs varlib $R/var/lib
+    # The unit files and the manager's configuration on a tmpfs copy, local as on a terminal's
+    # disk: systemd walks these directories for each unit it loads and for each unit's
+    # UnitFileState, UnitFilePreset and NeedDaemonReload (systemctl show, systemd-analyze),
+    # and over 9p under TCG that costs seconds per unit (docs/PACKAGING.md, "Boot order").
+    mkdir -p /units; mount -t tmpfs units /units
+    for d in usr/lib/systemd/system usr/lib/systemd/system-preset etc/systemd; do
+        [ -d $R/$d ] || continue
+        mkdir -p /units/$d; cp -a $R/$d/. /units/$d/ && mount --bind /units/$d $R/$d &&
+            mount -o remount,bind,ro $R/$d
+    done
     if [ -n "$REPO" ]; then
         mkdir -p $R$REPO 2>/dev/null
         mount -t 9p -o trans=virtio,version=9p2000.L,ro,msize=262144,cache=loose repo $R$REPO
@@ -284,6 +298,20 @@ make_slot() {
     systemctl --root="$d" enable smartpos-scannerd.service smartpos-paymentd.service data.mount \
         etc-smartpos.mount var-log-journal.mount 'var-lib-smartpos\x2dpayment.mount' >/dev/null ||
         { echo "systemctl --root=$d enable failed"; return 1; }
+    # The test build's failpoint that wedges paymentd mid-sale for stack.sh's watchdog check
+    # (a release build ignores the variable); slot A only, the update to slot B drops it.
+    if [ "$slot" = A ]; then
+        mkdir -p "$d/etc/systemd/system/smartpos-paymentd.service.d"
+        printf '[Service]\nEnvironment=SMARTPOS_FAILPOINT=hang:waiting_for_customer\n' \
+            >"$d/etc/systemd/system/smartpos-paymentd.service.d/smartpos-system-test.conf"
+    fi
+    # None of the host's generators has anything to generate for the terminal (its mounts are
+    # units; no fstab entries, init scripts, encrypted volumes or console login), and each one
+    # is a program run at every boot, seconds under TCG: masked as systemd.generator(7) says.
+    mkdir -p "$d/etc/systemd/system-generators"
+    for u in /usr/lib/systemd/system-generators/* /lib/systemd/system-generators/*; do
+        [ -e "$u" ] && ln -sf /dev/null "$d/etc/systemd/system-generators/${u##*/}"
+    done
     # The host's own services have no place on a terminal.
     for u in postgresql.service e2scrub_reap.service apt-daily.timer apt-daily-upgrade.timer \
         dpkg-db-backup.timer e2scrub_all.timer fstrim.timer man-db.timer; do
@@ -340,18 +368,13 @@ UNIT
     done
 }
 
-# provision: the acquirer emulator's throwaway PKI and a merchant configuration for it: what a
+# provision: the acquirer emulator's throwaway PKI and a terminal's configuration for it, which
+# the emulator writes itself (so the two cannot drift), plus the daemons' configuration: what a
 # terminal gets at the factory (tests/system/provision.sh installs it on the first boot).
 provision() {
-    local pid
-    mkdir -p "$WORK/pki" "$WORK/provision/keys" "$WORK/provision/ca"
-    "$TARGET/debug/smartpos-acquirer-sim" --listen 127.0.0.1:0 --pki-dir "$WORK/pki" >"$WORK/pki.log" 2>&1 &
-    pid=$!
-    for _ in $(seq 100); do grep -q listening "$WORK/pki.log" && break; sleep 0.1; done
-    kill "$pid" 2>/dev/null
-    wait "$pid" 2>/dev/null
-    [ -s "$WORK/pki/merchant.json" ] || { cat "$WORK/pki.log"; return 1; }
-    python3 "$ROOT/tests/system/merchant-config.py" "$WORK/pki" "$WORK/provision"
+    "$TARGET/debug/smartpos-acquirer-sim" --listen 127.0.0.1:8443 --pki-dir "$WORK/pki" \
+        --write-terminal-config "$WORK/provision" --terminal-dir /etc/smartpos --pace emulated || return 1
+    cp "$ROOT/tests/system/smartpos-paymentd.toml" "$ROOT/tests/system/smartpos-scannerd.toml" "$WORK/provision/"
 }
 
 if [ "$STACK" = 1 ]; then
@@ -373,10 +396,12 @@ if [ "$STACK" = 1 ]; then
         for phase in 1 2; do
             slot=$([ "$phase" = 1 ] && echo a || echo b)
             say "part 2, the stack: booting slot ${slot^^} under systemd (hard limit ${STACK_TIMEOUT} s)"
+            TB=$(date +%s)
             vm "$STACK_TIMEOUT" "$WORK/console-stack-$phase.log" \
                 "harness.mode=systemd smartpos.test-phase=$phase systemd.unit=multi-user.target systemd.show_status=error" \
                 -virtfs "local,path=$OUTDIR/slot-$slot,mount_tag=stage,security_model=none,readonly=on,multidevs=remap" \
                 -drive "file=$WORK/data.img,if=virtio,format=raw"
+            say "boot $phase took $(($(date +%s) - TB)) s (stack.sh's log has each check's time since the kernel started)"
             verdict "$WORK/results-stack-$phase" "$WORK/rc-stack-$phase" "stack boot $phase" "$WORK/console-stack-$phase.log"
         done
     fi
