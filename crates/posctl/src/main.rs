@@ -308,7 +308,6 @@ async fn run_plain(cmd: Cmd, json: bool) -> Result<(), Error> {
             Cmd::Net {
                 cmd: NetCmd::Probe { endpoint },
             } => net::probe(endpoint, json).await,
-    },
             Cmd::Update { cmd } => update::run(cmd, json).await,
             Cmd::Decode { .. } | Cmd::Sale { .. } | Cmd::Refund { .. } | Cmd::Doctor { .. } => {
                 unreachable!("handled in main")
