@@ -13,6 +13,10 @@ use smartpos_runtime::auth::Policy;
 use smartpos_runtime::error::BusError;
 use zbus::{Connection, interface, message::Header};
 
+/// One link on the bus, as the interface XML has it: `(name, operstate, carrier, IPv4
+/// addresses, IPv6 addresses)`.
+pub type LinkRow = (String, String, bool, Vec<String>, Vec<String>);
+
 use crate::probes;
 
 /// What the daemon's tasks and its bus interface share.
@@ -136,7 +140,7 @@ impl NetworkService {
     }
 
     #[zbus(property)]
-    fn links(&self) -> Vec<(String, String, bool, Vec<String>, Vec<String>)> {
+    fn links(&self) -> Vec<LinkRow> {
         links(&self.shared.status())
     }
 
@@ -167,7 +171,7 @@ pub fn paths(s: &Status) -> Vec<(String, String, bool, String, String, String)> 
         .collect()
 }
 
-pub fn links(s: &Status) -> Vec<(String, String, bool, Vec<String>, Vec<String>)> {
+pub fn links(s: &Status) -> Vec<LinkRow> {
     s.links
         .iter()
         .map(|l| {

@@ -286,9 +286,9 @@ impl PaymentService {
         let n = open
             .iter()
             .filter(|t| {
-                !t.explanation
+                t.explanation
                     .as_ref()
-                    .is_some_and(|e| e.code == OUTCOME_UNKNOWN)
+                    .is_none_or(|e| e.code != OUTCOME_UNKNOWN)
             })
             .count();
         Ok(u32::try_from(n).unwrap_or(u32::MAX))
