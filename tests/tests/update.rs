@@ -124,7 +124,15 @@ async fn the_fleet_rolls_out_a_new_version_and_hears_success_only_after_the_new_
     // Installed into the other slot, then the reboot is asked for; goosebit has not been
     // told success yet.
     reboot_requested(&mut logind, Duration::from_secs(60)).await;
-    assert_eq!(update.state().await.unwrap(), "awaiting-reboot");
+    // The phase was saved before the reboot was asked for; the bus properties follow it
+    // (their PropertiesChanged may arrive just after logind's call).
+    wait_for(
+        &update,
+        Duration::from_secs(10),
+        "awaiting-reboot",
+        |s, _, _| s == "awaiting-reboot",
+    )
+    .await;
     assert_eq!(update.pending_version().await.unwrap(), "1.1.0");
     assert_eq!(rauc_env.primary(), "B", "RAUC made the new slot primary");
     let d = goosebit.device("pos-0001").unwrap();
