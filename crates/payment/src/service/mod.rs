@@ -394,9 +394,14 @@ impl PaymentService {
         let mut events = self.subscribe();
         let deadline = tokio::time::Instant::now() + limit;
         loop {
-            let t = self.read(tx).await?;
-            if !self.is_active(tx) && t.state != SaleState::Submitted {
-                return Ok(t);
+            // Activity first, then the state: read the other way round, a task that moves the
+            // sale on and ends between the two reads would leave us returning the state it
+            // had already left (a sale "cancelling" with nobody cancelling it).
+            if !self.is_active(tx) {
+                let t = self.read(tx).await?;
+                if t.state != SaleState::Submitted {
+                    return Ok(t);
+                }
             }
             let tick = tokio::time::sleep(Duration::from_millis(10));
             tokio::select! {
