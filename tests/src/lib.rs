@@ -354,3 +354,18 @@ pub fn as_nobody(bus: &TestBus, program: &Path) -> Command {
         .arg(program);
     c
 }
+
+/// A sale's object on the bus, read fresh on every call (no property cache), as a vendor app
+/// that polls would see it.
+pub async fn tx_proxy(
+    conn: &zbus::Connection,
+    path: &zbus::zvariant::OwnedObjectPath,
+) -> smartpos_bus::payment::TransactionProxy<'static> {
+    smartpos_bus::payment::TransactionProxy::builder(conn)
+        .path(path.clone())
+        .unwrap()
+        .cache_properties(zbus::proxy::CacheProperties::No)
+        .build()
+        .await
+        .unwrap()
+}

@@ -12,7 +12,6 @@ use smartpos_bus::scanner::ScannerProxy;
 use smartpos_scanner::decode::synth::{Scene, payment_frame};
 use smartpos_tests::acquirer::{self, Pace};
 use smartpos_tests::{Daemon, TestBus, bin, merchant, write_file};
-use zbus::zvariant::OwnedObjectPath;
 
 /// An Alipay code (18 digits) whose digits 3–5 choose the emulator's scenario.
 fn alipay_code(scenario: &str, n: u32) -> String {
@@ -142,15 +141,7 @@ fn verdict(report: &Value, n: u64) -> &str {
     group(report, n)["verdict"].as_str().unwrap()
 }
 
-async fn tx(conn: &zbus::Connection, path: &OwnedObjectPath) -> TransactionProxy<'static> {
-    TransactionProxy::builder(conn)
-        .path(path.clone())
-        .unwrap()
-        .cache_properties(zbus::proxy::CacheProperties::No)
-        .build()
-        .await
-        .unwrap()
-}
+use smartpos_tests::tx_proxy as tx;
 
 /// Wait until the sale reaches a terminal state; returns it.
 async fn settled(t: &TransactionProxy<'_>) -> String {

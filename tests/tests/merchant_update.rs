@@ -13,7 +13,7 @@ use smartpos_bus::errors::{BUSY, INVALID_ARGS, NOT_ALLOWED, REFUSED};
 use smartpos_bus::payment::{PaymentProxy, TransactionProxy};
 use smartpos_tests::acquirer::{self, Pace};
 use smartpos_tests::{Daemon, TestBus, as_nobody, bin};
-use zbus::zvariant::{OwnedObjectPath, Value};
+use zbus::zvariant::Value;
 
 /// An Alipay code whose digits 3–5 choose the emulator's buyer (601: pays with Huabei only).
 fn alipay_code(scenario: &str, n: u32) -> String {
@@ -165,15 +165,7 @@ fn error_text<T: std::fmt::Debug>(r: &zbus::Result<T>) -> String {
     }
 }
 
-async fn tx(conn: &zbus::Connection, path: &OwnedObjectPath) -> TransactionProxy<'static> {
-    TransactionProxy::builder(conn)
-        .path(path.clone())
-        .unwrap()
-        .cache_properties(zbus::proxy::CacheProperties::No)
-        .build()
-        .await
-        .unwrap()
-}
+use smartpos_tests::tx_proxy as tx;
 
 /// The sale's state once it is finished (or after `within`).
 async fn settled(t: &TransactionProxy<'_>, within: Duration) -> String {

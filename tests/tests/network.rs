@@ -56,15 +56,7 @@ async fn behind_proxy() -> (Stack, FaultProxy) {
     )
 }
 
-async fn tx(conn: &zbus::Connection, path: &OwnedObjectPath) -> TransactionProxy<'static> {
-    TransactionProxy::builder(conn)
-        .path(path.clone())
-        .unwrap()
-        .cache_properties(zbus::proxy::CacheProperties::No)
-        .build()
-        .await
-        .unwrap()
-}
+use smartpos_tests::tx_proxy as tx;
 
 async fn pay(p: &PaymentProxy<'_>, fen: i64, order: &str, code: &str) -> OwnedObjectPath {
     p.pay_with_code(

@@ -79,15 +79,7 @@ async fn payments(bus: &TestBus) -> (zbus::Connection, PaymentProxy<'static>) {
     (conn, p)
 }
 
-async fn tx(conn: &zbus::Connection, path: &OwnedObjectPath) -> TransactionProxy<'static> {
-    TransactionProxy::builder(conn)
-        .path(path.clone())
-        .unwrap()
-        .cache_properties(zbus::proxy::CacheProperties::No)
-        .build()
-        .await
-        .unwrap()
-}
+use smartpos_tests::tx_proxy as tx;
 
 /// Wait until the sale reaches a terminal state; returns it.
 async fn settled(t: &TransactionProxy<'_>, within: Duration) -> String {
