@@ -24,6 +24,8 @@ modprobe() { /sbin/modprobe -d /run/kernel "$@"; }
 
 pass() { echo "PASS $*" | tee -a results; }
 fail() { echo "FAIL $*" | tee -a results; failed=$((failed + 1)); }
+# A check the guest kernel cannot run (a module it lacks): named, with the reason, not counted.
+skip() { echo "SKIP $*" | tee -a results; }
 # Payment codes are bearer tokens: only their first 2 and last 4 characters in the output.
 mask() { echo "$1" | sed 's/^\(..\).*\(....\)$/\1…\2/'; }
 
@@ -50,7 +52,7 @@ streaming() { camera_is '^streaming$' && python3 -c 'import json,sys; sys.exit(n
 
 cleanup() {
     touch scanner1-stop scanner2-stop
-    for p in ${SCANNERD:-} ${TYPIST:-} ${SCAN:-} ${PHONE:-}; do kill "$p" 2>/dev/null; done
+    for p in ${SCANNERD:-} ${TYPIST:-} ${SCAN:-} ${PHONE:-} ${NETD:-} ${ENDPOINT:-}; do kill "$p" 2>/dev/null; done
     [ -n "${BUS_PID:-}" ] && kill "$BUS_PID" 2>/dev/null
 }
 trap cleanup EXIT
@@ -312,4 +314,216 @@ if [ "$rc" = 0 ]; then
 else
     fail "scannerd: exit status $rc on SIGTERM: $(tail -3 scannerd.log)"
 fi
+
+# --- 6. network faults on the real kernel: a namespace, a veth pair, netem ------------------
+# The terminal is the root namespace (smartpos-netd, posctl); the acquirer is a network
+# namespace holding a small HTTPS endpoint; a veth pair is the cable between them. netd is
+# asked to probe on demand (posctl net probe), its window is one phase's probes, so each
+# figure below is that phase's alone.
+NET=$OUT/net
+mkdir -p "$NET"
+ACQ=10.99.0.2
+DELAY_MS=200
+LOSS=80
+WINDOW=4
+NET_CHECKS="namespace baseline delay loss far-end-down far-end-up link-down link-up"
+# net ARGS...: posctl net ARGS --json into net.json.
+net() { "$BIN/posctl" net "$@" --json >"$NET/net.json" 2>"$NET/net.err"; }
+# nj EXPR: a Python expression over the last Status document: `s` the document, `e` the
+# endpoint, `g` the gateway, `l` veth0, `p` the Alipay path; empty when it cannot be read.
+nj() {
+    python3 - "$NET/net.json" "$1" <<'PY' 2>/dev/null
+import json, sys
+s = json.load(open(sys.argv[1]))
+e = next((x for x in s["endpoints"] if x["name"] == "alipay"), {})
+g = s.get("gateway") or {}
+l = next((x for x in s["links"] if x["name"] == "veth0"), {})
+p = next((x for x in s["paths"] if x["name"] == "alipay"), {})
+v = eval(sys.argv[2])
+print("" if v is None else v)
+PY
+}
+is() { [ "$(nj "$1")" = True ]; }
+# probe_n PHASE N: N probes of the endpoint on demand, each answer kept in PHASE/; the failed
+# ones counted in NFAIL (one python for all: under TCG each start costs a second).
+probe_n() {
+    mkdir -p "$NET/$1"
+    i=0
+    while [ "$i" -lt "$2" ]; do
+        i=$((i + 1))
+        net probe alipay || return 1
+        cp "$NET/net.json" "$NET/$1/$i.json"
+    done
+    NFAIL=$(python3 -c 'import json, sys
+print(sum(not next(x for x in json.load(open(f))["endpoints"] if x["name"] == "alipay")["last_ok"] for f in sys.argv[1:]))' "$NET/$1"/*.json)
+}
+status_is() { net status && is "$1"; }
+# What netd shows, for a FAIL line.
+shows() {
+    nj '"veth0 %s carrier %s, carrying %s; endpoint p50 %s loss %s last %s; path %s: %s" % (l.get("operstate"), l.get("carrier"), (s["carrying"] or {}).get("interface"), e.get("p50_ms"), e.get("loss"), e.get("last_error"), p.get("code"), p.get("reason_en"))' ||
+        cat "$NET/net.err"
+}
+
+NET_SKIP=
+: >"$NET/modprobe.err"
+for m in veth sch_netem; do
+    modprobe "$m" 2>>"$NET/modprobe.err" || NET_SKIP="$NET_SKIP $m"
+done
+if [ -n "$NET_SKIP" ]; then
+    # Without veth there is no cable to pull; without netem no delay or loss to add.
+    why="kernel $(uname -r) has no module$NET_SKIP: $(tr '\n' ' ' <"$NET/modprobe.err")"
+    case $NET_SKIP in *veth*) skipped=$NET_CHECKS ;; *) skipped="delay loss" ;; esac
+    for c in $skipped; do skip "net $c: $why"; done
+fi
+
+case $NET_SKIP in *veth*) ;; *)
+    # The cable, and a default route through it as a DHCP client would set (the VM has no
+    # other network: qemu runs with -net none).
+    if ! { ip netns add acquirer && ip link add veth0 type veth peer name veth1 netns acquirer &&
+        ip addr add 10.99.0.1/24 dev veth0 && ip link set veth0 up &&
+        ip -n acquirer addr add "$ACQ/24" dev veth1 && ip -n acquirer link set veth1 up &&
+        ip route add default via "$ACQ"; } >"$NET/ip.log" 2>&1; then
+        fail "net namespace: cannot join a namespace with a veth pair: $(tr '\n' ' ' <"$NET/ip.log")"
+        for c in $NET_CHECKS; do [ "$c" = namespace ] || skip "net $c: the namespace could not be set up"; done
+        NET_SKIP=setup
+    fi
+    ;;
+esac
+
+case $NET_SKIP in *veth* | setup) ;; *)
+    # A throwaway CA and a certificate for the endpoint's address, pinned in netd's config.
+    printf 'subjectAltName=IP:%s\nbasicConstraints=critical,CA:FALSE\nextendedKeyUsage=serverAuth\n' "$ACQ" >"$NET/server.ext"
+    {
+        openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 365 \
+            -subj "/CN=smartpos system-test CA" -keyout "$NET/ca.key" -out "$NET/ca.pem" &&
+            openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj "/CN=$ACQ" \
+                -keyout "$NET/server.key" -out "$NET/server.csr" &&
+            openssl x509 -req -in "$NET/server.csr" -CA "$NET/ca.pem" -CAkey "$NET/ca.key" \
+                -CAcreateserial -days 365 -extfile "$NET/server.ext" -out "$NET/server.pem"
+    } >"$NET/openssl.log" 2>&1 || fail "net: openssl could not make the endpoint's certificate: $(tail -3 "$NET/openssl.log")"
+    ip netns exec acquirer python3 "$ROOT/tests/system/https-endpoint.py" "$ACQ" 8443 \
+        "$NET/server.pem" "$NET/server.key" "$NET/endpoint-ready" >"$NET/endpoint.log" 2>&1 &
+    ENDPOINT=$!
+    wait_until 30 test -s "$NET/endpoint-ready" || fail "net: the HTTPS endpoint did not start: $(tail -3 "$NET/endpoint.log")"
+    # Unprivileged ping sockets for root's group, as a terminal image allows netd's group,
+    # so that netd can time the gateway (the namespace's end of the veth pair).
+    echo "0 0" >/proc/sys/net/ipv4/ping_group_range
+    cat >"$NET/netd.toml" <<EOF
+# No merchant configuration: the one path is the endpoint below, standing in for Alipay.
+merchant_config = "$NET/no-merchant.toml"
+resolv_conf = "$NET/resolv.conf"
+
+[schedule]
+# The test probes on demand; the schedule only takes its first round.
+endpoint_interval_s = 3600
+gateway_interval_s = 3600
+resolver_interval_s = 3600
+link_poll_ms = 200
+timeout_ms = 2000
+
+[limits]
+window = $WINDOW
+probe_min_interval_ms = 0
+
+[[endpoint]]
+name = "alipay"
+kind = "alipay"
+url = "https://$ACQ:8443"
+ca_file = "$NET/ca.pem"
+EOF
+    : >"$NET/resolv.conf"
+    "$BIN/smartpos-netd" --config "$NET/netd.toml" >netd.log 2>&1 &
+    NETD=$!
+
+    if wait_until 30 status_is 'l.get("operstate") == "up" and l.get("carrier") is True and "10.99.0.1" in l.get("ipv4", []) and (s["carrying"] or {}).get("interface") == "veth0"'; then
+        pass "net namespace: 'acquirer' joined by a veth pair; netd sees veth0 up with 10.99.0.1 and the default route via $ACQ (kernel $(uname -r): netns, veth, sch_netem)"
+    else
+        fail "net namespace: netd does not show veth0 carrying the default route: $(shows; tail -3 netd.log)"
+    fi
+
+    # The terminal's uplink as it should be.
+    if probe_n baseline "$WINDOW" && [ "$NFAIL" = 0 ] && is 'e["loss"] == 0 and p["code"] == "ok"'; then
+        BASE=$(nj 'round(e["p50_ms"])')
+        pass "net baseline: netd probes the HTTPS endpoint in the namespace: p50 $BASE ms, loss 0% of $WINDOW probes, path ok"
+    else
+        fail "net baseline: $NFAIL of $WINDOW probes failed: $(shows)"
+        BASE="?"
+    fi
+
+    # A slow uplink: every packet the terminal sends waits DELAY_MS in netem. A probe is at
+    # least three round trips (TCP connect, the TLS 1.3 handshake, the HEAD and its answer).
+    case $NET_SKIP in *sch_netem*) ;; *)
+        tc qdisc add dev veth0 root netem delay "${DELAY_MS}ms"
+        if probe_n delay "$WINDOW" && [ "$NFAIL" = 0 ] &&
+            is "e['p50_ms'] >= 3 * $DELAY_MS and e['last']['connect_ms'] >= $DELAY_MS and p['code'] == 'ok'" &&
+            net probe gateway && is "g['last']['total_ms'] >= $DELAY_MS"; then
+            pass "net delay: netem delay ${DELAY_MS}ms on veth0: netd's p50 $BASE -> $(nj '"%d ms (TCP connect %d ms), gateway ping %d ms" % (e["p50_ms"], e["last"]["connect_ms"], g["last"]["total_ms"])')"
+        else
+            fail "net delay: netem delay ${DELAY_MS}ms, $NFAIL failed probes: $(shows); gateway $(nj 'g.get("last")') $(nj 'g.get("note")')"
+        fi
+
+        # A lossy uplink: netem drops LOSS% of what the terminal sends. TCP retransmits, so a
+        # probe fails only when the losses outlast its 2 s timeouts, as a sale's would.
+        tc qdisc change dev veth0 root netem loss "${LOSS}%"
+        probe_n loss "$WINDOW"
+        ok=$?
+        dropped=$(tc -s qdisc show dev veth0 | sed -n 's/.*(dropped \([0-9]*\),.*/\1/p')
+        if [ "$ok" = 0 ] && [ "$NFAIL" -gt 0 ] && is "abs(e['loss'] - $NFAIL / $WINDOW) < 1e-9 and e['probes'] == $WINDOW"; then
+            pass "net loss: netem loss ${LOSS}% on veth0 ($dropped packets dropped): $NFAIL of $WINDOW probes failed, netd's loss 0% -> $(nj '"%d%%, last error %s" % (e["loss"] * 100, e["last_error"]["code"])')"
+        else
+            fail "net loss: netem loss ${LOSS}% ($dropped packets dropped), $NFAIL of $WINDOW probes failed: $(shows)"
+        fi
+        tc qdisc del dev veth0 root
+        ;;
+    esac
+
+    # The cable pulled at the far end: veth0 loses its carrier; the kernel keeps the routes
+    # (marked linkdown) and drops what is sent, so the connection attempt runs into netd's 2 s
+    # timeout (the kernel would give up resolving the address after 3 s, "no route to host").
+    ip -n acquirer link set veth1 down
+    if wait_until 10 status_is 'l.get("carrier") is False and s["carrying"] is None' &&
+        net probe alipay &&
+        is 'l["operstate"] == "down" and p["code"] == "net.no_route" and not s["online"] and e["last_error"]["code"] == "net.connect_timeout"'; then
+        pass "net far-end-down: the far end of the veth pair down: netd sees veth0 down without carrier, path net.no_route (\"$(nj 'p["reason_en"]')\"), the probe fails net.connect_timeout"
+    else
+        fail "net far-end-down: $(shows)"
+    fi
+    ip -n acquirer link set veth1 up
+    if wait_until 10 status_is 'l.get("carrier") is True and (s["carrying"] or {}).get("interface") == "veth0"' &&
+        net probe alipay && is 'e["last_ok"] and p["code"] == "ok" and s["online"]'; then
+        pass "net far-end-up: the far end up again: netd sees veth0 up, the probe answers in $(nj 'round(e["last"]["total_ms"])') ms, path ok, online"
+    else
+        fail "net far-end-up: $(shows)"
+    fi
+
+    # The terminal's own link taken down: the kernel drops its routes with it, and a
+    # connection attempt fails at once (no route), before anything is sent.
+    ip link set veth0 down
+    if wait_until 10 status_is 'l.get("operstate") == "down" and s["carrying"] is None and not s["routes"]' &&
+        net probe alipay &&
+        is 'p["code"] == "net.no_route" and e["last_error"]["code"] == "net.refused" and "unreachable" in e["last_error"]["detail"]'; then
+        pass "net link-down: veth0 set down: netd sees it down with no default route, path net.no_route, the probe fails net.refused ($(nj 'e["last_error"]["detail"]'))"
+    else
+        fail "net link-down: $(shows)"
+    fi
+    # Up again, and the default route back as a DHCP client would put it.
+    ip link set veth0 up && ip route add default via "$ACQ"
+    if wait_until 10 status_is '(s["carrying"] or {}).get("interface") == "veth0"' &&
+        net probe alipay && is 'e["last_ok"] and p["code"] == "ok" and s["online"]'; then
+        pass "net link-up: veth0 up with its default route: netd sees the route again, the probe answers in $(nj 'round(e["last"]["total_ms"])') ms, path ok"
+    else
+        fail "net link-up: $(shows)"
+    fi
+
+    kill -TERM "$NETD"
+    wait "$NETD"
+    rc=$?
+    NETD=
+    if [ "$rc" = 0 ]; then
+        pass "netd: exits 0 on SIGTERM"
+    else
+        fail "netd: exit status $rc on SIGTERM: $(tail -3 netd.log)"
+    fi
+    ;;
+esac
 exit "$failed"
