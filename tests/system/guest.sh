@@ -348,6 +348,7 @@ is() { [ "$(nj "$1")" = True ]; }
 # ones counted in NFAIL (one python for all: under TCG each start costs a second).
 probe_n() {
     mkdir -p "$NET/$1"
+    NFAIL=0
     i=0
     while [ "$i" -lt "$2" ]; do
         i=$((i + 1))
@@ -436,7 +437,7 @@ EOF
     NETD=$!
 
     if wait_until 30 status_is 'l.get("operstate") == "up" and l.get("carrier") is True and "10.99.0.1" in l.get("ipv4", []) and (s["carrying"] or {}).get("interface") == "veth0"'; then
-        pass "net namespace: 'acquirer' joined by a veth pair; netd sees veth0 up with 10.99.0.1 and the default route via $ACQ (kernel $(uname -r): netns, veth, sch_netem)"
+        pass "net namespace: 'acquirer' joined by a veth pair; netd sees veth0 up with 10.99.0.1 and the default route via $ACQ (kernel $(uname -r), modules:$(for m in veth sch_netem; do [ -d "/sys/module/$m" ] && printf ' %s' "$m"; done))"
     else
         fail "net namespace: netd does not show veth0 carrying the default route: $(shows; tail -3 netd.log)"
     fi
@@ -483,7 +484,7 @@ EOF
     ip -n acquirer link set veth1 down
     if wait_until 10 status_is 'l.get("carrier") is False and s["carrying"] is None' &&
         net probe alipay &&
-        is 'l["operstate"] == "down" and p["code"] == "net.no_route" and not s["online"] and e["last_error"]["code"] == "net.connect_timeout"'; then
+        is 'l["operstate"] == "down" and p["code"] == "net.no_route" and not s["online"] and e["last_ok"] is False and e["last_error"]["code"] == "net.connect_timeout"'; then
         pass "net far-end-down: the far end of the veth pair down: netd sees veth0 down without carrier, path net.no_route (\"$(nj 'p["reason_en"]')\"), the probe fails net.connect_timeout"
     else
         fail "net far-end-down: $(shows)"
@@ -501,7 +502,7 @@ EOF
     ip link set veth0 down
     if wait_until 10 status_is 'l.get("operstate") == "down" and s["carrying"] is None and not s["routes"]' &&
         net probe alipay &&
-        is 'p["code"] == "net.no_route" and e["last_error"]["code"] == "net.refused" and "unreachable" in e["last_error"]["detail"]'; then
+        is 'p["code"] == "net.no_route" and e["last_ok"] is False and e["last_error"]["code"] == "net.refused" and "unreachable" in e["last_error"]["detail"]'; then
         pass "net link-down: veth0 set down: netd sees it down with no default route, path net.no_route, the probe fails net.refused ($(nj 'e["last_error"]["detail"]'))"
     else
         fail "net link-down: $(shows)"
