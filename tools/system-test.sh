@@ -25,7 +25,7 @@ TARGET=$(realpath -m "${CARGO_TARGET_DIR:-$ROOT/target}")
 OUTDIR=$TARGET/system-test
 # Part 1's hard limit: far above the time it takes (tests/system/README.md), which a machine
 # busy with other builds stretches severalfold under TCG.
-QEMU_TIMEOUT=${QEMU_TIMEOUT:-600}
+QEMU_TIMEOUT=${QEMU_TIMEOUT:-900}
 # Each boot of the stack part: a hard limit, far above the time it takes (docs/PACKAGING.md).
 STACK_TIMEOUT=${STACK_TIMEOUT:-600}
 STACK=${STACK:-1}
@@ -54,7 +54,7 @@ fi
 missing=()
 for t in qemu-system-x86_64:qemu-system-x86 busybox:busybox-static depmod:kmod dbus-daemon:dbus-daemon \
     python3:python3 v4l2-ctl:v4l-utils qrencode:qrencode udevadm:udev mkfs.ext4:e2fsprogs gdbus:libglib2.0-bin \
-    ip:iproute2 tc:iproute2 openssl:openssl \
+    ip:iproute2 tc:iproute2 openssl:openssl jq:jq \
     systemd-sysusers:systemd systemctl:systemd busctl:systemd; do
     command -v "${t%%:*}" >/dev/null || missing+=("${t#*:}")
 done

@@ -324,28 +324,22 @@ NET=$OUT/net
 mkdir -p "$NET"
 ACQ=10.99.0.2
 DELAY_MS=200
-LOSS=80
+LOSS=90
 WINDOW=4
 NET_CHECKS="namespace baseline delay loss far-end-down far-end-up link-down link-up"
 # net ARGS...: posctl net ARGS --json into net.json.
 net() { "$BIN/posctl" net "$@" --json >"$NET/net.json" 2>"$NET/net.err"; }
-# nj EXPR: a Python expression over the last Status document: `s` the document, `e` the
-# endpoint, `g` the gateway, `l` veth0, `p` the Alipay path; empty when it cannot be read.
-nj() {
-    python3 - "$NET/net.json" "$1" <<'PY' 2>/dev/null
-import json, sys
-s = json.load(open(sys.argv[1]))
-e = next((x for x in s["endpoints"] if x["name"] == "alipay"), {})
-g = s.get("gateway") or {}
-l = next((x for x in s["links"] if x["name"] == "veth0"), {})
-p = next((x for x in s["paths"] if x["name"] == "alipay"), {})
-v = eval(sys.argv[2])
-print("" if v is None else v)
-PY
-}
-is() { [ "$(nj "$1")" = True ]; }
+# The last Status document is read with jq (python would take seconds per start under TCG):
+# `ep` the endpoint, `lk` veth0, `pa` the Alipay path, `gw` the gateway.
+JQ_DEFS='def ep: .endpoints[] | select(.name == "alipay");
+def lk: .links[] | select(.name == "veth0");
+def pa: .paths[] | select(.name == "alipay");
+def gw: .gateway // {};'
+# nj FILTER: its output, raw; is FILTER: whether it is true (false when it yields nothing).
+nj() { jq -r "$JQ_DEFS $1" "$NET/net.json" 2>/dev/null; }
+is() { jq -e "$JQ_DEFS $1" "$NET/net.json" >/dev/null 2>&1; }
 # probe_n PHASE N: N probes of the endpoint on demand, each answer kept in PHASE/; the failed
-# ones counted in NFAIL (one python for all: under TCG each start costs a second).
+# ones counted in NFAIL.
 probe_n() {
     mkdir -p "$NET/$1"
     NFAIL=0
@@ -355,13 +349,12 @@ probe_n() {
         net probe alipay || return 1
         cp "$NET/net.json" "$NET/$1/$i.json"
     done
-    NFAIL=$(python3 -c 'import json, sys
-print(sum(not next(x for x in json.load(open(f))["endpoints"] if x["name"] == "alipay")["last_ok"] for f in sys.argv[1:]))' "$NET/$1"/*.json)
+    NFAIL=$(jq -s "$JQ_DEFS [.[] | ep | select(.last_ok != true)] | length" "$NET/$1"/*.json)
 }
 status_is() { net status && is "$1"; }
 # What netd shows, for a FAIL line.
 shows() {
-    nj '"veth0 %s carrier %s, carrying %s; endpoint p50 %s loss %s last %s; path %s: %s" % (l.get("operstate"), l.get("carrier"), (s["carrying"] or {}).get("interface"), e.get("p50_ms"), e.get("loss"), e.get("last_error"), p.get("code"), p.get("reason_en"))' ||
+    nj '"veth0 \(lk.operstate) carrier \(lk.carrier), carrying \(.carrying.interface); endpoint p50 \(ep.p50_ms) loss \(ep.loss) last \(ep.last_error); path \(pa.code): \(pa.reason_en)"' ||
         cat "$NET/net.err"
 }
 
@@ -436,15 +429,15 @@ EOF
     "$BIN/smartpos-netd" --config "$NET/netd.toml" >netd.log 2>&1 &
     NETD=$!
 
-    if wait_until 30 status_is 'l.get("operstate") == "up" and l.get("carrier") is True and "10.99.0.1" in l.get("ipv4", []) and (s["carrying"] or {}).get("interface") == "veth0"'; then
+    if wait_until 30 status_is 'lk.operstate == "up" and lk.carrier == true and (lk.ipv4 | any(. == "10.99.0.1")) and .carrying.interface == "veth0"'; then
         pass "net namespace: 'acquirer' joined by a veth pair; netd sees veth0 up with 10.99.0.1 and the default route via $ACQ (kernel $(uname -r), modules:$(for m in veth sch_netem; do [ -d "/sys/module/$m" ] && printf ' %s' "$m"; done))"
     else
         fail "net namespace: netd does not show veth0 carrying the default route: $(shows; tail -3 netd.log)"
     fi
 
     # The terminal's uplink as it should be.
-    if probe_n baseline "$WINDOW" && [ "$NFAIL" = 0 ] && is 'e["loss"] == 0 and p["code"] == "ok"'; then
-        BASE=$(nj 'round(e["p50_ms"])')
+    if probe_n baseline "$WINDOW" && [ "$NFAIL" = 0 ] && is 'ep.loss == 0 and pa.code == "ok"'; then
+        BASE=$(nj 'ep.p50_ms | round')
         pass "net baseline: netd probes the HTTPS endpoint in the namespace: p50 $BASE ms, loss 0% of $WINDOW probes, path ok"
     else
         fail "net baseline: $NFAIL of $WINDOW probes failed: $(shows)"
@@ -456,11 +449,11 @@ EOF
     case $NET_SKIP in *sch_netem*) ;; *)
         tc qdisc add dev veth0 root netem delay "${DELAY_MS}ms"
         if probe_n delay "$WINDOW" && [ "$NFAIL" = 0 ] &&
-            is "e['p50_ms'] >= 3 * $DELAY_MS and e['last']['connect_ms'] >= $DELAY_MS and p['code'] == 'ok'" &&
-            net probe gateway && is "g['last']['total_ms'] >= $DELAY_MS"; then
-            pass "net delay: netem delay ${DELAY_MS}ms on veth0: netd's p50 $BASE -> $(nj '"%d ms (TCP connect %d ms), gateway ping %d ms" % (e["p50_ms"], e["last"]["connect_ms"], g["last"]["total_ms"])')"
+            is "ep.p50_ms >= 3 * $DELAY_MS and ep.last.connect_ms >= $DELAY_MS and pa.code == \"ok\"" &&
+            net probe gateway && is "gw.last.total_ms >= $DELAY_MS"; then
+            pass "net delay: netem delay ${DELAY_MS}ms on veth0: netd's p50 $BASE -> $(nj '"\(ep.p50_ms | round) ms (TCP connect \(ep.last.connect_ms | round) ms), gateway ping \(gw.last.total_ms | round) ms"')"
         else
-            fail "net delay: netem delay ${DELAY_MS}ms, $NFAIL failed probes: $(shows); gateway $(nj 'g.get("last")') $(nj 'g.get("note")')"
+            fail "net delay: netem delay ${DELAY_MS}ms, $NFAIL failed probes: $(shows); gateway $(nj '"\(gw.last) \(gw.note)"')"
         fi
 
         # A lossy uplink: netem drops LOSS% of what the terminal sends. TCP retransmits, so a
@@ -469,8 +462,9 @@ EOF
         probe_n loss "$WINDOW"
         ok=$?
         dropped=$(tc -s qdisc show dev veth0 | sed -n 's/.*(dropped \([0-9]*\),.*/\1/p')
-        if [ "$ok" = 0 ] && [ "$NFAIL" -gt 0 ] && is "abs(e['loss'] - $NFAIL / $WINDOW) < 1e-9 and e['probes'] == $WINDOW"; then
-            pass "net loss: netem loss ${LOSS}% on veth0 ($dropped packets dropped): $NFAIL of $WINDOW probes failed, netd's loss 0% -> $(nj '"%d%%, last error %s" % (e["loss"] * 100, e["last_error"]["code"])')"
+        # netd's loss is failed / probes in the window, the same division as here.
+        if [ "$ok" = 0 ] && [ "$NFAIL" -gt 0 ] && is "ep.loss == $NFAIL / $WINDOW and ep.probes == $WINDOW"; then
+            pass "net loss: netem loss ${LOSS}% on veth0 ($dropped packets dropped): $NFAIL of $WINDOW probes failed, netd's loss 0% -> $(nj '"\(ep.loss * 100 | round)%, last error \(ep.last_error.code)"')"
         else
             fail "net loss: netem loss ${LOSS}% ($dropped packets dropped), $NFAIL of $WINDOW probes failed: $(shows)"
         fi
@@ -482,17 +476,17 @@ EOF
     # (marked linkdown) and drops what is sent, so the connection attempt runs into netd's 2 s
     # timeout (the kernel would give up resolving the address after 3 s, "no route to host").
     ip -n acquirer link set veth1 down
-    if wait_until 10 status_is 'l.get("carrier") is False and s["carrying"] is None' &&
+    if wait_until 10 status_is 'lk.carrier == false and .carrying == null' &&
         net probe alipay &&
-        is 'l["operstate"] == "down" and p["code"] == "net.no_route" and not s["online"] and e["last_ok"] is False and e["last_error"]["code"] == "net.connect_timeout"'; then
-        pass "net far-end-down: the far end of the veth pair down: netd sees veth0 down without carrier, path net.no_route (\"$(nj 'p["reason_en"]')\"), the probe fails net.connect_timeout"
+        is 'lk.operstate == "down" and pa.code == "net.no_route" and .online == false and ep.last_ok == false and ep.last_error.code == "net.connect_timeout"'; then
+        pass "net far-end-down: the far end of the veth pair down: netd sees veth0 down without carrier, path net.no_route (\"$(nj 'pa.reason_en')\"), the probe fails net.connect_timeout"
     else
         fail "net far-end-down: $(shows)"
     fi
     ip -n acquirer link set veth1 up
-    if wait_until 10 status_is 'l.get("carrier") is True and (s["carrying"] or {}).get("interface") == "veth0"' &&
-        net probe alipay && is 'e["last_ok"] and p["code"] == "ok" and s["online"]'; then
-        pass "net far-end-up: the far end up again: netd sees veth0 up, the probe answers in $(nj 'round(e["last"]["total_ms"])') ms, path ok, online"
+    if wait_until 10 status_is 'lk.carrier == true and .carrying.interface == "veth0"' &&
+        net probe alipay && is 'ep.last_ok == true and pa.code == "ok" and .online == true'; then
+        pass "net far-end-up: the far end up again: netd sees veth0 up, the probe answers in $(nj 'ep.last.total_ms | round') ms, path ok, online"
     else
         fail "net far-end-up: $(shows)"
     fi
@@ -500,18 +494,18 @@ EOF
     # The terminal's own link taken down: the kernel drops its routes with it, and a
     # connection attempt fails at once (no route), before anything is sent.
     ip link set veth0 down
-    if wait_until 10 status_is 'l.get("operstate") == "down" and s["carrying"] is None and not s["routes"]' &&
+    if wait_until 10 status_is 'lk.operstate == "down" and .carrying == null and .routes == []' &&
         net probe alipay &&
-        is 'p["code"] == "net.no_route" and e["last_ok"] is False and e["last_error"]["code"] == "net.refused" and "unreachable" in e["last_error"]["detail"]'; then
-        pass "net link-down: veth0 set down: netd sees it down with no default route, path net.no_route, the probe fails net.refused ($(nj 'e["last_error"]["detail"]'))"
+        is 'pa.code == "net.no_route" and ep.last_ok == false and ep.last_error.code == "net.refused" and (ep.last_error.detail | contains("unreachable"))'; then
+        pass "net link-down: veth0 set down: netd sees it down with no default route, path net.no_route, the probe fails net.refused ($(nj 'ep.last_error.detail'))"
     else
         fail "net link-down: $(shows)"
     fi
     # Up again, and the default route back as a DHCP client would put it.
     ip link set veth0 up && ip route add default via "$ACQ"
-    if wait_until 10 status_is '(s["carrying"] or {}).get("interface") == "veth0"' &&
-        net probe alipay && is 'e["last_ok"] and p["code"] == "ok" and s["online"]'; then
-        pass "net link-up: veth0 up with its default route: netd sees the route again, the probe answers in $(nj 'round(e["last"]["total_ms"])') ms, path ok"
+    if wait_until 10 status_is '.carrying.interface == "veth0"' &&
+        net probe alipay && is 'ep.last_ok == true and pa.code == "ok" and .online == true'; then
+        pass "net link-up: veth0 up with its default route: netd sees the route again, the probe answers in $(nj 'ep.last.total_ms | round') ms, path ok"
     else
         fail "net link-up: $(shows)"
     fi
