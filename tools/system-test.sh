@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The system test, in a qemu VM with the real kernel drivers vivid (a V4L2 camera) and uinput
 # (a keyboard-wedge scanner), in two parts:
-#   1. devices: the real smartpos-scannerd and posctl in a chroot (tests/system/guest.sh);
+#   1. devices: the real smartpos-scannerd and posctl in a chroot (tests/system/guest.sh), and
+#      smartpos-netd against network faults (a namespace across a veth pair, netem);
 #   2. the stack: systemd as PID 1 boots the files tools/install-files.sh installs (the list
 #      `make install` uses) with the real system bus, udev and journal, and a data partition
 #      on a virtio disk, twice: slot A, then a fresh root as slot B (tests/system/stack.sh).
@@ -15,7 +16,8 @@
 # initramfs; the guest mounts this machine's root read-only over 9p and runs
 # tests/system/guest.sh in a chroot of it, so the host-built binaries in target/debug run
 # unchanged. Everything generated goes to target/system-test/. Needs the Debian packages
-# qemu-system-x86, busybox-static, kmod, dbus-daemon, python3, v4l-utils and qrencode (installed if missing).
+# qemu-system-x86, busybox-static, kmod, dbus-daemon, python3, v4l-utils, qrencode, iproute2, openssl
+# and jq (installed if missing).
 # KEEP=1 keeps the run directory; NO_BUILD=1 skips the cargo build.
 # On a failure the guest's console (kernel and systemd) is printed.
 set -uo pipefail
