@@ -22,9 +22,16 @@ fi
 # Rust components and cargo tools for the tests and lints.
 rustup component list --installed 2>/dev/null | grep -q '^rustfmt' || rustup component add rustfmt
 rustup component list --installed 2>/dev/null | grep -q '^clippy' || rustup component add clippy
-command -v cargo-nextest >/dev/null || cargo install --locked cargo-nextest
-command -v cargo-deny >/dev/null || cargo install --locked cargo-deny
-command -v cargo-fuzz >/dev/null || cargo install --locked cargo-fuzz
+# They are tools, not the product: built without their release profiles' fat LTO and single
+# codegen unit (cargo-deny's), which on a 2-core CI machine cost minutes and buy nothing for a
+# licence check. Config-level profile settings override a package's own for `cargo install`.
+tool_install() {
+  CARGO_PROFILE_RELEASE_LTO=off CARGO_PROFILE_RELEASE_CODEGEN_UNITS=16 \
+    cargo install --locked "$@"
+}
+command -v cargo-nextest >/dev/null || tool_install cargo-nextest
+command -v cargo-deny >/dev/null || tool_install cargo-deny
+command -v cargo-fuzz >/dev/null || tool_install cargo-fuzz
 # The Python example vendor client's venv (jeepney), run by tests/tests/vendor_client.rs.
 tools/examples-venv.sh >/dev/null
 # goosebit, the DDI server the update tests run on loopback (tests/tests/update.rs).
