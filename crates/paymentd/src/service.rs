@@ -31,7 +31,7 @@ use crate::scan::ScanLink;
 /// s instruction_zh, s instruction_en)`. The first argument is the sentence every D-Bus
 /// library shows; the other four are for the app (docs/VENDOR-API.md, "Errors").
 #[derive(Debug)]
-pub struct Error(BusError, Option<Explanation>);
+pub struct Error(BusError, Option<Box<Explanation>>);
 
 impl Error {
     fn named(name: &'static str, message: impl Into<String>) -> Self {
@@ -121,7 +121,10 @@ impl From<PaymentError> for Error {
         if name == smartpos_bus::errors::INVALID_ARGS {
             return fdo::Error::InvalidArgs(message).into();
         }
-        Error(BusError::named(name, message), e.explanation().cloned())
+        Error(
+            BusError::named(name, message),
+            e.explanation().cloned().map(Box::new),
+        )
     }
 }
 
