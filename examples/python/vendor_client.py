@@ -9,7 +9,9 @@ It does what a checkout app does, over the system bus (DBUS_SYSTEM_BUS_ADDRESS i
    the code and the cashier's instruction in Chinese and English, read as data from the
    sale's properties;
 3. refunds part of the paid sale, with a refund reference as the idempotency key;
-4. prints the terminal's answer to "can this terminal take Huabei?" (Payment1.Diagnose).
+4. shows why a code was refused before any sale existed (a collection code), from the
+   error's structured body (message, cause, code, instruction_zh, instruction_en);
+5. prints the terminal's answer to "can this terminal take Huabei?" (Payment1.Diagnose).
 
 Usage: vendor_client.py --code CODE [--refused-code CODE] [--amount FEN] [--refund FEN]
 
@@ -142,6 +144,24 @@ def main():
             ok = False
         except DBusErrorResponse as e:
             print(f"refund above the paid amount refused: {e.name}")
+
+        # The cashier scanned the shop's own collection code (收款码) by mistake: refused
+        # before any sale exists, so the explanation comes as data in the error's body.
+        try:
+            call(conn, "PayWithCode", "xssa{sv}s",
+                 (500, "CNY", f"{run}-3", {}, "https://qr.alipay.com/fkx12345abcdef"))
+            print("a collection code was accepted as payment: WRONG")
+            ok = False
+        except DBusErrorResponse as e:
+            if len(e.data) == 5:
+                _message, cause, code, zh, en = e.data
+                print(f"refused before a sale ({e.name}): cause {cause}, code {code}")
+                print(f"  cashier (zh): {zh}")
+                print(f"  cashier (en): {en}")
+                ok &= e.name == "org.smartpos.Error.Refused" and cause == "user_error"
+            else:
+                print(f"refused before a sale ({e.name}) without an explanation: WRONG")
+                ok = False
 
         (findings,) = call(conn, "Diagnose")
         for group, name, subject, verdict, evidence, _code, _zh, en in findings:

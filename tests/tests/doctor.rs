@@ -40,7 +40,7 @@ fn camera(dir: &Path, text: &str, looping: bool) -> PathBuf {
 
 struct Terminal {
     bus: TestBus,
-    _sim: smartpos_acquirer_sim::Sim,
+    sim: smartpos_acquirer_sim::Sim,
     scannerd: Option<Daemon>,
     paymentd: Option<Daemon>,
     paymentd_cfg: PathBuf,
@@ -50,7 +50,15 @@ impl Terminal {
     /// The stack with a configuration synced a minute ago; `camera` = (what it shows, loop);
     /// `tweak` changes the merchant configuration before paymentd reads it.
     async fn start(camera_shows: Option<(&str, bool)>, tweak: impl FnOnce(&Path)) -> Terminal {
-        let bus = TestBus::start();
+        Terminal::start_on(TestBus::start(), camera_shows, tweak).await
+    }
+
+    /// The same on a bus of the caller's making (e.g. one where RAUC may own its name).
+    async fn start_on(
+        bus: TestBus,
+        camera_shows: Option<(&str, bool)>,
+        tweak: impl FnOnce(&Path),
+    ) -> Terminal {
         let sim = acquirer::start(bus.dir()).await;
         let scannerd = match camera_shows {
             Some((text, looping)) => {
@@ -72,7 +80,7 @@ impl Terminal {
         tweak(bus.dir());
         let mut t = Terminal {
             bus,
-            _sim: sim,
+            sim,
             scannerd,
             paymentd: None,
             paymentd_cfg,
@@ -299,8 +307,59 @@ async fn an_acquirer_answer_with_a_bad_signature_is_a_platform_failure() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn alipay_answering_that_the_product_is_not_signed_is_a_merchant_configuration_failure() {
+    let term = Terminal::start(None, |_| {}).await;
+    // The shop's contract with Alipay lapsed: the terminal's configuration still takes
+    // Huabei, but Alipay refuses every payment of this merchant.
+    term.sim
+        .with_ledger(|l| l.merchant.alipay_products_signed = false);
+    assert_eq!(
+        pay(&term, 3200, "unsigned-1", &alipay_code("000", 6)).await,
+        "failed"
+    );
+    let (exit, r) = term.doctor(&["--huabei"]).await;
+    assert_eq!(verdict(&r, 8), "fail", "{:#}", group(&r, 8));
+    let answered = finding(&r, 8, "recent:merchant_config");
+    assert_eq!(answered["code"], "ACQ.ACCESS_FORBIDDEN");
+    assert!(
+        answered["evidence"]
+            .as_str()
+            .unwrap()
+            .contains("ACQ.ACCESS_FORBIDDEN ×1 — acquirer said: 无权限使用接口"),
+        "{answered}"
+    );
+    // The switches in the configuration are fine; the sentence names Alipay's answer.
+    let alipay = finding(&r, 8, "funding:alipay")["evidence"]
+        .as_str()
+        .unwrap();
+    assert!(alipay.contains("huabei on"), "{alipay}");
+    let en = r["huabei"]["en"].as_str().unwrap();
+    assert!(
+        en.contains("ended with ACQ.ACCESS_FORBIDDEN")
+            && en.contains("the merchant has not signed this Alipay product"),
+        "{en}"
+    );
+    assert_eq!(exit, 1, "{r:#}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_risk_refusal_by_the_acquirer_is_a_risk_control_warning() {
     let term = Terminal::start(None, |_| {}).await;
+    // First a sale above the terminal's own per-sale limit (50,000 CNY): a local rule refuses
+    // it before any code is scanned, and says so as data.
+    let (_, p) = term.payments().await;
+    let refused = p.sale(6_000_000, "CNY", "risk-0", Default::default()).await;
+    let Err(zbus::Error::MethodError(name, _, reply)) = refused else {
+        panic!("a 60,000 CNY sale was created: {refused:?}");
+    };
+    assert_eq!(name.as_str(), "org.smartpos.Error.Refused");
+    let (_, cause, code, _, _): (String, String, String, String, String) =
+        reply.body().deserialize().unwrap();
+    assert_eq!(
+        (cause.as_str(), code.as_str()),
+        ("risk_control", "risk.per_sale_limit")
+    );
+    // Then the acquirer's risk control refuses a customer.
     assert_eq!(
         pay(&term, 5000, "risk-1", &alipay_code("301", 3)).await,
         "failed"
@@ -310,10 +369,9 @@ async fn a_risk_refusal_by_the_acquirer_is_a_risk_control_warning() {
     let risk = finding(&r, 9, "recent:risk_control");
     assert_eq!(risk["code"], "ACQ.PAYMENT_REQUEST_HAS_RISK");
     assert!(
-        risk["evidence"]
-            .as_str()
-            .unwrap()
-            .contains("acquirer refused: ACQ.PAYMENT_REQUEST_HAS_RISK ×1"),
+        risk["evidence"].as_str().unwrap().contains(
+            "local rules blocked: risk.per_sale_limit ×1; acquirer refused: ACQ.PAYMENT_REQUEST_HAS_RISK ×1"
+        ),
         "{risk}"
     );
     assert_eq!(risk["instruction_en"], "ask for another payment method");
@@ -339,7 +397,23 @@ async fn a_sale_blocked_by_a_policy_rule_is_a_compliance_warning() {
             &alipay_code("000", 4),
         )
         .await;
-    assert!(refused.is_err(), "{refused:?}");
+    // No sale was created, so there is no sale object to read the explanation from: the
+    // app gets it as data in the error itself, after the sentence every D-Bus library shows.
+    let Err(zbus::Error::MethodError(name, message, reply)) = refused else {
+        panic!("a 600 CNY sale above the 500 CNY cap went through: {refused:?}");
+    };
+    assert_eq!(name.as_str(), "org.smartpos.Error.Refused");
+    let (sentence, cause, code, zh, en): (String, String, String, String, String) =
+        reply.body().deserialize().unwrap();
+    assert_eq!(Some(&sentence), message.as_ref());
+    assert_eq!(
+        (cause.as_str(), code.as_str()),
+        ("compliance", "policy.pboc-static-cap")
+    );
+    assert_eq!(
+        (zh.as_str(), en.as_str()),
+        ("超过合规限额", "above the compliance cap for payment codes")
+    );
     let (exit, r) = term.doctor(&[]).await;
     assert_eq!(verdict(&r, 10), "warn");
     let c = finding(&r, 10, "recent:compliance");
@@ -410,12 +484,20 @@ async fn a_collection_code_shown_by_mistake_is_a_user_error() {
         "{u}"
     );
     assert!(exit == 2 || exit == 1, "{r:#}");
-    // The scanner saw QR codes from the camera.
+    // The scanner saw QR codes from the camera; the payment side refused their family.
     let families = finding(&r, 2, "families")["evidence"]
         .as_str()
         .unwrap()
         .to_owned();
     assert!(families.contains("camera/qr"), "{families}");
+    let refused = finding(&r, 2, "refused_families")["evidence"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        refused.contains("code families refused in the last 24 h: local.collection_qr.alipay ×"),
+        "{refused}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -461,4 +543,138 @@ async fn doctor_prints_both_languages_for_a_person() {
         text.contains("花呗:请联系服务商为本商户开通花呗收款"),
         "{text}"
     );
+
+    // A technician who reads only one of the two languages asks for it.
+    let only = |lang: &'static str| {
+        let mut cmd = term.bus.command(bin("posctl"));
+        cmd.args(["doctor", "--huabei", "--lang", lang]);
+        async move {
+            let out = tokio::task::spawn_blocking(move || cmd.output())
+                .await
+                .unwrap()
+                .unwrap();
+            assert_eq!(out.status.code(), Some(1));
+            String::from_utf8_lossy(&out.stdout).into_owned()
+        }
+    };
+    let en = only("en").await;
+    assert!(en.contains(" merchant_config "), "{en}");
+    assert!(
+        en.contains("→ ask your service provider to enable 花呗 for this merchant"),
+        "{en}"
+    );
+    assert!(
+        !en.contains("商户配置") && !en.contains("请联系服务商"),
+        "{en}"
+    );
+    assert!(!en.contains("花呗:"), "{en}");
+    let zh = only("zh").await;
+    assert!(zh.contains(" 商户配置 "), "{zh}");
+    assert!(zh.contains("→ 请联系服务商为本商户开通花呗收款"), "{zh}");
+    assert!(zh.contains("花呗:请联系服务商为本商户开通花呗收款"), "{zh}");
+    assert!(
+        !zh.contains("merchant_config") && !zh.contains("Huabei:"),
+        "{zh}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_network_and_update_daemons_answer_for_their_groups_when_they_run() {
+    use smartpos_bus::update::UpdateProxy;
+    use smartpos_tests::update::{EXTRA_POLICY, RaucEnv, otad_config};
+
+    let bus = TestBus::start_with_extra_policy(Some(EXTRA_POLICY));
+    let rauc_env = RaucEnv::new(bus.dir());
+    let _rauc = rauc_env.service(&bus, "A");
+    let term = Terminal::start_on(bus, None, |_| {}).await;
+    let dir = term.bus.dir().to_path_buf();
+    // The update daemon, with no fleet server (a technician's USB stick is its only source),
+    // on a system whose factory image is version 1.0.0.
+    let otad_cfg = otad_config(&dir, None, "pos-doctor", &[], 5);
+    let _otad = term
+        .bus
+        .spawn_daemon(
+            "smartpos-otad",
+            &["--config", otad_cfg.to_str().unwrap()],
+            "org.smartpos.Update1",
+        )
+        .await;
+    // The network daemon, probing the acquirer paths of the merchant configuration.
+    let netd_cfg = write_file(
+        &dir,
+        "smartpos-netd.toml",
+        format!(
+            "merchant_config = \"{}\"\n\n[schedule]\nendpoint_interval_s = 1\ngateway_interval_s = 1\nresolver_interval_s = 1\nlink_poll_ms = 200\ntimeout_ms = 700\n",
+            dir.join("merchant.toml").display()
+        )
+        .as_bytes(),
+    );
+    let _netd = term
+        .bus
+        .spawn_daemon(
+            "smartpos-netd",
+            &["--config", netd_cfg.to_str().unwrap()],
+            "org.smartpos.Network1",
+        )
+        .await;
+
+    let (_, r) = term.doctor(&[]).await;
+    // Software: every daemon's version, netd's and otad's included.
+    for daemon in ["smartpos-netd", "smartpos-otad"] {
+        let f = finding(&r, 2, daemon);
+        assert_eq!(f["verdict"], "ok", "{f}");
+        assert!(f["evidence"].as_str().unwrap().starts_with(daemon), "{f}");
+    }
+    // Network: the links come from netd now, not "netd is not running".
+    let link = finding(&r, 3, "link");
+    assert_ne!(link["verdict"], "unknown", "{link}");
+    assert!(
+        !group(&r, 3)["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|f| f["subject"] == "links"),
+        "{:#}",
+        group(&r, 3)
+    );
+    // Platform: netd's clock, and the running system against the fleet, from otad.
+    finding(&r, 6, "clock");
+    let fleet = finding(&r, 6, "fleet");
+    assert_eq!(fleet["verdict"], "ok", "{fleet}");
+    assert!(
+        fleet["evidence"]
+            .as_str()
+            .unwrap()
+            .starts_with("running system 1.0.0; smartpos-otad is idle"),
+        "{fleet}"
+    );
+
+    // A technician brings a stick with an older system; the terminal refuses it and keeps
+    // 1.0.0. The doctor tells the next technician what happened.
+    let old = rauc_env.bundle("0.9.0", None, 0);
+    let conn = term.bus.connect().await;
+    let update = UpdateProxy::new(&conn).await.unwrap();
+    let err = update
+        .install_local(&old.display().to_string())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, zbus::Error::MethodError(n, _, _) if n.as_str() == "org.smartpos.Error.Refused"),
+        "{err:?}"
+    );
+    let (exit, r) = term.doctor(&[]).await;
+    let fleet = finding(&r, 6, "fleet");
+    assert_eq!(
+        (&fleet["verdict"], &fleet["code"]),
+        (&"warn".into(), &"update.failed".into()),
+        "{fleet}"
+    );
+    assert!(
+        fleet["evidence"].as_str().unwrap().contains(
+            "running system 1.0.0; the last update did not install: downgrade from 1.0.0 to 0.9.0 refused"
+        ),
+        "{fleet}"
+    );
+    assert!(!fleet["instruction_en"].as_str().unwrap().is_empty());
+    assert_ne!(exit, 0, "{r:#}");
 }

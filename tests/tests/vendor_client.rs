@@ -68,7 +68,13 @@ async fn the_python_vendor_client_sells_explains_a_refusal_and_refunds() {
         "{text}"
     );
     assert!(
-        text.contains("refund above the paid amount refused: org."),
+        text.contains("refund above the paid amount refused: org.smartpos.Error.Refused"),
+        "{text}"
+    );
+    assert!(
+        text.contains(
+            "refused before a sale (org.smartpos.Error.Refused): cause user_error, code local.collection_qr.alipay"
+        ),
         "{text}"
     );
     assert!(text.contains("Huabei (ok)"), "{text}");

@@ -185,6 +185,14 @@ fn counts_text(v: &[(&Explanation, usize)]) -> String {
         .join(", ")
 }
 
+/// Codes that say a scanned code's family cannot pay here: a collection code, something that
+/// is not a payment code, a wallet the software or this merchant does not take.
+fn is_refused_family(code: &str) -> bool {
+    code.starts_with("local.collection_qr")
+        || code.starts_with("config.scheme_disabled")
+        || matches!(code, "local.not_payment_code" | "local.unsupported_scheme")
+}
+
 fn user_error_kind(code: &str) -> &'static str {
     match code {
         "ACQ.PAYMENT_AUTH_CODE_INVALID"
@@ -322,6 +330,20 @@ pub async fn findings(
 
     let recent = recent(svc);
     let of = |c: Cause| recent.iter().filter(move |s| s.why.cause == c);
+
+    // 2 software: the code families the classifier refused (the scanner reports the ones it
+    // read; only this side knows which of them could not pay).
+    let refused = by_code(recent.iter().filter(|s| is_refused_family(&s.why.code)));
+    out.push(
+        Finding::new(2, "refused_families", Verdict::Ok).evidence(if refused.is_empty() {
+            "no code family refused in the last 24 h".to_owned()
+        } else {
+            format!(
+                "code families refused in the last 24 h: {}",
+                counts_text(&refused)
+            )
+        }),
+    );
 
     // Recent failures, per cause (guidance is the list of last failures below).
     for cause in Cause::ALL {

@@ -8,8 +8,8 @@ use smartpos_bus::payment::{TX_INTERFACE, tx_id, tx_path};
 use smartpos_payment::journal::JournalError;
 use smartpos_payment::service::validate::excerpt;
 use smartpos_payment::{
-    FundingChannel, PayTarget, PaymentError, PaymentService, SaleOptions, SaleState, Transaction,
-    TxId, model::RefundState,
+    Explanation, FundingChannel, PayTarget, PaymentError, PaymentService, SaleOptions, SaleState,
+    Transaction, TxId, model::RefundState,
 };
 use smartpos_runtime::auth::{Policy, Readers};
 use smartpos_runtime::error::BusError;
@@ -24,12 +24,18 @@ use crate::scan::ScanLink;
 /// `smartpos_bus::errors` and the XML), chosen from the library's typed errors, never from
 /// their text. The naming itself is `smartpos_runtime::error::BusError`'s; this wrapper only
 /// adds the conversions from the payment library's errors.
+///
+/// A request refused with an explanation (not a payment code, a wallet or channel switched
+/// off, a risk or policy rule, an update installing) may leave no sale behind to read it
+/// from, so the error carries it as data: its body is `(s message, s cause, s code,
+/// s instruction_zh, s instruction_en)`. The first argument is the sentence every D-Bus
+/// library shows; the other four are for the app (docs/VENDOR-API.md, "Errors").
 #[derive(Debug)]
-pub struct Error(BusError);
+pub struct Error(BusError, Option<Box<Explanation>>);
 
 impl Error {
     fn named(name: &'static str, message: impl Into<String>) -> Self {
-        Error(BusError::named(name, message))
+        Error(BusError::named(name, message), None)
     }
 }
 
@@ -38,7 +44,16 @@ impl zbus::DBusError for Error {
         &self,
         hdr: &zbus::message::Header<'_>,
     ) -> zbus::Result<zbus::message::Message> {
-        self.0.create_reply(hdr)
+        let Some(e) = &self.1 else {
+            return self.0.create_reply(hdr);
+        };
+        zbus::message::Message::error(hdr, self.name())?.build(&(
+            self.description().unwrap_or_default(),
+            e.cause.as_str(),
+            e.code.as_str(),
+            e.zh.as_ref(),
+            e.en.as_ref(),
+        ))
     }
 
     fn name(&self) -> zbus::names::ErrorName<'_> {
@@ -52,13 +67,13 @@ impl zbus::DBusError for Error {
 
 impl From<fdo::Error> for Error {
     fn from(e: fdo::Error) -> Self {
-        Error(e.into())
+        Error(e.into(), None)
     }
 }
 
 impl From<zbus::Error> for Error {
     fn from(e: zbus::Error) -> Self {
-        Error(e.into())
+        Error(e.into(), None)
     }
 }
 
@@ -106,7 +121,10 @@ impl From<PaymentError> for Error {
         if name == smartpos_bus::errors::INVALID_ARGS {
             return fdo::Error::InvalidArgs(message).into();
         }
-        Error::named(name, message)
+        Error(
+            BusError::named(name, message),
+            e.explanation().cloned().map(Box::new),
+        )
     }
 }
 

@@ -1,5 +1,7 @@
 //! `posctl doctor`: one verdict per cause group for the live terminal, from what every
-//! daemon's `Diagnose()` says over the bus (never from files behind their backs).
+//! daemon's `Diagnose()` says over the bus (never from files behind their backs), and from
+//! the update daemon's properties (the running system's version against what the fleet
+//! offered; otad serves no `Diagnose()`).
 //!
 //! A daemon that is not running makes its groups UNKNOWN and is itself a finding of the
 //! software group. Exit code: 0 when every checked group is OK, 1 when any is FAIL, 2 when
@@ -10,8 +12,11 @@
 use std::time::Duration;
 
 use smartpos_bus::diagnose::{Finding, GROUPS, Verdict, group_verdict};
-use smartpos_bus::{network::NetworkProxy, payment::PaymentProxy, scanner::ScannerProxy};
+use smartpos_bus::{
+    network::NetworkProxy, payment::PaymentProxy, scanner::ScannerProxy, update::UpdateProxy,
+};
 use zbus::names::BusName;
+use zbus::proxy::CacheProperties;
 
 use crate::Error;
 
@@ -146,7 +151,15 @@ async fn gather(conn: &zbus::Connection) -> Result<(Vec<(String, bool)>, Vec<Fin
     if up(NETWORK) {
         let p = NetworkProxy::new(conn).await?;
         match tokio::time::timeout(CALL_LIMIT, p.diagnose()).await {
-            Ok(Ok(f)) => all.extend(f),
+            Ok(Ok(f)) => {
+                if let Ok(v) = p.version().await {
+                    all.push(
+                        Finding::new(2, "smartpos-netd", Verdict::Ok)
+                            .evidence(format!("smartpos-netd {v}")),
+                    );
+                }
+                all.extend(f);
+            }
             Ok(Err(e)) => all.push(call_failed(3, "smartpos-netd", &e.to_string())),
             Err(_) => all.push(call_failed(3, "smartpos-netd", "timed out")),
         }
@@ -155,17 +168,112 @@ async fn gather(conn: &zbus::Connection) -> Result<(Vec<(String, bool)>, Vec<Fin
             "links, gateway probes, clock and certificates are checked by smartpos-netd, which is not running on this terminal; only the acquirer paths above were probed",
         ));
     }
-    // The update daemon knows what the fleet offers.
-    all.push(Finding::new(6, "fleet", Verdict::Unknown).evidence(format!(
-        "stack version {}; {}",
-        smartpos_runtime::VERSION,
-        if up(UPDATE) {
-            "smartpos-otad is running, but this posctl cannot read the fleet's offer yet"
-        } else {
-            "smartpos-otad is not running, so it is unknown whether the fleet offers a newer one"
+    // The update daemon knows the running system's version and what the fleet offered.
+    if up(UPDATE) {
+        let p = UpdateProxy::builder(conn)
+            .cache_properties(CacheProperties::No)
+            .build()
+            .await?;
+        match tokio::time::timeout(CALL_LIMIT, update_status(&p)).await {
+            Ok(Ok(u)) => {
+                all.push(
+                    Finding::new(2, "smartpos-otad", Verdict::Ok)
+                        .evidence(format!("smartpos-otad {}", u.daemon)),
+                );
+                all.push(fleet_finding(&u));
+            }
+            Ok(Err(e)) => all.push(call_failed(6, "smartpos-otad", &e.to_string())),
+            Err(_) => all.push(call_failed(6, "smartpos-otad", "timed out")),
         }
-    )));
+    } else {
+        all.push(Finding::new(6, "fleet", Verdict::Unknown).evidence(format!(
+            "posctl {}; smartpos-otad is not running, so the running system's version and whether the fleet offers a newer one are unknown",
+            smartpos_runtime::VERSION
+        )));
+    }
     Ok((running, all))
+}
+
+/// What smartpos-otad shows on the bus (`org.smartpos.Update1`'s properties).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+struct UpdateStatus {
+    /// otad's own version.
+    daemon: String,
+    /// The running system's version ("" if otad does not know it).
+    current: String,
+    /// The version being downloaded or installed ("" when none).
+    pending: String,
+    state: String,
+    last_error: String,
+}
+
+async fn update_status(p: &UpdateProxy<'_>) -> zbus::Result<UpdateStatus> {
+    Ok(UpdateStatus {
+        daemon: p.version().await?,
+        current: p.current_version().await?,
+        pending: p.pending_version().await?,
+        state: p.state().await?,
+        last_error: p.last_error().await?,
+    })
+}
+
+/// Group 6: the running system's version against what the fleet offered, from otad.
+/// A newer version on its way, or an update that failed, is a warning: the terminal runs an
+/// older stack than the fleet means it to, which is how parameter and signature mismatches
+/// with an acquirer begin. An update that installs between sales needs nothing from anyone.
+fn fleet_finding(u: &UpdateStatus) -> Finding {
+    let running = if u.current.is_empty() {
+        "the running system's version is unknown to smartpos-otad".to_owned()
+    } else {
+        format!("running system {}", u.current)
+    };
+    let fleet = |v: Verdict| Finding::new(6, "fleet", v);
+    if u.state == "failed" || (!u.last_error.is_empty() && u.pending.is_empty()) {
+        return fleet(Verdict::Warn)
+            .evidence(format!(
+                "{running}; the last update did not install: {}",
+                if u.last_error.is_empty() {
+                    "no reason given"
+                } else {
+                    &u.last_error
+                }
+            ))
+            .code("update.failed")
+            .instruction(
+                "上次系统更新未能安装,终端仍在使用旧版本;如果反复出现,请联系技术支持",
+                "the last system update did not install and the terminal keeps its current version: call support if this repeats",
+            );
+    }
+    if !u.pending.is_empty() {
+        let (what, zh, en) = match u.state.as_str() {
+            "awaiting-reboot" => (
+                "installed, waiting for the reboot",
+                "新版本已安装,请在营业间隙重启终端",
+                "the new version is installed: restart the terminal between customers",
+            ),
+            "waiting-for-sale" => (
+                "waiting for the sale in flight to end",
+                "新版本将在当前交易结束后自动安装,请保持终端开机",
+                "the new version installs by itself when the sale in flight ends: keep the terminal on",
+            ),
+            _ => (
+                "on its way",
+                "新版本正在自动下载安装,请保持终端开机",
+                "the new version is being downloaded and installed by itself: keep the terminal on",
+            ),
+        };
+        return fleet(Verdict::Warn)
+            .evidence(format!(
+                "{running}; the fleet offers {} ({what}; smartpos-otad is {})",
+                u.pending, u.state
+            ))
+            .code("update.pending")
+            .instruction(zh, en);
+    }
+    fleet(Verdict::Ok).evidence(format!(
+        "{running}; smartpos-otad is {} with no update pending and none failed",
+        if u.state.is_empty() { "idle" } else { &u.state }
+    ))
 }
 
 fn groups_of(findings: Vec<Finding>, only: Option<&[u8]>) -> Vec<Group> {
@@ -351,6 +459,61 @@ mod tests {
         assert_eq!(exit_of([Ok, Warn, Unknown]), 2);
         assert_eq!(exit_of([Warn, Fail]), 1);
         assert_eq!(exit_of([]), 0);
+    }
+
+    #[test]
+    fn the_fleet_finding_compares_the_running_system_with_what_otad_was_offered() {
+        let idle = UpdateStatus {
+            daemon: "0.1.0".into(),
+            current: "1.0.0".into(),
+            state: "idle".into(),
+            ..UpdateStatus::default()
+        };
+        let f = fleet_finding(&idle);
+        assert_eq!((f.group, f.verdict()), (6, Verdict::Ok));
+        assert!(
+            f.evidence.contains("running system 1.0.0"),
+            "{}",
+            f.evidence
+        );
+
+        // The fleet offered 1.1.0 and it waits for the customer at the till.
+        let waiting = UpdateStatus {
+            pending: "1.1.0".into(),
+            state: "waiting-for-sale".into(),
+            ..idle.clone()
+        };
+        let f = fleet_finding(&waiting);
+        assert_eq!(
+            (f.verdict(), f.code.as_str()),
+            (Verdict::Warn, "update.pending")
+        );
+        assert!(
+            f.evidence.contains("running system 1.0.0; the fleet offers 1.1.0 (waiting for the sale in flight to end"),
+            "{}",
+            f.evidence
+        );
+        assert!(f.instruction_en.contains("keep the terminal on"));
+
+        // RAUC refused the bundle: the terminal stays on 1.0.0 and says why.
+        let failed = UpdateStatus {
+            state: "failed".into(),
+            last_error: "the bundle's signature does not verify".into(),
+            ..idle.clone()
+        };
+        let f = fleet_finding(&failed);
+        assert_eq!(
+            (f.verdict(), f.code.as_str()),
+            (Verdict::Warn, "update.failed")
+        );
+        assert!(
+            f.evidence.ends_with(
+                "the last update did not install: the bundle's signature does not verify"
+            ),
+            "{}",
+            f.evidence
+        );
+        assert!(!f.instruction_zh.is_empty() && !f.instruction_en.is_empty());
     }
 
     #[test]

@@ -35,6 +35,24 @@ async fn posctl(bus: &TestBus, args: &[&str]) -> bool {
     status.success()
 }
 
+/// Run posctl without showing its output (set-up, not part of the story).
+async fn posctl_quiet(bus: &TestBus, args: &[&str]) -> bool {
+    let mut cmd = bus.command(bin("posctl"));
+    cmd.args(args);
+    let out = tokio::task::spawn_blocking(move || cmd.output())
+        .await
+        .expect("join")
+        .expect("run posctl");
+    if !out.status.success() {
+        println!(
+            "posctl {} failed: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    out.status.success()
+}
+
 /// Run posctl, print what it says, and return its exit code and output.
 async fn posctl_code(bus: &TestBus, args: &[&str]) -> (i32, String) {
     println!("$ posctl {}", args.join(" "));
@@ -102,7 +120,28 @@ async fn main() -> std::process::ExitCode {
     let payment_cfg = acquirer::paymentd_config(&sim, bus.dir(), Pace::Documented, true);
     // The fleet server confirmed this configuration two minutes ago.
     merchant::synced(bus.dir(), Duration::from_secs(120));
-    let mut paymentd = bus
+    // The terminal trusts the fleet's configuration key (made here; a fleet keeps its own).
+    let fleet_key = bus.dir().join("fleet.key");
+    let fleet_pub = bus.dir().join("merchant-config.pub");
+    ok &= posctl_quiet(
+        &bus,
+        &[
+            "config",
+            "keygen",
+            "--key",
+            fleet_key.to_str().expect("utf-8"),
+            "--public",
+            fleet_pub.to_str().expect("utf-8"),
+        ],
+    )
+    .await;
+    let mut text = std::fs::read_to_string(&payment_cfg).expect("paymentd config");
+    text.push_str(&format!(
+        "merchant_config_key = \"{}\"\n",
+        fleet_pub.display()
+    ));
+    std::fs::write(&payment_cfg, text).expect("paymentd config");
+    let paymentd = bus
         .spawn_daemon(
             "smartpos-paymentd",
             &["--config", payment_cfg.to_str().expect("utf-8")],
@@ -187,21 +226,32 @@ async fn main() -> std::process::ExitCode {
 
     step(
         11,
-        "The fleet switches Huabei off for this shop (configuration version 8); paymentd restarts to load it",
+        "The fleet switches Huabei off for this shop: configuration version 8, signed, applied while the terminal runs",
     );
-    merchant::huabei_off(bus.dir(), 8);
-    merchant::synced(bus.dir(), Duration::from_secs(60));
+    let fleet = bus.dir().join("fleet");
+    std::fs::create_dir_all(&fleet).expect("mkdir");
+    std::fs::copy(merchant::path(bus.dir()), merchant::path(&fleet)).expect("copy");
+    merchant::huabei_off(&fleet, 8);
+    let (file, sig) = (merchant::path(&fleet), fleet.join("merchant.toml.sig"));
+    let (file, sig) = (file.to_str().expect("utf-8"), sig.to_str().expect("utf-8"));
     println!("merchant.toml: version = 8, funding = [\"balance\", \"bank_card\", \"credit_card\"]");
-    ok &= paymentd.terminate().success();
-    paymentd = bus
-        .spawn_daemon(
-            "smartpos-paymentd",
-            &["--config", payment_cfg.to_str().expect("utf-8")],
-            "org.smartpos.Payment1",
-        )
-        .await;
+    ok &= posctl(
+        &bus,
+        &[
+            "config",
+            "sign",
+            "--key",
+            fleet_key.to_str().expect("utf-8"),
+            "--out",
+            sig,
+            file,
+        ],
+    )
+    .await;
+    ok &= posctl(&bus, &["config", "apply", file, sig]).await;
     let (code, text) = posctl_code(&bus, &["doctor", "--huabei", "--lang", "both"]).await;
-    ok &= code == 1 && text.contains("Huabei is switched off in this shop's configuration");
+    ok &= code == 1
+        && text.contains("Huabei is switched off in this shop's configuration (version 8");
     drop(paymentd);
 
     // The update ending: goosebit offers, otad installs with RAUC, reboot, mark-good.
