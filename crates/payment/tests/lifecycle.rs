@@ -815,3 +815,61 @@ async fn a_slow_journal_does_not_stall_the_runtime() {
     assert_eq!(t.id, tx);
     holder.join().expect("holder");
 }
+
+/// Submitting a sale and claiming it for the task that pays it are one step. With the
+/// resolver sweeping the journal all the while (as it does every few seconds on a till, and
+/// at once after a restart), no sale just submitted is ever taken for one "found submitted
+/// after a restart": nobody queries or re-drives it behind the paying task's back, and every
+/// sale keeps the paying task's own outcome.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resolver_sweeping_all_the_time_never_takes_a_sale_from_the_task_paying_it() {
+    let direct = Scripted::new("alipay-direct");
+    let aggregator = Scripted::new("aggregator");
+    direct
+        .pays
+        .lock()
+        .expect("lock")
+        .push_back(PayOutcome::Paid(Paid {
+            trade_no: Some("T1".into()),
+            paid_fen: Some(1_999),
+            funding: vec![],
+        }));
+    let mut config = config();
+    config.risk.velocity_max_sales = 1_000_000;
+    config.risk.max_daily_fen = i64::MAX / 2;
+    let svc = service_with(config, &[&direct, &aggregator]);
+    let sweeping = Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let sweeper = {
+        let svc = svc.clone();
+        let sweeping = sweeping.clone();
+        tokio::spawn(async move {
+            let mut passes = 0u32;
+            while sweeping.load(std::sync::atomic::Ordering::Relaxed) {
+                svc.resolve_all().await.expect("resolver pass");
+                passes += 1;
+            }
+            passes
+        })
+    };
+    let mut sales = Vec::new();
+    for i in 0..150 {
+        sales.push(pay(&svc, &format!("2876344382566{i:04}")).await);
+    }
+    for tx in &sales {
+        let t = svc
+            .wait_settled(*tx, Duration::from_secs(10))
+            .await
+            .expect("settled");
+        assert_eq!(t.state, SaleState::Succeeded, "sale {tx}: {t:?}");
+    }
+    sweeping.store(false, std::sync::atomic::Ordering::Relaxed);
+    let passes = sweeper.await.expect("sweeper");
+    assert!(passes > 10, "the resolver swept only {passes} times");
+    assert_eq!(direct.count("pay"), 150, "{:?}", direct.calls());
+    assert_eq!(
+        direct.count("query"),
+        0,
+        "the resolver asked about sales their own task was paying: {:?}",
+        direct.calls()
+    );
+}

@@ -18,7 +18,7 @@ use crate::model::{Currency, FundingChannel, SaleOptions, SaleState, Transaction
 use crate::risk::{self, RiskDecision, RiskInput};
 
 use super::validate::check_sale;
-use super::{PayTarget, PaymentError, PaymentService, Profile, lock};
+use super::{ActiveGuard, Inner, PayTarget, PaymentError, PaymentService, Profile, lock};
 
 impl PaymentService {
     /// Create a sale, journaled in `AwaitingCode`. Nothing is sent yet. `order_ref` is the
@@ -80,7 +80,7 @@ impl PaymentService {
                     return Err(PaymentError::Blocked(e));
                 }
                 let paths = paths_for(&profile, scheme, amount_fen)?;
-                let attempted = self
+                let (attempted, claim) = self
                     .pay_new(
                         &profile, amount_fen, currency, order_ref, options, scheme, &code, &paths,
                     )
@@ -94,7 +94,7 @@ impl PaymentService {
                         }
                         self.pay_existing(t.id, scheme, &code).await?
                     }
-                    other => (other, paths),
+                    other => (other, paths, claim),
                 }
             }
             PayTarget::Tx(tx) => self.pay_existing(tx, scheme, &code).await?,
@@ -103,13 +103,13 @@ impl PaymentService {
                 self.pay_existing(tx, scheme, &code).await?
             }
         };
-        let (t, paths) = match attempted {
-            (Attempted::Submitted(t), paths) => (t, paths),
-            (Attempted::Refused(e), _) => {
+        let (t, paths, claim) = match attempted {
+            (Attempted::Submitted(t), paths, claim) => (t, paths, claim),
+            (Attempted::Refused(e), _, _) => {
                 tracing::warn!(rule = %e.code, "payment refused by a local rule");
                 return Err(PaymentError::Blocked(e));
             }
-            (Attempted::Existing(t), _) => return Ok(t.id),
+            (Attempted::Existing(t), _, _) => return Ok(t.id),
         };
         let tx = t.id;
         lock(&inner.submitted).insert(tx, Instant::now());
@@ -119,7 +119,8 @@ impl PaymentService {
             "payment submitted"
         );
         inner.emit(&t, Some(SaleState::AwaitingCode), None);
-        let guard = inner.activate(tx);
+        // The claim taken with the journal's commit (always there for a submitted sale).
+        let guard = claim.unwrap_or_else(|| inner.activate(tx));
         let inner = inner.clone();
         tokio::spawn(async move {
             let _guard = guard;
@@ -140,11 +141,12 @@ impl PaymentService {
         scheme: Scheme,
         code: &str,
         paths: &[String],
-    ) -> Result<Attempted, PaymentError> {
+    ) -> Result<(Attempted, Claim), PaymentError> {
         let config = profile.config.clone();
         let code = code.to_owned();
         let path = paths[0].clone();
-        let attempted = self
+        let claimer = self.inner.clone();
+        let (attempted, claim) = self
             .inner
             .db(move |j| {
                 let attempt = NewAttempt {
@@ -155,7 +157,7 @@ impl PaymentService {
                     terminal_id: &config.terminal_id,
                 };
                 let mut decide = decider(&config, scheme);
-                j.pay_new(
+                let attempted = j.pay_new(
                     amount_fen,
                     currency,
                     &order_ref,
@@ -163,7 +165,10 @@ impl PaymentService {
                     &attempt,
                     &windows(&config),
                     &mut decide,
-                )
+                )?;
+                // Claimed while the journal is still held: see `Claim`.
+                let claim = submitted_claim(&claimer, &attempted);
+                Ok::<_, PaymentError>((attempted, claim))
             })
             .await?;
         if let Attempted::Submitted(t) = &attempted {
@@ -171,7 +176,7 @@ impl PaymentService {
             lock(&self.inner.created).insert(t.id, Instant::now());
             self.inner.emit(t, None, None);
         }
-        Ok(attempted)
+        Ok((attempted, claim))
     }
 
     /// Take the code for a sale awaiting one, after its route and the rules allow it. A
@@ -181,7 +186,7 @@ impl PaymentService {
         tx: TxId,
         scheme: Scheme,
         code: &str,
-    ) -> Result<(Attempted, Vec<String>), PaymentError> {
+    ) -> Result<(Attempted, Vec<String>, Claim), PaymentError> {
         let inner = &self.inner;
         let t = self.read(tx).await?;
         // The configuration the sale started with decides, not one applied since.
@@ -194,7 +199,8 @@ impl PaymentService {
         let config = profile.config.clone();
         let code = code.to_owned();
         let path = paths[0].clone();
-        let attempted = inner
+        let claimer = inner.clone();
+        let (attempted, claim) = inner
             .db(move |j| {
                 let attempt = NewAttempt {
                     scheme,
@@ -204,7 +210,11 @@ impl PaymentService {
                     terminal_id: &config.terminal_id,
                 };
                 let mut decide = decider(&config, scheme);
-                j.begin_checked_attempt(tx, &attempt, &windows(&config), &mut decide)
+                let attempted =
+                    j.begin_checked_attempt(tx, &attempt, &windows(&config), &mut decide)?;
+                // Claimed while the journal is still held: see `Claim`.
+                let claim = submitted_claim(&claimer, &attempted);
+                Ok::<_, PaymentError>((attempted, claim))
             })
             .await?;
         if let Attempted::Refused(e) = &attempted {
@@ -221,7 +231,7 @@ impl PaymentService {
                 )
                 .await?;
         }
-        Ok((attempted, paths))
+        Ok((attempted, paths, claim))
     }
 
     async fn next_awaiting(&self) -> Result<TxId, PaymentError> {
@@ -364,5 +374,20 @@ fn decider(
             }
             RiskDecision::Block(e) => Err(e),
         }
+    }
+}
+
+/// The paying task's claim on a sale it has just submitted. It is taken inside the journal
+/// call that commits the submission, before the journal is released: the resolver reads the
+/// journal through the same lock, so by the time it can see the sale as `submitted` it also
+/// sees it claimed, and does not take it for one left over from a crash and query or cancel it
+/// behind the paying task's back. (Claimed after the call returned, a resolver pass could slip
+/// in between: under load it did, and the sale ended `unknown` with two tasks driving it.)
+type Claim = Option<ActiveGuard>;
+
+fn submitted_claim(inner: &Arc<Inner>, attempted: &Attempted) -> Claim {
+    match attempted {
+        Attempted::Submitted(t) => Some(inner.activate(t.id)),
+        Attempted::Refused(_) | Attempted::Existing(_) => None,
     }
 }
