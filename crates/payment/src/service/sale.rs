@@ -13,12 +13,12 @@ use crate::classify::{CodeClass, Scheme, classify, mask_code};
 use crate::clock;
 use crate::config::Config;
 use crate::explain::{self, Cause, Explanation};
-use crate::journal::{Attempted, NewAttempt, Patch, Windows};
+use crate::journal::{Attempted, JournalError, NewAttempt, Patch, Windows};
 use crate::model::{Currency, FundingChannel, SaleOptions, SaleState, Transaction, TxId};
 use crate::risk::{self, RiskDecision, RiskInput};
 
 use super::validate::check_sale;
-use super::{PayTarget, PaymentError, PaymentService, Profile, lock};
+use super::{ActiveGuard, Inner, PayTarget, PaymentError, PaymentService, Profile, lock};
 
 impl PaymentService {
     /// Create a sale, journaled in `AwaitingCode`. Nothing is sent yet. `order_ref` is the
@@ -80,7 +80,7 @@ impl PaymentService {
                     return Err(PaymentError::Blocked(e));
                 }
                 let paths = paths_for(&profile, scheme, amount_fen)?;
-                let attempted = self
+                let (attempted, guard) = self
                     .pay_new(
                         &profile, amount_fen, currency, order_ref, options, scheme, &code, &paths,
                     )
@@ -94,7 +94,7 @@ impl PaymentService {
                         }
                         self.pay_existing(t.id, scheme, &code).await?
                     }
-                    other => (other, paths),
+                    other => (other, paths, guard),
                 }
             }
             PayTarget::Tx(tx) => self.pay_existing(tx, scheme, &code).await?,
@@ -103,13 +103,13 @@ impl PaymentService {
                 self.pay_existing(tx, scheme, &code).await?
             }
         };
-        let (t, paths) = match attempted {
-            (Attempted::Submitted(t), paths) => (t, paths),
-            (Attempted::Refused(e), _) => {
+        let (t, paths, guard) = match attempted {
+            (Attempted::Submitted(t), paths, guard) => (t, paths, guard),
+            (Attempted::Refused(e), _, _) => {
                 tracing::warn!(rule = %e.code, "payment refused by a local rule");
                 return Err(PaymentError::Blocked(e));
             }
-            (Attempted::Existing(t), _) => return Ok(t.id),
+            (Attempted::Existing(t), _, _) => return Ok(t.id),
         };
         let tx = t.id;
         lock(&inner.submitted).insert(tx, Instant::now());
@@ -119,7 +119,7 @@ impl PaymentService {
             "payment submitted"
         );
         inner.emit(&t, Some(SaleState::AwaitingCode), None);
-        let guard = inner.activate(tx);
+        let guard = guard.unwrap_or_else(|| inner.activate(tx));
         let inner = inner.clone();
         tokio::spawn(async move {
             let _guard = guard;
@@ -129,6 +129,7 @@ impl PaymentService {
     }
 
     /// Create and submit in one journal transaction (see [`crate::journal::Journal::pay_new`]).
+    /// A submitted sale is marked active before the journal is let go (see [`claim`]).
     #[allow(clippy::too_many_arguments)]
     async fn pay_new(
         &self,
@@ -140,11 +141,12 @@ impl PaymentService {
         scheme: Scheme,
         code: &str,
         paths: &[String],
-    ) -> Result<Attempted, PaymentError> {
+    ) -> Result<(Attempted, Option<ActiveGuard>), PaymentError> {
         let config = profile.config.clone();
         let code = code.to_owned();
         let path = paths[0].clone();
-        let attempted = self
+        let inner = self.inner.clone();
+        let (attempted, guard) = self
             .inner
             .db(move |j| {
                 let attempt = NewAttempt {
@@ -155,14 +157,17 @@ impl PaymentService {
                     terminal_id: &config.terminal_id,
                 };
                 let mut decide = decider(&config, scheme);
-                j.pay_new(
-                    amount_fen,
-                    currency,
-                    &order_ref,
-                    &options,
-                    &attempt,
-                    &windows(&config),
-                    &mut decide,
+                claim(
+                    &inner,
+                    j.pay_new(
+                        amount_fen,
+                        currency,
+                        &order_ref,
+                        &options,
+                        &attempt,
+                        &windows(&config),
+                        &mut decide,
+                    ),
                 )
             })
             .await?;
@@ -171,7 +176,7 @@ impl PaymentService {
             lock(&self.inner.created).insert(t.id, Instant::now());
             self.inner.emit(t, None, None);
         }
-        Ok(attempted)
+        Ok((attempted, guard))
     }
 
     /// Take the code for a sale awaiting one, after its route and the rules allow it. A
@@ -181,7 +186,7 @@ impl PaymentService {
         tx: TxId,
         scheme: Scheme,
         code: &str,
-    ) -> Result<(Attempted, Vec<String>), PaymentError> {
+    ) -> Result<(Attempted, Vec<String>, Option<ActiveGuard>), PaymentError> {
         let inner = &self.inner;
         let t = self.read(tx).await?;
         // The configuration the sale started with decides, not one applied since.
@@ -194,7 +199,8 @@ impl PaymentService {
         let config = profile.config.clone();
         let code = code.to_owned();
         let path = paths[0].clone();
-        let attempted = inner
+        let claimer = inner.clone();
+        let (attempted, guard) = inner
             .db(move |j| {
                 let attempt = NewAttempt {
                     scheme,
@@ -204,7 +210,10 @@ impl PaymentService {
                     terminal_id: &config.terminal_id,
                 };
                 let mut decide = decider(&config, scheme);
-                j.begin_checked_attempt(tx, &attempt, &windows(&config), &mut decide)
+                claim(
+                    &claimer,
+                    j.begin_checked_attempt(tx, &attempt, &windows(&config), &mut decide),
+                )
             })
             .await?;
         if let Attempted::Refused(e) = &attempted {
@@ -221,7 +230,7 @@ impl PaymentService {
                 )
                 .await?;
         }
-        Ok((attempted, paths))
+        Ok((attempted, paths, guard))
     }
 
     async fn next_awaiting(&self) -> Result<TxId, PaymentError> {
@@ -341,6 +350,22 @@ fn windows(config: &Config) -> Windows {
 }
 
 /// The rules as the journal's verdict callback: the funding to switch off, or the refusal.
+/// Mark a just-submitted sale as driven by this call while the journal is still held (this
+/// runs inside the journal closure). Marked after the journal was let go, the resolver's
+/// periodic pass could find the sale `Submitted` and not active in between, take it for one
+/// left by a crash and query and cancel it alongside the payment this call is sending.
+fn claim(
+    inner: &Arc<Inner>,
+    attempted: Result<Attempted, JournalError>,
+) -> Result<(Attempted, Option<ActiveGuard>), JournalError> {
+    let attempted = attempted?;
+    let guard = match &attempted {
+        Attempted::Submitted(t) => Some(inner.activate(t.id)),
+        Attempted::Refused(_) | Attempted::Existing(_) => None,
+    };
+    Ok((attempted, guard))
+}
+
 fn decider(
     config: &Config,
     scheme: Scheme,
