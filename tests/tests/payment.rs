@@ -295,7 +295,10 @@ fn journal_bytes(dir: &Path) -> u64 {
 async fn a_careless_app_s_oversized_or_hidden_input_is_kept_small_and_refused_briefly() {
     let s = stack(None).await;
     let (conn, p) = payments(&s.bus).await;
-    let _warm = p.sale(100, "CNY", "first-of-the-day", no_options()).await.unwrap();
+    let _warm = p
+        .sale(100, "CNY", "first-of-the-day", no_options())
+        .await
+        .unwrap();
     let before = journal_bytes(s.bus.dir());
     let mut repeated = no_options();
     let channels: Vec<&str> = ["huabei", "credit_card"]
