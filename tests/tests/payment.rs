@@ -278,6 +278,66 @@ async fn bad_input_gets_a_clear_error_and_changes_nothing() {
     assert_eq!(trade.refunded_fen(), 100);
 }
 
+/// Bytes the journal takes on disk, its write-ahead log included.
+fn journal_bytes(dir: &Path) -> u64 {
+    ["journal.db", "journal.db-wal"]
+        .iter()
+        .filter_map(|f| std::fs::metadata(dir.join(f)).ok())
+        .map(|m| m.len())
+        .sum()
+}
+
+/// A careless vendor app: it repeats "no Huabei, no credit card" 100,000 times, sends an
+/// option name of a megabyte, and pastes an invoice number carrying a right-to-left override
+/// that would show it reversed in the back office. The sale keeps each channel once, the
+/// refusal quotes a short excerpt of the name, and the hidden character is refused.
+#[tokio::test]
+async fn a_careless_app_s_oversized_or_hidden_input_is_kept_small_and_refused_briefly() {
+    let s = stack(None).await;
+    let (conn, p) = payments(&s.bus).await;
+    let _warm = p
+        .sale(100, "CNY", "first-of-the-day", no_options())
+        .await
+        .unwrap();
+    let before = journal_bytes(s.bus.dir());
+    let mut repeated = no_options();
+    let channels: Vec<&str> = ["huabei", "credit_card"]
+        .into_iter()
+        .cycle()
+        .take(100_000)
+        .collect();
+    repeated.insert("disable_funding", Value::from(channels));
+    let path = p.sale(1800, "CNY", "careless-1", repeated).await.unwrap();
+    let grown = journal_bytes(s.bus.dir()).saturating_sub(before);
+    // Verbatim, the list took about 900 KB of journal per sale.
+    assert!(grown < 64 * 1024, "the journal grew by {grown} bytes");
+    let t = tx(&conn, &path).await;
+    assert_eq!(t.state().await.unwrap(), "awaiting_code");
+
+    let mut odd = no_options();
+    let name = "k".repeat(1 << 20);
+    odd.insert(name.as_str(), Value::from("x"));
+    let r = p.sale(100, "CNY", "careless-2", odd).await;
+    let Err(zbus::Error::MethodError(n, Some(message), _)) = &r else {
+        panic!("{r:?}")
+    };
+    assert_eq!(n.as_str(), smartpos_bus::errors::INVALID_ARGS);
+    assert!(message.len() < 1024, "{} bytes echoed", message.len());
+    assert!(message.contains("more characters"), "{message}");
+
+    let r = p.sale(100, "CNY", "INV\u{202E}4202", no_options()).await;
+    let Err(zbus::Error::MethodError(n, Some(message), _)) = &r else {
+        panic!("{r:?}")
+    };
+    assert_eq!(n.as_str(), smartpos_bus::errors::INVALID_ARGS);
+    assert!(message.contains("text-direction"), "{message}");
+    assert_eq!(
+        p.list_transactions(50).await.unwrap().len(),
+        2,
+        "only the two accepted sales were journaled"
+    );
+}
+
 #[tokio::test]
 async fn what_paymentd_serves_matches_the_committed_xml() {
     let s = stack(None).await;
@@ -635,6 +695,11 @@ async fn a_process_of_another_uid_cannot_read_sales_or_hear_them_change() {
     assert!(
         heard_by_cashier.contains("TransactionChanged"),
         "the signals were sent: {heard_by_cashier}"
+    );
+    // The stranger was connected and watching the service (so hearing nothing means refused).
+    assert!(
+        heard_by_stranger.contains("org.smartpos.Payment1 is owned by"),
+        "the stranger's monitor never got going: {heard_by_stranger}"
     );
     assert!(
         !heard_by_stranger.contains("TransactionChanged")

@@ -816,6 +816,88 @@ async fn a_slow_journal_does_not_stall_the_runtime() {
     holder.join().expect("holder");
 }
 
+/// A loaded till: the runtime comes back late to a payment it has just journaled as
+/// submitted. Meanwhile the resolver's periodic pass must not take that sale for one a crash
+/// left behind (submitted, nobody driving it) and query and cancel it alongside the payment
+/// the till is sending: the customer pays once, and the sale is told paid.
+#[test]
+fn a_payment_just_journaled_is_not_taken_by_the_resolver_for_a_crashed_one() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let direct = Scripted::new("alipay-direct");
+    direct
+        .pays
+        .lock()
+        .expect("lock")
+        .push_back(PayOutcome::Paid(Paid {
+            trade_no: Some("T9".into()),
+            paid_fen: Some(1_999),
+            funding: vec![],
+        }));
+    let svc = service(&[&direct, &Scripted::new("aggregator")]);
+    // The resolver sweeps every few milliseconds, on a thread and runtime of its own.
+    let stop = Arc::new(AtomicBool::new(false));
+    let resolver = {
+        let (svc, stop) = (svc.clone(), stop.clone());
+        std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("runtime");
+            rt.block_on(async {
+                while !stop.load(Ordering::Relaxed) {
+                    svc.resolve_all().await.expect("resolver pass");
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                }
+            });
+        })
+    };
+    let till = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let t = till.block_on(async {
+        let paying = tokio::spawn({
+            let svc = svc.clone();
+            async move { pay(&svc, ALIPAY).await }
+        });
+        // The payment goes to the journal; the till's only thread is then busy elsewhere
+        // for 300 ms, so the call cannot carry on the moment the journal lets go.
+        let submitted = || {
+            svc.list_recent(1)
+                .expect("journal")
+                .first()
+                .is_some_and(|t| t.state != SaleState::AwaitingCode)
+        };
+        tokio::task::yield_now().await;
+        for _ in 0..400 {
+            if submitted() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        assert!(submitted(), "the payment never reached the journal");
+        std::thread::sleep(Duration::from_millis(300));
+        let tx = paying.await.expect("task");
+        svc.wait_settled(tx, Duration::from_secs(10))
+            .await
+            .expect("settled")
+    });
+    stop.store(true, Ordering::Relaxed);
+    resolver.join().expect("resolver thread");
+    assert_eq!(t.state, SaleState::Succeeded, "{t:?}");
+    assert_eq!(t.paid_fen, Some(1_999));
+    assert_eq!(
+        (
+            direct.count("pay"),
+            direct.count("query"),
+            direct.count("cancel")
+        ),
+        (1, 0, 0),
+        "{:?}",
+        direct.calls()
+    );
+}
+
 /// Submitting a sale and claiming it for the task that pays it are one step. With the
 /// resolver sweeping the journal all the while (as it does every few seconds on a till, and
 /// at once after a restart), no sale just submitted is ever taken for one "found submitted

@@ -106,10 +106,10 @@ fn is_routine(code: &str) -> bool {
 
 /// Failures of the last 24 hours, newest first: the journal's failed and cancelled sales,
 /// then what this process saw on the way (each (sale, code) once).
-fn recent(svc: &PaymentService) -> Vec<Seen> {
+async fn recent(svc: &PaymentService) -> Vec<Seen> {
     let since = clock::now_ms() - WINDOW_MS;
     let mut out: Vec<Seen> = Vec::new();
-    match svc.with_journal(|j| j.sales_since(since)) {
+    match svc.read_since(since).await {
         Ok(sales) => {
             for t in sales {
                 if !matches!(t.state, SaleState::Failed | SaleState::Cancelled) {
@@ -328,7 +328,7 @@ pub async fn findings(
         out.push(f);
     }
 
-    let recent = recent(svc);
+    let recent = recent(svc).await;
     let of = |c: Cause| recent.iter().filter(move |s| s.why.cause == c);
 
     // 2 software: the code families the classifier refused (the scanner reports the ones it

@@ -194,7 +194,7 @@ impl ScanLink {
                             "smartpos-scannerd changed owner: its session ids are void"
                         );
                         for tx in orphaned {
-                            let Ok(t) = svc.get(tx) else { continue };
+                            let Ok(t) = svc.read(tx).await else { continue };
                             if t.state != SaleState::AwaitingCode {
                                 continue;
                             }
@@ -262,7 +262,7 @@ impl ScanLink {
                     Some(h) => {
                         tracing::info!(%tx, "scan did not pay: {h}");
                         lock(&hints).insert(tx, h);
-                        if let Ok(t) = svc.get(tx) {
+                        if let Ok(t) = svc.read(tx).await {
                             let _ = announce(&conn, tx, t.state.as_str()).await;
                         }
                     }

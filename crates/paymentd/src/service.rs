@@ -9,7 +9,7 @@ use smartpos_payment::journal::JournalError;
 use smartpos_payment::service::validate::excerpt;
 use smartpos_payment::{
     Explanation, FundingChannel, PayTarget, PaymentError, PaymentService, SaleOptions, SaleState,
-    Transaction, TxId, model::RefundState,
+    Transaction, TxId,
 };
 use smartpos_runtime::auth::{Policy, Readers};
 use smartpos_runtime::error::BusError;
@@ -529,7 +529,7 @@ impl PaymentIface {
     ) -> Result<Vec<OwnedObjectPath>, Error> {
         self.policy.check(&hdr, conn, "list sales").await?;
         let n = usize::try_from(limit.min(500)).unwrap_or(500);
-        let txs = self.svc.list_recent(n)?;
+        let txs = self.svc.read_recent(n).await?;
         let mut out = Vec::with_capacity(txs.len());
         for t in txs {
             self.objects.register(server, t.id).await?;
@@ -780,28 +780,25 @@ pub struct Views {
 
 pub struct View {
     tx: Transaction,
-    refunded_fen: i64,
 }
 
 const VIEW_FRESH: Duration = Duration::from_secs(1);
 
 impl Views {
-    fn get(&self, svc: &PaymentService, id: TxId) -> fdo::Result<Arc<View>> {
+    /// The sale as its object shows it: one statement (the refunded sum included), run on a
+    /// blocking thread so that a commit waiting for the disk never holds up the bus.
+    async fn get(&self, svc: &PaymentService, id: TxId) -> fdo::Result<Arc<View>> {
         let now = Instant::now();
         if let Some((at, v)) = lock(&self.map).get(&id)
             && now.duration_since(*at) < VIEW_FRESH
         {
             return Ok(v.clone());
         }
-        let tx = svc.get(id).map_err(|e| fdo::Error::Failed(e.to_string()))?;
-        let refunded_fen = svc
-            .refunds_of(id)
-            .map_err(|e| fdo::Error::Failed(e.to_string()))?
-            .iter()
-            .filter(|r| r.state == RefundState::Succeeded)
-            .map(|r| r.amount_fen)
-            .sum();
-        let v = Arc::new(View { tx, refunded_fen });
+        let tx = svc
+            .read(id)
+            .await
+            .map_err(|e| fdo::Error::Failed(e.to_string()))?;
+        let v = Arc::new(View { tx });
         let mut map = lock(&self.map);
         map.retain(|_, (at, _)| now.duration_since(*at) < VIEW_FRESH);
         map.insert(id, (now, v.clone()));
@@ -827,7 +824,7 @@ pub struct TxIface {
 impl TxIface {
     async fn view(&self, hdr: Option<Header<'_>>, conn: &Connection) -> fdo::Result<Arc<View>> {
         self.readers.check(hdr.as_ref(), conn).await?;
-        self.views.get(&self.svc, self.id)
+        self.views.get(&self.svc, self.id).await
     }
 
     async fn explanation_field(
@@ -982,7 +979,7 @@ impl TxIface {
         #[zbus(header)] hdr: Option<Header<'_>>,
         #[zbus(connection)] conn: &Connection,
     ) -> fdo::Result<i64> {
-        Ok(self.view(hdr, conn).await?.refunded_fen)
+        Ok(self.view(hdr, conn).await?.tx.refunded_fen)
     }
     #[zbus(property)]
     async fn funding_channels(
@@ -1207,5 +1204,51 @@ mod tests {
         wrong_code_hint(&hints, 8);
         assert!(!settle_hint(&hints, TxId(7), SaleState::Succeeded));
         assert!(lock(&hints).contains_key(&TxId(8)));
+    }
+
+    /// The flash is slow and a commit holds the journal for 600 ms. A vendor app reading a
+    /// sale's properties meanwhile must not freeze the daemon's only runtime thread: the bus,
+    /// the scanner link and the watchdog all run there.
+    #[tokio::test(flavor = "current_thread")]
+    async fn reading_a_sale_while_a_commit_waits_for_the_disk_leaves_the_bus_thread_free() {
+        let config = smartpos_payment::config::Config::parse(include_str!(
+            "../../payment/config/merchant.example.toml"
+        ))
+        .expect("example config");
+        let svc = PaymentService::new(
+            config,
+            smartpos_payment::journal::Journal::open_in_memory().expect("journal"),
+            HashMap::new(),
+        );
+        let id = svc
+            .sale(1250, "CNY", "slow-flash", SaleOptions::default())
+            .await
+            .expect("sale");
+        let views = Arc::new(Views::default());
+        let (held_tx, held_rx) = std::sync::mpsc::channel();
+        let holder = {
+            let svc = svc.clone();
+            std::thread::spawn(move || {
+                svc.with_journal(|_| {
+                    held_tx.send(()).expect("signal");
+                    std::thread::sleep(Duration::from_millis(600));
+                })
+            })
+        };
+        held_rx.recv().expect("the journal is held");
+        let reader = {
+            let (svc, views) = (svc.clone(), views.clone());
+            tokio::spawn(async move { views.get(&svc, id).await.map(|v| v.tx.clone()) })
+        };
+        let start = Instant::now();
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let ticked = start.elapsed();
+        assert!(
+            ticked < Duration::from_millis(300),
+            "the runtime was blocked for {ticked:?}"
+        );
+        let t = reader.await.expect("task").expect("read");
+        assert_eq!((t.id, t.amount_fen, t.refunded_fen), (id, 1250, 0));
+        holder.join().expect("holder");
     }
 }

@@ -363,6 +363,16 @@ impl PaymentService {
         lock(&self.inner.journal).list_recent(n)
     }
 
+    /// [`Self::list_recent`] from a blocking thread, off the async runtime.
+    pub async fn read_recent(&self, n: usize) -> Result<Vec<Transaction>, JournalError> {
+        self.inner.db(move |j| j.list_recent(n)).await
+    }
+
+    /// Sales created since `since_ms`, oldest first, read from a blocking thread.
+    pub async fn read_since(&self, since_ms: i64) -> Result<Vec<Transaction>, JournalError> {
+        self.inner.db(move |j| j.sales_since(since_ms)).await
+    }
+
     pub fn refunds_of(&self, tx: TxId) -> Result<Vec<Refund>, JournalError> {
         lock(&self.inner.journal).refunds_of(tx)
     }

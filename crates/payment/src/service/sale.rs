@@ -13,7 +13,7 @@ use crate::classify::{CodeClass, Scheme, classify, mask_code};
 use crate::clock;
 use crate::config::Config;
 use crate::explain::{self, Cause, Explanation};
-use crate::journal::{Attempted, NewAttempt, Patch, Windows};
+use crate::journal::{Attempted, JournalError, NewAttempt, Patch, Windows};
 use crate::model::{Currency, FundingChannel, SaleOptions, SaleState, Transaction, TxId};
 use crate::risk::{self, RiskDecision, RiskInput};
 
@@ -80,7 +80,7 @@ impl PaymentService {
                     return Err(PaymentError::Blocked(e));
                 }
                 let paths = paths_for(&profile, scheme, amount_fen)?;
-                let (attempted, claim) = self
+                let (attempted, guard) = self
                     .pay_new(
                         &profile, amount_fen, currency, order_ref, options, scheme, &code, &paths,
                     )
@@ -94,7 +94,7 @@ impl PaymentService {
                         }
                         self.pay_existing(t.id, scheme, &code).await?
                     }
-                    other => (other, paths, claim),
+                    other => (other, paths, guard),
                 }
             }
             PayTarget::Tx(tx) => self.pay_existing(tx, scheme, &code).await?,
@@ -103,8 +103,8 @@ impl PaymentService {
                 self.pay_existing(tx, scheme, &code).await?
             }
         };
-        let (t, paths, claim) = match attempted {
-            (Attempted::Submitted(t), paths, claim) => (t, paths, claim),
+        let (t, paths, guard) = match attempted {
+            (Attempted::Submitted(t), paths, guard) => (t, paths, guard),
             (Attempted::Refused(e), _, _) => {
                 tracing::warn!(rule = %e.code, "payment refused by a local rule");
                 return Err(PaymentError::Blocked(e));
@@ -119,8 +119,7 @@ impl PaymentService {
             "payment submitted"
         );
         inner.emit(&t, Some(SaleState::AwaitingCode), None);
-        // The claim taken with the journal's commit (always there for a submitted sale).
-        let guard = claim.unwrap_or_else(|| inner.activate(tx));
+        let guard = guard.unwrap_or_else(|| inner.activate(tx));
         let inner = inner.clone();
         tokio::spawn(async move {
             let _guard = guard;
@@ -130,6 +129,7 @@ impl PaymentService {
     }
 
     /// Create and submit in one journal transaction (see [`crate::journal::Journal::pay_new`]).
+    /// A submitted sale is marked active before the journal is let go (see [`claim`]).
     #[allow(clippy::too_many_arguments)]
     async fn pay_new(
         &self,
@@ -141,12 +141,12 @@ impl PaymentService {
         scheme: Scheme,
         code: &str,
         paths: &[String],
-    ) -> Result<(Attempted, Claim), PaymentError> {
+    ) -> Result<(Attempted, Option<ActiveGuard>), PaymentError> {
         let config = profile.config.clone();
         let code = code.to_owned();
         let path = paths[0].clone();
-        let claimer = self.inner.clone();
-        let (attempted, claim) = self
+        let inner = self.inner.clone();
+        let (attempted, guard) = self
             .inner
             .db(move |j| {
                 let attempt = NewAttempt {
@@ -157,18 +157,18 @@ impl PaymentService {
                     terminal_id: &config.terminal_id,
                 };
                 let mut decide = decider(&config, scheme);
-                let attempted = j.pay_new(
-                    amount_fen,
-                    currency,
-                    &order_ref,
-                    &options,
-                    &attempt,
-                    &windows(&config),
-                    &mut decide,
-                )?;
-                // Claimed while the journal is still held: see `Claim`.
-                let claim = submitted_claim(&claimer, &attempted);
-                Ok::<_, PaymentError>((attempted, claim))
+                claim(
+                    &inner,
+                    j.pay_new(
+                        amount_fen,
+                        currency,
+                        &order_ref,
+                        &options,
+                        &attempt,
+                        &windows(&config),
+                        &mut decide,
+                    ),
+                )
             })
             .await?;
         if let Attempted::Submitted(t) = &attempted {
@@ -176,7 +176,7 @@ impl PaymentService {
             lock(&self.inner.created).insert(t.id, Instant::now());
             self.inner.emit(t, None, None);
         }
-        Ok((attempted, claim))
+        Ok((attempted, guard))
     }
 
     /// Take the code for a sale awaiting one, after its route and the rules allow it. A
@@ -186,7 +186,7 @@ impl PaymentService {
         tx: TxId,
         scheme: Scheme,
         code: &str,
-    ) -> Result<(Attempted, Vec<String>, Claim), PaymentError> {
+    ) -> Result<(Attempted, Vec<String>, Option<ActiveGuard>), PaymentError> {
         let inner = &self.inner;
         let t = self.read(tx).await?;
         // The configuration the sale started with decides, not one applied since.
@@ -200,7 +200,7 @@ impl PaymentService {
         let code = code.to_owned();
         let path = paths[0].clone();
         let claimer = inner.clone();
-        let (attempted, claim) = inner
+        let (attempted, guard) = inner
             .db(move |j| {
                 let attempt = NewAttempt {
                     scheme,
@@ -210,11 +210,10 @@ impl PaymentService {
                     terminal_id: &config.terminal_id,
                 };
                 let mut decide = decider(&config, scheme);
-                let attempted =
-                    j.begin_checked_attempt(tx, &attempt, &windows(&config), &mut decide)?;
-                // Claimed while the journal is still held: see `Claim`.
-                let claim = submitted_claim(&claimer, &attempted);
-                Ok::<_, PaymentError>((attempted, claim))
+                claim(
+                    &claimer,
+                    j.begin_checked_attempt(tx, &attempt, &windows(&config), &mut decide),
+                )
             })
             .await?;
         if let Attempted::Refused(e) = &attempted {
@@ -231,7 +230,7 @@ impl PaymentService {
                 )
                 .await?;
         }
-        Ok((attempted, paths, claim))
+        Ok((attempted, paths, guard))
     }
 
     async fn next_awaiting(&self) -> Result<TxId, PaymentError> {
@@ -351,6 +350,22 @@ fn windows(config: &Config) -> Windows {
 }
 
 /// The rules as the journal's verdict callback: the funding to switch off, or the refusal.
+/// Mark a just-submitted sale as driven by this call while the journal is still held (this
+/// runs inside the journal closure). Marked after the journal was let go, the resolver's
+/// periodic pass could find the sale `Submitted` and not active in between, take it for one
+/// left by a crash and query and cancel it alongside the payment this call is sending.
+fn claim(
+    inner: &Arc<Inner>,
+    attempted: Result<Attempted, JournalError>,
+) -> Result<(Attempted, Option<ActiveGuard>), JournalError> {
+    let attempted = attempted?;
+    let guard = match &attempted {
+        Attempted::Submitted(t) => Some(inner.activate(t.id)),
+        Attempted::Refused(_) | Attempted::Existing(_) => None,
+    };
+    Ok((attempted, guard))
+}
+
 fn decider(
     config: &Config,
     scheme: Scheme,
@@ -374,20 +389,5 @@ fn decider(
             }
             RiskDecision::Block(e) => Err(e),
         }
-    }
-}
-
-/// The paying task's claim on a sale it has just submitted. It is taken inside the journal
-/// call that commits the submission, before the journal is released: the resolver reads the
-/// journal through the same lock, so by the time it can see the sale as `submitted` it also
-/// sees it claimed, and does not take it for one left over from a crash and query or cancel it
-/// behind the paying task's back. (Claimed after the call returned, a resolver pass could slip
-/// in between: under load it did, and the sale ended `unknown` with two tasks driving it.)
-type Claim = Option<ActiveGuard>;
-
-fn submitted_claim(inner: &Arc<Inner>, attempted: &Attempted) -> Claim {
-    match attempted {
-        Attempted::Submitted(t) => Some(inner.activate(t.id)),
-        Attempted::Refused(_) | Attempted::Existing(_) => None,
     }
 }
