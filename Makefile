@@ -21,6 +21,7 @@ help:
 	@echo "make bench-decode  - decoder benchmark: smartpos vs zxing-cpp vs zbar"
 	@echo "make bench-payment - the terminal's own work per sale"
 	@echo "make bench-net     - CPU per probe; a sale's network step, fresh vs kept-alive connection"
+	@echo "make bench-netd-idle - smartpos-netd's RSS and CPU per hour with the default schedule (10 min)"
 
 deps:
 	@tools/deps.sh test
@@ -81,6 +82,11 @@ bench-payment: deps-build
 bench-net: deps-build
 	$(CARGO) bench -p smartpos-transport --bench net -- 300
 	$(CARGO) bench -p smartpos-payment --bench sale_path -- 300
+
+# netd's resident memory and CPU per hour with the default schedule (a 10-minute window).
+.PHONY: bench-netd-idle
+bench-netd-idle: deps-build
+	tools/netd-idle.sh
 
 clean:
 	$(CARGO) clean
