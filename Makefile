@@ -22,6 +22,7 @@ help:
 	@echo "make bench-payment - the terminal's own work per sale"
 	@echo "make bench-net     - CPU per probe; a sale's network step, fresh vs kept-alive connection"
 	@echo "make bench-scanner-idle - scannerd's CPU with the camera streaming and no session armed"
+	@echo "make bench-netd-idle - smartpos-netd's RSS and CPU per hour with the default schedule (10 min)"
 
 deps:
 	@tools/deps.sh test
@@ -89,6 +90,11 @@ bench-net: deps-build
 
 bench-scanner-idle: deps-build
 	tools/bench-scannerd-idle.sh
+
+# netd's resident memory and CPU per hour with the default schedule (a 10-minute window).
+.PHONY: bench-netd-idle
+bench-netd-idle: deps-build
+	tools/netd-idle.sh
 
 clean:
 	$(CARGO) clean

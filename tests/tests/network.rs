@@ -222,3 +222,117 @@ async fn posctl_sale_returns_at_once_when_the_acquirer_certificate_expired() {
         "nothing reached an acquirer"
     );
 }
+
+/// smartpos-netd watching the merchant configuration's paths, probing every second, with a
+/// resolver that answers nothing (the tests do not ask the machine's own).
+async fn start_netd(bus: &TestBus) -> (Daemon, std::net::UdpSocket) {
+    let silent = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let cfg = format!(
+        "merchant_config = \"{}\"\nresolvers = [\"{}\"]\n\n[schedule]\nendpoint_interval_s = 1\ngateway_interval_s = 5\nresolver_interval_s = 5\ntimeout_ms = 700\n",
+        bus.dir().join("merchant.toml").display(),
+        silent.local_addr().unwrap()
+    );
+    let cfg = smartpos_tests::write_file(bus.dir(), "smartpos-netd.toml", cfg.as_bytes());
+    let netd = bus
+        .spawn_daemon(
+            "smartpos-netd",
+            &["--config", cfg.to_str().unwrap()],
+            "org.smartpos.Network1",
+        )
+        .await;
+    (netd, silent)
+}
+
+/// A cashier scans while the Alipay server is down, on a till from `behind_proxy`; returns
+/// posctl's exit code and what it printed.
+async fn sale_while_alipay_is_down(
+    s: &Stack,
+    proxy: &FaultProxy,
+    order: &str,
+    n: u32,
+) -> (i32, String) {
+    proxy.set_mode(Mode::Refuse);
+    let mut cmd = s.bus.command(bin("posctl"));
+    cmd.args([
+        "sale",
+        "8.80",
+        "--code",
+        &alipay_code("000", n),
+        "--order-ref",
+        order,
+    ]);
+    let out = tokio::task::spawn_blocking(move || cmd.output())
+        .await
+        .unwrap()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.code().unwrap_or(-1), text)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sale_that_never_left_tells_the_cashier_what_netd_sees_on_the_path() {
+    let (s, proxy) = behind_proxy().await;
+    let (_netd, _dns) = start_netd(&s.bus).await;
+    let conn = s.bus.connect().await;
+    let (code, text) = sale_while_alipay_is_down(&s, &proxy, "netd-down", 40).await;
+    assert_eq!(code, 1, "not paid, back to waiting\n{text}");
+    assert!(text.contains("NOT SENT — nothing was charged"), "{text}");
+    assert!(text.contains("network (net.refused)"), "{text}");
+
+    // What netd says about the Alipay path now is what the cashier was told.
+    let net = smartpos_bus::network::NetworkProxy::new(&conn)
+        .await
+        .unwrap();
+    let rows = net.paths().await.unwrap();
+    let alipay = rows
+        .iter()
+        .find(|r| r.0 == "alipay")
+        .expect("netd watches alipay");
+    assert!(
+        alipay.3 == "net.refused" || alipay.3 == "net.no_route",
+        "netd sees the path down: {alipay:?}"
+    );
+    // The reason without its "for N seconds", which grows while we read it.
+    let reason = alipay.4.split(" for ").next().unwrap();
+    assert!(reason.starts_with("Alipay unreachable: "), "{alipay:?}");
+    assert!(
+        text.contains(&format!("network check: {reason}")),
+        "the cashier reads netd's diagnosis {reason:?}\n{text}"
+    );
+
+    // The app sees the same, in both languages, on the sale's object.
+    let p = PaymentProxy::new(&conn).await.unwrap();
+    let sale = p.find_transaction("netd-down").await.unwrap();
+    let t = tx(&conn, &sale).await;
+    assert_eq!(t.state().await.unwrap(), "awaiting_code");
+    assert_eq!(t.error_code().await.unwrap(), "net.refused");
+    assert!(t.instruction_en().await.unwrap().contains(reason));
+    let zh = t.instruction_zh().await.unwrap();
+    assert!(zh.contains("网络检测:支付宝无法连接"), "{zh}");
+    assert!(s.sim.ledger().trades.is_empty(), "nothing reached Alipay");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_netd_a_sale_that_never_left_still_goes_back_to_waiting() {
+    let (s, proxy) = behind_proxy().await;
+    let (code, text) = sale_while_alipay_is_down(&s, &proxy, "no-netd", 41).await;
+    assert_eq!(code, 1, "not paid, back to waiting\n{text}");
+    assert!(text.contains("NOT SENT — nothing was charged"), "{text}");
+    assert!(text.contains("network (net.refused)"), "{text}");
+    assert!(
+        !text.contains("network check"),
+        "no netd, no diagnosis\n{text}"
+    );
+
+    // And when the server is back, the next scan pays.
+    proxy.set_mode(Mode::Pass);
+    let conn = s.bus.connect().await;
+    let p = PaymentProxy::new(&conn).await.unwrap();
+    let path = pay(&p, 880, "no-netd-2", &alipay_code("000", 60)).await;
+    let (state, _) = settle(&tx(&conn, &path).await, Duration::from_secs(30)).await;
+    assert_eq!(state, "succeeded");
+}

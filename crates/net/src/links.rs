@@ -70,6 +70,20 @@ impl Links {
             .min_by_key(|r| (r.metric, r.family != "ipv4"))
     }
 
+    /// The IPv6 default route through a router (lowest metric, on a usable link), whether or
+    /// not it carries the traffic: its router is pinged too.
+    pub fn ipv6_gateway(&self) -> Option<&DefaultRoute> {
+        self.routes
+            .iter()
+            .filter(|r| r.family == "ipv6" && !r.gateway.is_empty())
+            .filter(|r| {
+                self.links
+                    .iter()
+                    .any(|l| l.name == r.interface && l.usable())
+            })
+            .min_by_key(|r| r.metric)
+    }
+
     pub fn link(&self, name: &str) -> Option<&Link> {
         self.links.iter().find(|l| l.name == name)
     }

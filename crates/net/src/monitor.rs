@@ -122,6 +122,11 @@ pub struct Status {
     /// The default route that carries traffic.
     pub carrying: Option<DefaultRoute>,
     pub gateway: Option<TargetStatus>,
+    /// The IPv6 default gateway, pinged with ICMPv6 when there is an IPv6 default route
+    /// (whether or not it carries the traffic); its address is shown as `fe80::1%eth0` when
+    /// link-local.
+    #[serde(default)]
+    pub gateway6: Option<TargetStatus>,
     pub resolvers: Vec<TargetStatus>,
     pub endpoints: Vec<TargetStatus>,
     pub clock: ClockStatus,
@@ -140,6 +145,8 @@ pub struct Monitor {
     limits: Limits,
     links: Links,
     gateway: Option<(String, Window, Option<Timings>)>,
+    /// The IPv6 gateway as (address, interface), its window, its last ping.
+    gateway6: Option<((String, String), Window, Option<Timings>)>,
     gateway_note: String,
     resolvers: Vec<(SocketAddr, Window)>,
     endpoints: Vec<Endpoint>,
@@ -164,6 +171,7 @@ impl Monitor {
             limits,
             links: Links::default(),
             gateway: None,
+            gateway6: None,
             gateway_note: String::new(),
             certs: Vec::new(),
             ntp: None,
@@ -194,6 +202,17 @@ impl Monitor {
             (_, Some(new)) => self.gateway = Some((new, Window::new(self.limits.window), None)),
             (_, None) => self.gateway = None,
         }
+        let gw6 = self
+            .links
+            .ipv6_gateway()
+            .map(|r| (r.gateway.clone(), r.interface.clone()));
+        match (&self.gateway6, gw6) {
+            (Some((old, _, _)), Some(new)) if *old == new => {}
+            (_, Some(new)) => {
+                self.gateway6 = Some((new, Window::new(self.limits.window), None));
+            }
+            (_, None) => self.gateway6 = None,
+        }
         true
     }
 
@@ -204,6 +223,24 @@ impl Monitor {
     /// The IPv4 gateway to ping, if traffic goes through one.
     pub fn gateway(&self) -> Option<&str> {
         self.gateway.as_ref().map(|(g, _, _)| g.as_str())
+    }
+
+    /// The IPv6 gateway to ping and the interface it is on, if there is an IPv6 default
+    /// route through one.
+    pub fn gateway6(&self) -> Option<(&str, &str)> {
+        self.gateway6
+            .as_ref()
+            .map(|((g, i), _, _)| (g.as_str(), i.as_str()))
+    }
+
+    pub fn gateway6_probed(&mut self, at: SystemTime, result: Result<Duration, ProbeError>) {
+        if let Some((_, w, last)) = &mut self.gateway6 {
+            *last = result.as_ref().ok().map(|d| Timings {
+                total_ms: ms(*d),
+                ..Timings::default()
+            });
+            w.push(sample(at, result));
+        }
     }
 
     pub fn gateway_probed(&mut self, at: SystemTime, result: Result<Duration, ProbeError>) {
@@ -368,6 +405,21 @@ impl Monitor {
                 last: last.clone(),
                 note: self.gateway_note.clone(),
             }),
+            gateway6: self
+                .gateway6
+                .as_ref()
+                .map(|((g, i), w, last)| TargetStatus {
+                    name: "gateway6".into(),
+                    kind: "gateway".into(),
+                    address: if g.parse().is_ok_and(|a| crate::ping::is_link_local(&a)) {
+                        format!("{g}%{i}")
+                    } else {
+                        g.clone()
+                    },
+                    summary: w.summary(),
+                    last: last.clone(),
+                    note: self.gateway_note.clone(),
+                }),
             resolvers: self
                 .resolvers
                 .iter()
@@ -772,6 +824,49 @@ mod tests {
             "Alipay unreachable: DNS for openapi.alipay.com timed out at 192.168.1.1 for 3 minutes"
         );
         assert_eq!(p.reason_zh, "支付宝无法连接:域名解析失败(已持续3分钟)");
+    }
+
+    #[test]
+    fn an_ipv6_router_is_pinged_beside_the_ipv4_one() {
+        let mut m = monitor();
+        assert_eq!(m.gateway6(), None, "no IPv6 default route, nothing to ping");
+        let mut l = shop();
+        l.links[0].ipv6 = vec!["2001:db8::23".into()];
+        l.routes.push(DefaultRoute {
+            family: "ipv6".into(),
+            interface: "eth0".into(),
+            gateway: "fe80::1".into(),
+            metric: 1024,
+        });
+        assert!(m.set_links(l.clone()));
+        // IPv4 still carries the traffic; both routers are watched.
+        assert_eq!(m.gateway(), Some("192.168.1.1"));
+        assert_eq!(m.gateway6(), Some(("fe80::1", "eth0")));
+        m.gateway6_probed(t(0), Ok(Duration::from_millis(3)));
+        m.gateway6_probed(
+            t(30),
+            Err(ProbeError {
+                code: "net.gateway".into(),
+                detail: "the gateway fe80::1 did not answer a ping within 5 s".into(),
+            }),
+        );
+        let s = m.status(t(31));
+        let g6 = s.gateway6.expect("the IPv6 gateway is in the status");
+        assert_eq!(g6.name, "gateway6");
+        assert_eq!(g6.address, "fe80::1%eth0");
+        assert_eq!(g6.summary.probes, 2);
+        assert_eq!(g6.summary.last_ok, Some(false));
+        assert!((g6.summary.loss - 0.5).abs() < 1e-9);
+        assert_eq!(
+            s.gateway.unwrap().summary.probes,
+            0,
+            "the IPv4 router apart"
+        );
+        // The same router after a link poll keeps its window; a new one starts afresh.
+        assert!(!m.set_links(l.clone()));
+        l.routes[1].gateway = "fe80::2".into();
+        assert!(m.set_links(l));
+        assert_eq!(m.status(t(40)).gateway6.unwrap().summary.probes, 0);
     }
 
     #[test]

@@ -122,9 +122,98 @@ pub fn from_merchant_config(file: &Path) -> Result<Vec<Target>, TargetError> {
         .collect())
 }
 
+#[derive(Deserialize)]
+struct Update {
+    #[serde(default)]
+    server: Option<UpdateServer>,
+}
+
+#[derive(Deserialize)]
+struct UpdateServer {
+    #[serde(default)]
+    url: String,
+    #[serde(default = "update_ca")]
+    ca_file: PathBuf,
+}
+
+/// The update daemon's own default for `[server] ca_file` (`smartpos_update::config`).
+fn update_ca() -> PathBuf {
+    PathBuf::from("/etc/smartpos/update-ca.pem")
+}
+
+/// The fleet server of the update daemon's configuration at `file` (its `[server]` `url` and
+/// `ca_file`), named "fleet"; `None` when the file sets no server (only local installs).
+pub fn from_update_config(file: &Path) -> Result<Option<Target>, TargetError> {
+    let text = std::fs::read_to_string(file).map_err(|source| TargetError::Read {
+        path: file.to_owned(),
+        source,
+    })?;
+    let u: Update = toml::from_str(&text).map_err(|e| TargetError::Parse {
+        path: file.to_owned(),
+        message: e.to_string(),
+    })?;
+    Ok(u.server.filter(|s| !s.url.is_empty()).map(|s| Target {
+        name: "fleet".into(),
+        kind: "fleet".into(),
+        url: s.url,
+        ca_file: s.ca_file,
+        client_cert_file: None,
+    }))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_fleet_server_of_the_update_daemons_configuration() {
+        let d = tempfile::tempdir().unwrap();
+        let f = d.path().join("smartpos-otad.toml");
+        std::fs::write(
+            &f,
+            r#"[server]
+url = "https://fleet.example.com:8443"
+tenant = "shops"
+controller_id = "T0001"
+ca_file = "/etc/smartpos/fleet-ca.pem"
+target_token_file = "/etc/smartpos/target-token"
+
+[device]
+hw_boardname = "pos-a1"
+
+[polling]
+interval_s = 300
+"#,
+        )
+        .unwrap();
+        let t = from_update_config(&f).unwrap().expect("a fleet server");
+        assert_eq!(t.name, "fleet");
+        assert_eq!(t.kind, "fleet");
+        assert_eq!(t.url, "https://fleet.example.com:8443");
+        assert_eq!(t.host(), "fleet.example.com");
+        assert_eq!(t.ca_file, Path::new("/etc/smartpos/fleet-ca.pem"));
+        assert_eq!(t.display_name(), "the update server");
+
+        // The update daemon's default CA file when the configuration names none.
+        std::fs::write(&f, "[server]\nurl = \"https://fleet.example.com\"\n").unwrap();
+        let t = from_update_config(&f).unwrap().unwrap();
+        assert_eq!(t.ca_file, Path::new("/etc/smartpos/update-ca.pem"));
+
+        // No server (local installs only), an empty url, no file: nothing to probe.
+        std::fs::write(&f, "[device]\nhw_boardname = \"pos-a1\"\n").unwrap();
+        assert_eq!(from_update_config(&f).unwrap(), None);
+        std::fs::write(&f, "[server]\nurl = \"\"\n").unwrap();
+        assert_eq!(from_update_config(&f).unwrap(), None);
+        assert!(matches!(
+            from_update_config(&d.path().join("absent.toml")),
+            Err(TargetError::Read { .. })
+        ));
+        std::fs::write(&f, "[server\n").unwrap();
+        assert!(matches!(
+            from_update_config(&f),
+            Err(TargetError::Parse { .. })
+        ));
+    }
 
     #[test]
     fn the_acquirer_paths_of_a_merchant_configuration() {

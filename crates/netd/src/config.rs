@@ -15,7 +15,10 @@ pub struct Config {
     pub resolv_conf: PathBuf,
     /// Resolvers to time instead of `resolv_conf`'s, as `address` or `address:port`.
     pub resolvers: Vec<String>,
-    /// More HTTPS endpoints: the update daemon's fleet server (name it "fleet").
+    /// The update daemon's configuration: its `[server]` is probed as "fleet". A missing
+    /// file or no server there means no fleet server (only local installs).
+    pub update_config: PathBuf,
+    /// More HTTPS endpoints. One named "fleet" replaces the update daemon's server.
     pub endpoint: Vec<EndpointConfig>,
     pub schedule: Schedule,
     pub limits: LimitsConfig,
@@ -28,6 +31,7 @@ impl Default for Config {
             merchant_config: PathBuf::from("/etc/smartpos/merchant.toml"),
             resolv_conf: PathBuf::from("/etc/resolv.conf"),
             resolvers: Vec::new(),
+            update_config: PathBuf::from("/etc/smartpos/smartpos-otad.toml"),
             endpoint: Vec::new(),
             schedule: Schedule::default(),
             limits: LimitsConfig::default(),

@@ -63,8 +63,9 @@ fn main() -> ExitCode {
     smartpos_runtime::run_daemon(DAEMON, run(args))
 }
 
-/// The endpoints: each acquirer path of the merchant configuration, then the configured
-/// extra ones (the fleet server).
+/// The endpoints: each acquirer path of the merchant configuration, the fleet server of the
+/// update daemon's configuration, then the configured extra ones (one named "fleet" instead
+/// of the update daemon's).
 fn endpoints(cfg: &config::Config, from: Option<&std::path::Path>) -> Result<Vec<Target>, Error> {
     let mut out = match targets::from_merchant_config(&cfg.merchant_config) {
         Ok(t) => t,
@@ -79,6 +80,9 @@ fn endpoints(cfg: &config::Config, from: Option<&std::path::Path>) -> Result<Vec
         }
         Err(e) => return Err(ConfigError::semantic(from, e.to_string()).into()),
     };
+    if !cfg.endpoint.iter().any(|e| e.name == "fleet") {
+        out.extend(fleet_server(&cfg.update_config));
+    }
     for e in &cfg.endpoint {
         out.push(Target {
             name: e.name.clone(),
@@ -89,6 +93,34 @@ fn endpoints(cfg: &config::Config, from: Option<&std::path::Path>) -> Result<Vec
         });
     }
     Ok(out)
+}
+
+/// The update daemon's fleet server. That file is the update daemon's to validate: one
+/// netd cannot read is logged and leaves the fleet server unwatched, it does not stop netd.
+fn fleet_server(update_config: &std::path::Path) -> Option<Target> {
+    match targets::from_update_config(update_config) {
+        Ok(Some(t)) => Some(t),
+        Ok(None) => {
+            tracing::info!(
+                "{}: no fleet server (local installs only)",
+                update_config.display()
+            );
+            None
+        }
+        Err(targets::TargetError::Read { source, .. })
+            if source.kind() == std::io::ErrorKind::NotFound =>
+        {
+            tracing::info!(
+                "no update daemon configuration at {}: no fleet server to probe",
+                update_config.display()
+            );
+            None
+        }
+        Err(e) => {
+            tracing::warn!("the fleet server is not probed: {e}");
+            None
+        }
+    }
 }
 
 async fn run(args: Args) -> Result<(), Error> {
@@ -289,5 +321,48 @@ impl Published {
             svc.status_changed(e).await?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(dir: &std::path::Path, netd_toml: &str) -> config::Config {
+        let mut cfg: config::Config = toml::from_str(netd_toml).unwrap();
+        cfg.merchant_config = dir.join("merchant.toml");
+        cfg.update_config = dir.join("smartpos-otad.toml");
+        cfg
+    }
+
+    #[test]
+    fn the_fleet_server_is_the_update_daemons_unless_netd_names_its_own() {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::write(
+            d.path().join("smartpos-otad.toml"),
+            "[server]\nurl = \"https://fleet.example.com\"\nca_file = \"/etc/smartpos/update-ca.pem\"\ncontroller_id = \"T0001\"\n",
+        )
+        .unwrap();
+        // No merchant configuration yet (a terminal not provisioned): the fleet server only.
+        let t = endpoints(&config(d.path(), ""), None).unwrap();
+        assert_eq!(t.len(), 1);
+        assert_eq!((t[0].name.as_str(), t[0].kind.as_str()), ("fleet", "fleet"));
+        assert_eq!(t[0].url, "https://fleet.example.com");
+
+        // A technician points netd at another fleet address: that one, once.
+        let own = "[[endpoint]]\nname = \"fleet\"\nurl = \"https://10.0.0.9\"\nca_file = \"/etc/smartpos/lab-ca.pem\"\n";
+        let t = endpoints(&config(d.path(), own), None).unwrap();
+        assert_eq!(t.len(), 1);
+        assert_eq!(t[0].url, "https://10.0.0.9");
+
+        // No update daemon configuration, or one with no server: no fleet server.
+        std::fs::remove_file(d.path().join("smartpos-otad.toml")).unwrap();
+        assert!(endpoints(&config(d.path(), ""), None).unwrap().is_empty());
+        std::fs::write(
+            d.path().join("smartpos-otad.toml"),
+            "[device]\nhw_boardname = \"a\"\n",
+        )
+        .unwrap();
+        assert!(endpoints(&config(d.path(), ""), None).unwrap().is_empty());
     }
 }

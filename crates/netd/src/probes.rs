@@ -3,7 +3,7 @@
 //! NTP state read. Each kind runs in a task of its own on a jittered interval; `Probe` runs
 //! the same functions on demand.
 
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -80,7 +80,12 @@ pub fn poll_links(shared: &Shared) -> bool {
     changed
 }
 
+/// Ping the IPv4 gateway and the IPv6 one, each when there is one.
 pub async fn gateway(shared: &Shared) {
+    tokio::join!(gateway4(shared), gateway6(shared));
+}
+
+async fn gateway4(shared: &Shared) {
     let Some(gw) = shared.monitor().gateway().map(str::to_owned) else {
         return;
     };
@@ -94,6 +99,37 @@ pub async fn gateway(shared: &Shared) {
     match r {
         Ok(rtt) => m.gateway_probed(now, Ok(rtt)),
         Err(PingError::Probe(e)) => m.gateway_probed(now, Err(e)),
+        Err(e @ PingError::NotPermitted(_)) => m.gateway_unmeasurable(e.to_string()),
+    }
+}
+
+async fn gateway6(shared: &Shared) {
+    let Some((addr, interface)) = shared
+        .monitor()
+        .gateway6()
+        .and_then(|(g, i)| Some((g.parse::<Ipv6Addr>().ok()?, i.to_owned())))
+    else {
+        return;
+    };
+    // The interface's index scopes a link-local router address; sysfs has it (no netlink).
+    let index = std::fs::read_to_string(
+        shared
+            .settings
+            .sources
+            .sys_class_net
+            .join(&interface)
+            .join("ifindex"),
+    )
+    .ok()
+    .and_then(|s| s.trim().parse::<u32>().ok())
+    .unwrap_or(0);
+    let seq: u16 = rand::random();
+    let r = ping::ping6(addr, index, seq, shared.settings.timeout).await;
+    let now = SystemTime::now();
+    let mut m = shared.monitor();
+    match r {
+        Ok(rtt) => m.gateway6_probed(now, Ok(rtt)),
+        Err(PingError::Probe(e)) => m.gateway6_probed(now, Err(e)),
         Err(e @ PingError::NotPermitted(_)) => m.gateway_unmeasurable(e.to_string()),
     }
 }

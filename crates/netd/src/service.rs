@@ -216,21 +216,22 @@ pub fn findings(s: &Status) -> Vec<Finding> {
             ),
     };
     out.push(link);
-    if let Some(g) = &s.gateway {
+    for (subject, g) in [("gateway", &s.gateway), ("gateway6", &s.gateway6)] {
+        let Some(g) = g else { continue };
         let f = if !g.note.is_empty() {
-            Finding::new(3, "gateway", Verdict::Unknown).evidence(g.note.clone())
+            Finding::new(3, subject, Verdict::Unknown).evidence(g.note.clone())
         } else {
             match g.summary.last_ok {
-                None => Finding::new(3, "gateway", Verdict::Unknown)
+                None => Finding::new(3, subject, Verdict::Unknown)
                     .evidence(format!("{} not pinged yet", g.address)),
-                Some(true) => Finding::new(3, "gateway", Verdict::Ok).evidence(format!(
+                Some(true) => Finding::new(3, subject, Verdict::Ok).evidence(format!(
                     "{} answers: p50 {:.0} ms, loss {:.0}% over {} pings",
                     g.address,
                     g.summary.p50_ms.unwrap_or_default(),
                     g.summary.loss * 100.0,
                     g.summary.probes
                 )),
-                Some(false) => Finding::new(3, "gateway", Verdict::Warn)
+                Some(false) => Finding::new(3, subject, Verdict::Warn)
                     .evidence(format!(
                         "{} does not answer pings ({})",
                         g.address,

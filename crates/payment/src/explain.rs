@@ -207,6 +207,18 @@ pub fn transport(e: &smartpos_transport::TransportError) -> Explanation {
         .with_raw(Some(&e.detail))
 }
 
+/// A never-sent failure with the network daemon's diagnosis of the path added to both
+/// instructions, so the cashier reads what is wrong with the network, not only that nothing
+/// was charged. Cause and code stay the transport's: they say what happened to this payment.
+pub fn with_network_diagnosis(
+    mut e: Explanation,
+    d: &crate::service::netview::PathDiagnosis,
+) -> Explanation {
+    e.en = Cow::Owned(format!("{} (network check: {})", e.en, d.reason_en));
+    e.zh = Cow::Owned(format!("{}(网络检测:{})", e.zh, d.reason_zh));
+    e
+}
+
 /// No acquirer path could be reached, for a reason the transport did not classify.
 pub fn network_unreachable(detail: &str) -> Explanation {
     Explanation::new(

@@ -135,7 +135,7 @@ pub fn render(st: &Status) -> String {
         let _ = writeln!(out, "  no link carries a default route");
     }
     let _ = writeln!(out, "Gateway and resolvers:");
-    if let Some(g) = &st.gateway {
+    for g in [&st.gateway, &st.gateway6].into_iter().flatten() {
         target_line(&mut out, g);
     }
     for r in &st.resolvers {

@@ -28,6 +28,9 @@ pub const MAX_RESPONSE_BYTES: usize = 1024 * 1024;
 /// Idle connections kept per endpoint and kind (with or without client certificate): a till
 /// has one sale at a time, with a query or a cancel now and then alongside.
 const MAX_IDLE: usize = 4;
+/// How long a kept-alive connection whose last answer was just read may take to be ready
+/// for the next request; hyper's connection task needs one turn for it, not a round trip.
+const READY_WAIT: Duration = Duration::from_millis(100);
 
 const USER_AGENT: &str = concat!("smartpos/", env!("CARGO_PKG_VERSION"));
 
@@ -338,21 +341,33 @@ impl Transport {
         })
     }
 
-    /// An idle connection still open and ready, newest first; stale ones are closed.
-    fn checkout(&self, client_cert: bool) -> Option<Conn> {
+    /// An idle connection still open, newest first; stale ones are closed.
+    ///
+    /// A connection whose answer was read to the end a moment ago may not say ready yet:
+    /// hyper's connection task, on another worker thread, has still to notice the answer is
+    /// complete and ask for the next request. Such a connection is waited for briefly
+    /// ([`READY_WAIT`]) rather than dropped; one that does not get ready in that time, or
+    /// closes, is dropped and the next one tried.
+    async fn checkout(&self, client_cert: bool) -> Option<Conn> {
         let idle_for = self.inner.timeouts.idle;
-        let mut idle = self.inner.idle.lock().unwrap_or_else(|p| p.into_inner());
-        let list = &mut idle[usize::from(client_cert)];
-        while let Some(mut conn) = list.pop() {
-            if conn.idle_since.elapsed() < idle_for
-                && !conn.sender.is_closed()
-                && conn.sender.is_ready()
+        loop {
+            let mut conn = {
+                let mut idle = self.inner.idle.lock().unwrap_or_else(|p| p.into_inner());
+                idle[usize::from(client_cert)].pop()?
+            };
+            if conn.idle_since.elapsed() >= idle_for || conn.sender.is_closed() {
+                continue;
+            }
+            if conn.sender.is_ready()
+                || matches!(
+                    tokio::time::timeout(READY_WAIT, conn.sender.ready()).await,
+                    Ok(Ok(()))
+                )
             {
                 conn.reused = true;
                 return Some(conn);
             }
         }
-        None
     }
 
     /// Keep a connection whose last answer was read to the end, for the next request.
@@ -382,7 +397,7 @@ impl Transport {
     ) -> Result<(Conn, hyper::Response<Incoming>, Instant), PostError<E>> {
         let host = self.inner.endpoint.host.as_str();
         let read = self.inner.timeouts.read;
-        let mut conn = match self.checkout(client_cert) {
+        let mut conn = match self.checkout(client_cert).await {
             Some(c) => c,
             None => self.fresh(client_cert, steps).await?,
         };

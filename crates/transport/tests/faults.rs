@@ -160,6 +160,27 @@ async fn a_second_request_reuses_the_connection_and_skips_the_handshake() {
     assert_eq!(t.stats().reused, 1);
 }
 
+/// A busy till on a two-core terminal: each request goes the moment the answer before it was
+/// read, while hyper's connection task (on the other worker thread) may not yet have marked
+/// the connection ready for the next one. It is still the same connection every time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_back_to_back_on_two_threads_share_one_connection() {
+    let f = Fixture::start().await;
+    let t = f.transport();
+    for n in 0..50 {
+        let body = format!("query={n}");
+        let answer = t
+            .post_form("/echo", body.clone(), false)
+            .await
+            .expect("answer");
+        assert_eq!(answer.text(), Some(body.as_str()));
+        assert_eq!(answer.reused, n > 0, "request {n}");
+    }
+    assert_eq!(f.proxy.accepted(), 1, "one TCP connection for all 50");
+    assert_eq!(t.stats().opened, 1);
+    assert_eq!(t.stats().reused, 49);
+}
+
 #[tokio::test]
 async fn a_kept_alive_connection_the_network_dropped_is_replaced_without_a_doubt() {
     let f = Fixture::start().await;

@@ -5,6 +5,7 @@
 use std::time::Duration;
 
 use smartpos_acquirer_sim::ledger::TradeState;
+use smartpos_faultproxy::{FaultProxy, Mode};
 use smartpos_scanner::decode::synth::{Scene, payment_frame};
 use smartpos_tests::acquirer::{self, Pace};
 use smartpos_tests::{TestBus, bin, merchant, write_file};
@@ -117,7 +118,25 @@ async fn main() -> std::process::ExitCode {
             "org.smartpos.Scanner1",
         )
         .await;
-    let payment_cfg = acquirer::paymentd_config(&sim, bus.dir(), Pace::Documented, true);
+    // The WeChat Pay path goes through a fault proxy (loopback), so that step 12 can take
+    // it down; the other paths talk to the emulator directly.
+    let wechat_proxy = FaultProxy::start("127.0.0.1:0".parse().expect("addr"), sim.local_addr())
+        .await
+        .expect("fault proxy");
+    let wechat_url = format!("https://{}", wechat_proxy.addr());
+    let payment_cfg = acquirer::paymentd_config_at(
+        &sim,
+        &sim.base_url(),
+        bus.dir(),
+        Pace::Documented,
+        true,
+        |t| {
+            let at = t.find("name = \"wechat\"\n").expect("a wechat path");
+            let url = at + t[at..].find("url = ").expect("its url");
+            let end = url + t[url..].find('\n').expect("end of line");
+            t.replace_range(url..end, &format!("url = \"{wechat_url}\""));
+        },
+    );
     // The fleet server confirmed this configuration two minutes ago.
     merchant::synced(bus.dir(), Duration::from_secs(120));
     // The terminal trusts the fleet's configuration key (made here; a fleet keeps its own).
@@ -252,10 +271,46 @@ async fn main() -> std::process::ExitCode {
     let (code, text) = posctl_code(&bus, &["doctor", "--huabei", "--lang", "both"]).await;
     ok &= code == 1
         && text.contains("Huabei is switched off in this shop's configuration (version 8");
+
+    step(
+        12,
+        "The network, as smartpos-netd sees it: every acquirer path up, then WeChat Pay's server goes down",
+    );
+    let netd_cfg = write_file(
+        bus.dir(),
+        "smartpos-netd.toml",
+        format!(
+            "merchant_config = \"{}\"\nupdate_config = \"{}\"\n\n[limits]\nprobe_min_interval_ms = 1000\n",
+            bus.dir().join("merchant.toml").display(),
+            bus.dir().join("smartpos-otad.toml").display()
+        )
+        .as_bytes(),
+    );
+    let netd = bus
+        .spawn_daemon(
+            "smartpos-netd",
+            &["--config", netd_cfg.to_str().expect("utf-8")],
+            "org.smartpos.Network1",
+        )
+        .await;
+    let (code, text) = posctl_code(&bus, &["net", "probe"]).await;
+    ok &= code == 0 && text.contains("Online: yes") && text.contains("wechat");
+    ok &= posctl(&bus, &["net", "status"]).await;
+    println!(
+        "(the fault proxy in front of WeChat Pay now refuses connections: the server is down)"
+    );
+    wechat_proxy.set_mode(Mode::Refuse);
+    tokio::time::sleep(Duration::from_millis(1_100)).await;
+    let (_, text) = posctl_code(&bus, &["net", "probe", "wechat"]).await;
+    ok &= text.contains("WeChat Pay unreachable") && text.contains("refused the connection");
+    ok &= posctl(&bus, &["net", "status"]).await;
+    wechat_proxy.set_mode(Mode::Pass);
+    drop(netd);
     drop(paymentd);
 
     // The update ending: goosebit offers, otad installs with RAUC, reboot, mark-good.
-    ok &= smartpos_tests::update::demo(step).await;
+    // Its steps come after the network's (12).
+    ok &= smartpos_tests::update::demo(|n, text| step(n + 1, text)).await;
 
     println!(
         "\n{}",

@@ -215,6 +215,12 @@ impl Inner {
                     }
                 }
                 PayOutcome::NeverSent(e) => {
+                    let view = self
+                        .network
+                        .read()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner)
+                        .clone();
+                    let e = super::netview::annotate(view, &paths[index], e).await;
                     self.advance(
                         tx,
                         from,

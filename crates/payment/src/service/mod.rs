@@ -23,6 +23,7 @@
 
 mod health;
 mod lifecycle;
+pub mod netview;
 mod refund;
 pub mod reload;
 mod resolver;
@@ -51,6 +52,7 @@ use crate::model::{
 pub const OUTCOME_UNKNOWN: &str = "sale.outcome_unknown";
 
 pub use health::Finding;
+pub use netview::{NetworkView, PathDiagnosis};
 pub use reload::{Prepared, ReloadError};
 pub use resolver::ResolveReport;
 pub use validate::{
@@ -208,6 +210,8 @@ struct Inner {
     created: Mutex<HashMap<TxId, Instant>>,
     /// When this process sent each sale's current attempt, on the monotonic clock.
     submitted: Mutex<HashMap<TxId, Instant>>,
+    /// Where a never-sent sale asks for netd's diagnosis of its path (none: not asked).
+    network: RwLock<Option<Arc<dyn NetworkView>>>,
 }
 
 /// Removes a sale from the active set when its task ends, however it ends.
@@ -262,6 +266,7 @@ impl PaymentService {
                 refund_released: Notify::new(),
                 created: Mutex::new(HashMap::new()),
                 submitted: Mutex::new(HashMap::new()),
+                network: RwLock::new(None),
             }),
         }
     }
@@ -271,6 +276,16 @@ impl PaymentService {
         let connectors = build_connectors(&config)?;
         let journal = Journal::open(journal_path)?;
         Ok(PaymentService::new(config, journal, connectors))
+    }
+
+    /// Ask `view` for the network's diagnosis of a path whenever a sale fails without the
+    /// payment having left the terminal (see [`netview`]).
+    pub fn set_network_view(&self, view: Arc<dyn NetworkView>) {
+        *self
+            .inner
+            .network
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(view);
     }
 
     /// The merchant configuration new sales use now.
