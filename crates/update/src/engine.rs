@@ -19,7 +19,7 @@ use crate::ddi::{
     self, Artifact, Base, CancelAction, ConfigData, DeploymentBase, Execution, Feedback, Finished,
     Handling, MaintenanceWindow,
 };
-use crate::http::{Auth, Client, HttpError};
+use crate::fleet::{Auth, Client, HttpError};
 use crate::payment::{self, Window};
 use crate::rauc::{self, InstallerProxy, Outcome};
 use crate::state::{LOCAL, Phase, Record, Store};
