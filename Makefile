@@ -7,7 +7,7 @@ PREFIX ?= /usr
 DESTDIR ?=
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: all deps deps-build build build-test lint test test-unit fuzz system-test yocto-check demo install bench-decode bench-payment bench-net clean help
+.PHONY: all deps deps-build build build-test lint test test-unit fuzz system-test yocto-check demo install bench-decode bench-payment bench-net bench-update clean help
 
 all: build
 
@@ -21,6 +21,7 @@ help:
 	@echo "make bench-decode  - decoder benchmark: smartpos vs zxing-cpp vs zbar"
 	@echo "make bench-payment - the terminal's own work per sale"
 	@echo "make bench-net     - CPU per probe; a sale's network step, fresh vs kept-alive connection"
+	@echo "make bench-update  - one remote update (5 and 50 MiB bundles): bytes, time, otad CPU and peak RSS; otad idle"
 
 deps:
 	@tools/deps.sh test
@@ -81,6 +82,10 @@ bench-payment: deps-build
 bench-net: deps-build
 	$(CARGO) bench -p smartpos-transport --bench net -- 300
 	$(CARGO) bench -p smartpos-payment --bench sale_path -- 300
+
+bench-update: deps-build
+	$(CARGO) build --release -p smartpos-otad -p smartpos-tests --bin smartpos-otad --bin bench-update
+	target/release/bench-update 5 50
 
 clean:
 	$(CARGO) clean
