@@ -33,6 +33,7 @@ impl<'a> Plan<'a> {
             .iter()
             .flat_map(|c| c.artifacts.iter().map(move |a| (c, a)))
             .collect();
+        let is_config = |part: &str, name: &str| part == CONFIG_PART || name.ends_with(".toml");
         let signature_of = |name: &str| {
             all.iter()
                 .map(|(_, a)| *a)
@@ -41,7 +42,14 @@ impl<'a> Plan<'a> {
         let mut plan = Plan::default();
         for (chunk, a) in &all {
             let name = a.filename.as_str();
-            if chunk.part == "os" || name.ends_with(".raucb") {
+            if let Some(signed) = name.strip_suffix(".sig")
+                && all
+                    .iter()
+                    .any(|(c, o)| o.filename == signed && is_config(&c.part, signed))
+            {
+                // Taken with the configuration it signs (usually in the same chunk, whose
+                // part is `merchant-config` too).
+            } else if chunk.part == "os" || name.ends_with(".raucb") {
                 if plan.bundle.is_some() {
                     return Err(format!(
                         "more than one RAUC bundle in one deployment ({name} too): a terminal \
@@ -49,7 +57,7 @@ impl<'a> Plan<'a> {
                     ));
                 }
                 plan.bundle = Some((a, chunk.version.as_str()));
-            } else if chunk.part == CONFIG_PART || name.ends_with(".toml") {
+            } else if is_config(&chunk.part, name) {
                 let Some(sig) = signature_of(name) else {
                     return Err(format!(
                         "merchant configuration {name} comes without its signature {name}.sig"
@@ -63,10 +71,6 @@ impl<'a> Plan<'a> {
                     ));
                 }
                 plan.configs.push((a, sig));
-            } else if let Some(signed) = name.strip_suffix(".sig")
-                && all.iter().any(|(_, o)| o.filename == signed)
-            {
-                // Taken with the file it signs.
             } else {
                 return Err(format!(
                     "chunk {:?} part {:?}: artifact {name} is neither a RAUC bundle nor a signed \
@@ -140,6 +144,11 @@ mod tests {
             {"part": "os", "artifacts": [artifact("a.raucb", 1), artifact("b.toml.sig", 1)]}
         ]));
         assert!(Plan::of(&orphan).expect_err("orphan").contains("b.toml.sig"));
+        let bundle_sig = deployment(serde_json::json!([
+            {"part": "os", "artifacts": [artifact("a.raucb", 1)]},
+            {"part": "other", "artifacts": [artifact("a.raucb.sig", 1)]}
+        ]));
+        assert!(Plan::of(&bundle_sig).expect_err("bundle sig").contains("a.raucb.sig"));
         let huge = deployment(serde_json::json!([
             {"part": "merchant-config", "artifacts": [artifact("m.toml", 2 << 20), artifact("m.toml.sig", 89)]}
         ]));
