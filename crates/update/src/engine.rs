@@ -207,7 +207,17 @@ impl Engine {
         shutdown: impl std::future::Future<Output = ()>,
     ) {
         tokio::pin!(shutdown);
-        self.set_state(states::IDLE, "");
+        // Right after the reboot into a new slot the first state is `verifying`, never `idle`:
+        // `idle` with the new version would read as "done" before the self-check ran.
+        if let Ok(Some(Record {
+            phase: Phase::AwaitingReboot { .. },
+            ..
+        })) = self.store.load()
+        {
+            self.set_state(states::VERIFYING, "checking the new system");
+        } else {
+            self.set_state(states::IDLE, "");
+        }
         self.refresh_current().await;
         tokio::select! {
             () = &mut shutdown => return,
