@@ -780,9 +780,10 @@ impl TlsFront {
             "/CN=127.0.0.1",
             "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
         );
-        let certs: Vec<_> = rustls_pemfile::certs(&mut std::fs::read(&cert).expect("cert").as_slice())
-            .collect::<Result<_, _>>()
-            .expect("certs");
+        let certs: Vec<_> =
+            rustls_pemfile::certs(&mut std::fs::read(&cert).expect("cert").as_slice())
+                .collect::<Result<_, _>>()
+                .expect("certs");
         let key = rustls_pemfile::private_key(&mut std::fs::read(&key).expect("key").as_slice())
             .expect("key")
             .expect("a key");
@@ -797,7 +798,10 @@ impl TlsFront {
         let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
         listener.set_nonblocking(true).expect("nonblocking");
-        let url = format!("https://127.0.0.1:{}", listener.local_addr().expect("addr").port());
+        let url = format!(
+            "https://127.0.0.1:{}",
+            listener.local_addr().expect("addr").port()
+        );
         let upstream_port: u16 = upstream
             .rsplit(':')
             .next()
@@ -881,8 +885,8 @@ async fn forward(
         return Ok(answer.map(BodyExt::boxed));
     }
     let (mut parts, body) = answer.into_parts();
-    let text = String::from_utf8_lossy(&body.collect().await?.to_bytes())
-        .replace(&rewrite.0, &rewrite.1);
+    let text =
+        String::from_utf8_lossy(&body.collect().await?.to_bytes()).replace(&rewrite.0, &rewrite.1);
     parts.headers.remove(hyper::header::CONTENT_LENGTH);
     Ok(hyper::Response::from_parts(
         parts,

@@ -93,9 +93,7 @@ impl Terminal {
         let front = TlsFront::start(bus.dir(), &server.base_url());
         let (key, token) = match &target.client_auth {
             hawkbit::ddi::ClientAuthorization::TargetToken(t) => ("target_token_file", t.clone()),
-            hawkbit::ddi::ClientAuthorization::GatewayToken(t) => {
-                ("gateway_token_file", t.clone())
-            }
+            hawkbit::ddi::ClientAuthorization::GatewayToken(t) => ("gateway_token_file", t.clone()),
             hawkbit::ddi::ClientAuthorization::None => ("", String::new()),
         };
         let config = otad_config_for(
@@ -131,7 +129,13 @@ impl Terminal {
         self.bus.spawn_daemon(OTAD, &["--config", &c], NAME).await
     }
 
-    async fn connect(&self) -> (zbus::Connection, UpdateProxy<'static>, PaymentProxy<'static>) {
+    async fn connect(
+        &self,
+    ) -> (
+        zbus::Connection,
+        UpdateProxy<'static>,
+        PaymentProxy<'static>,
+    ) {
         let conn = self.bus.connect().await;
         let update = UpdateProxy::builder(&conn)
             .cache_properties(zbus::proxy::CacheProperties::No)
@@ -154,7 +158,10 @@ impl Terminal {
             "funding = [\"balance\", \"bank_card\", \"huabei\", \"huabei_instalments\", \"credit_card\"]",
             "funding = [\"balance\", \"bank_card\", \"credit_card\"]",
         );
-        assert_ne!(edited, now, "the emulator's merchant configuration changed shape");
+        assert_ne!(
+            edited, now,
+            "the emulator's merchant configuration changed shape"
+        );
         let dir = self.bus.dir().join("fleet-files");
         std::fs::create_dir_all(&dir).unwrap();
         let file = dir.join(name);
@@ -244,7 +251,13 @@ fn deployment(
         b = b.maintenance_window(w);
     }
     if let Some((bundle, version)) = bundle {
-        b = b.chunk(ChunkProtocol::HTTPS, "os", version, "pos", artifacts(&[bundle]));
+        b = b.chunk(
+            ChunkProtocol::HTTPS,
+            "os",
+            version,
+            "pos",
+            artifacts(&[bundle]),
+        );
     }
     if let Some((file, sig)) = config {
         b = b.chunk(
@@ -263,7 +276,12 @@ fn step(cnt: u32) -> Option<serde_json::Value> {
 }
 
 /// Wait until `cond` holds for otad's (state, last error), asking it to poll now and then.
-async fn wait_for(update: &UpdateProxy<'_>, limit: Duration, what: &str, cond: impl Fn(&str, &str) -> bool) {
+async fn wait_for(
+    update: &UpdateProxy<'_>,
+    limit: Duration,
+    what: &str,
+    cond: impl Fn(&str, &str) -> bool,
+) {
     let deadline = Instant::now() + limit;
     let mut next_check = Instant::now();
     loop {
@@ -315,7 +333,10 @@ async fn a_bundle_and_a_signed_merchant_config_wait_for_the_maintenance_window_t
     }));
     let _otad = t.otad().await;
     let (_conn, update, pay) = t.connect().await;
-    wait_hits("configData", Duration::from_secs(30), || target.config_data_hits()).await;
+    wait_hits("configData", Duration::from_secs(30), || {
+        target.config_data_hits()
+    })
+    .await;
 
     // The operator deploys 1.2.0 and merchant configuration 8 (Huabei off) together: the
     // download may start, the install must wait for the shop's maintenance window.
@@ -359,12 +380,23 @@ async fn a_bundle_and_a_signed_merchant_config_wait_for_the_maintenance_window_t
         Some((&bundle, "1.2.0")),
         Some((&file, &sig)),
     ));
-    wait_for(&update, Duration::from_secs(60), "the download", |s, _| s == "downloaded").await;
+    wait_for(&update, Duration::from_secs(60), "the download", |s, _| {
+        s == "downloaded"
+    })
+    .await;
     // Polls go on (every second while the action is open); the steps were told once each.
     tokio::time::sleep(Duration::from_secs(3)).await;
     assert_eq!((downloading.calls(), downloaded.calls()), (1, 1));
-    assert_eq!(installing.calls(), 0, "installed outside the maintenance window");
-    assert_eq!(pay.config_version().await.unwrap(), 7, "config applied outside the window");
+    assert_eq!(
+        installing.calls(),
+        0,
+        "installed outside the maintenance window"
+    );
+    assert_eq!(
+        pay.config_version().await.unwrap(),
+        7,
+        "config applied outside the window"
+    );
     assert_eq!(t.rauc_env.primary(), "A");
 
     // The window opens: the configuration is applied at once, the bundle installed, and the
@@ -381,9 +413,19 @@ async fn a_bundle_and_a_signed_merchant_config_wait_for_the_maintenance_window_t
     reboot_requested(&mut t.logind, Duration::from_secs(60)).await;
     assert_eq!(t.rauc_env.primary(), "B");
     assert_eq!(pay.config_version().await.unwrap(), 8);
-    wait_hits("installed, awaiting reboot", Duration::from_secs(10), || installed.calls()).await;
+    wait_hits(
+        "installed, awaiting reboot",
+        Duration::from_secs(10),
+        || installed.calls(),
+    )
+    .await;
     assert_eq!(
-        (downloading.calls(), downloaded.calls(), installing.calls(), installed.calls()),
+        (
+            downloading.calls(),
+            downloaded.calls(),
+            installing.calls(),
+            installed.calls()
+        ),
         (1, 1, 1, 1),
         "each step once, no feedback per percent"
     );
@@ -397,7 +439,12 @@ async fn a_customer_paying_at_the_till_holds_the_install_back_until_the_sale_end
 
     // A customer is at the till when the update arrives.
     let sale = pay
-        .sale(1500, "CNY", "at-the-till", HashMap::from([("scan", Value::from(false))]))
+        .sale(
+            1500,
+            "CNY",
+            "at-the-till",
+            HashMap::from([("scan", Value::from(false))]),
+        )
         .await
         .unwrap();
     let bundle = hashed(&t.rauc_env.bundle("1.3.0", None, 0));
@@ -409,9 +456,12 @@ async fn a_customer_paying_at_the_till_holds_the_install_back_until_the_sale_end
         Some((&bundle, "1.3.0")),
         None,
     ));
-    wait_for(&update, Duration::from_secs(60), "waiting for the sale", |s, _| {
-        s == "waiting-for-sale"
-    })
+    wait_for(
+        &update,
+        Duration::from_secs(60),
+        "waiting for the sale",
+        |s, _| s == "waiting-for-sale",
+    )
     .await;
     // It keeps waiting while the sale is open.
     tokio::time::sleep(Duration::from_secs(3)).await;
@@ -424,7 +474,12 @@ async fn a_customer_paying_at_the_till_holds_the_install_back_until_the_sale_end
     assert_eq!(t.rauc_env.primary(), "B");
     // The till sells again once the install is done (the window was released).
     let next = pay
-        .sale(900, "CNY", "after-install", HashMap::from([("scan", Value::from(false))]))
+        .sale(
+            900,
+            "CNY",
+            "after-install",
+            HashMap::from([("scan", Value::from(false))]),
+        )
         .await
         .expect("the install window was released");
     pay.cancel(&next.as_ref()).await.unwrap();
@@ -438,10 +493,20 @@ async fn the_operator_holds_the_download_then_the_install_then_cancels_and_nothi
     let bundle = hashed(&t.rauc_env.bundle("1.4.0", None, 0));
 
     // download: skip — nothing is fetched.
-    target.push_deployment(deployment("23", Type::Skip, Type::Skip, None, Some((&bundle, "1.4.0")), None));
+    target.push_deployment(deployment(
+        "23",
+        Type::Skip,
+        Type::Skip,
+        None,
+        Some((&bundle, "1.4.0")),
+        None,
+    ));
     update.check().await.unwrap();
     tokio::time::sleep(Duration::from_secs(3)).await;
-    assert!(t.download_dir_is_empty(), "downloaded although the server said skip");
+    assert!(
+        t.download_dir_is_empty(),
+        "downloaded although the server said skip"
+    );
     assert_eq!(update.state().await.unwrap(), "idle");
 
     // download: attempt, update: skip — fetched and verified, not installed.
@@ -453,7 +518,10 @@ async fn the_operator_holds_the_download_then_the_install_then_cancels_and_nothi
         Some((&bundle, "1.4.0")),
         None,
     ));
-    wait_for(&update, Duration::from_secs(60), "the download", |s, _| s == "downloaded").await;
+    wait_for(&update, Duration::from_secs(60), "the download", |s, _| {
+        s == "downloaded"
+    })
+    .await;
     assert!(!t.download_dir_is_empty());
 
     // The operator cancels: the terminal agrees, drops the download, and says so once.
@@ -464,7 +532,10 @@ async fn the_operator_holds_the_download_then_the_install_then_cancels_and_nothi
         vec!["cancelled before the install; download removed"],
     );
     target.cancel_action("23");
-    wait_hits("the cancel's answer", Duration::from_secs(30), || cancelled.calls()).await;
+    wait_hits("the cancel's answer", Duration::from_secs(30), || {
+        cancelled.calls()
+    })
+    .await;
     wait_for(&update, Duration::from_secs(10), "idle", |s, _| s == "idle").await;
     assert!(t.download_dir_is_empty(), "the download was kept");
     // The server still lists the cancel (this mock never forgets it): no second answer.
@@ -472,7 +543,11 @@ async fn the_operator_holds_the_download_then_the_install_then_cancels_and_nothi
         update.check().await.unwrap();
         tokio::time::sleep(Duration::from_secs(1)).await;
     }
-    assert_eq!(cancelled.calls(), 1, "the cancel was answered more than once");
+    assert_eq!(
+        cancelled.calls(),
+        1,
+        "the cancel was answered more than once"
+    );
     assert_eq!(t.rauc_env.primary(), "A", "installed although cancelled");
 }
 
@@ -504,10 +579,19 @@ async fn a_merchant_config_signed_by_a_stranger_is_refused_and_the_till_keeps_se
     // the server takes it: the mock takes only the body it expects).
     let why = update.last_error().await.unwrap();
     assert!(why.contains("version 7) stays"), "{why}");
-    let failed = target.expect_deployment_feedback("24", Execution::Closed, Finished::Failure, None, vec![&why]);
+    let failed = target.expect_deployment_feedback(
+        "24",
+        Execution::Closed,
+        Finished::Failure,
+        None,
+        vec![&why],
+    );
     let deadline = Instant::now() + Duration::from_secs(30);
     while failed.calls() == 0 {
-        assert!(Instant::now() < deadline, "the server never heard the failure");
+        assert!(
+            Instant::now() < deadline,
+            "the server never heard the failure"
+        );
         update.check().await.unwrap();
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
@@ -519,13 +603,19 @@ async fn a_merchant_config_signed_by_a_stranger_is_refused_and_the_till_keeps_se
             "CNY",
             "still-huabei",
             HashMap::new(),
-            &format!("28601{:013}", 5_000_000_000u64 + u64::from(std::process::id())),
+            &format!(
+                "28601{:013}",
+                5_000_000_000u64 + u64::from(std::process::id())
+            ),
         )
         .await
         .unwrap();
     let sale = smartpos_tests::tx_proxy(&conn, &path).await;
     let deadline = Instant::now() + Duration::from_secs(30);
-    while !matches!(sale.state().await.unwrap().as_str(), "succeeded" | "failed" | "cancelled") {
+    while !matches!(
+        sale.state().await.unwrap().as_str(),
+        "succeeded" | "failed" | "cancelled"
+    ) {
         assert!(Instant::now() < deadline, "the sale did not finish");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
@@ -536,14 +626,28 @@ async fn a_merchant_config_signed_by_a_stranger_is_refused_and_the_till_keeps_se
     // success with the version.
     let (file, sig) = t.signed_config("merchant-v10.toml", 10, None);
     let (file, sig) = (hashed(&file), hashed(&sig));
-    target.push_deployment(deployment("25", Type::Forced, Type::Forced, None, None, Some((&file, &sig))));
+    target.push_deployment(deployment(
+        "25",
+        Type::Forced,
+        Type::Forced,
+        None,
+        None,
+        Some((&file, &sig)),
+    ));
     let deadline = Instant::now() + Duration::from_secs(60);
     while pay.config_version().await.unwrap() != 10 {
-        assert!(Instant::now() < deadline, "configuration 10 was not applied");
+        assert!(
+            Instant::now() < deadline,
+            "configuration 10 was not applied"
+        );
         let _ = update.check().await;
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
     wait_for(&update, Duration::from_secs(10), "idle", |s, _| s == "idle").await;
-    assert_eq!(t.rauc_env.primary(), "A", "a configuration needs no new system");
+    assert_eq!(
+        t.rauc_env.primary(),
+        "A",
+        "a configuration needs no new system"
+    );
     assert!(t.download_dir_is_empty());
 }

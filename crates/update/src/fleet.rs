@@ -274,7 +274,9 @@ impl Client {
                 {
                     // The server sends the whole file to a Range request: start again from
                     // byte 0 (the transport read nothing of that answer).
-                    tracing::info!("{path}: the server does not resume; downloading from the start");
+                    tracing::info!(
+                        "{path}: the server does not resume; downloading from the start"
+                    );
                     fetched.restarted = true;
                     from = 0;
                     *hasher = Hasher::default();
@@ -340,8 +342,8 @@ mod tests {
     fn client() -> Client {
         let dir = tempfile::tempdir().expect("tmp");
         let ca = dir.path().join("ca.pem");
-        let cert = rcgen::generate_simple_self_signed(vec!["fleet.example".into()])
-            .expect("self-signed");
+        let cert =
+            rcgen::generate_simple_self_signed(vec!["fleet.example".into()]).expect("self-signed");
         std::fs::write(&ca, cert.cert.pem()).expect("write");
         Client::new(
             "https://fleet.example:8443",

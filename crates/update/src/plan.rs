@@ -87,7 +87,11 @@ impl<'a> Plan<'a> {
 
     /// The file names, in the order they are fetched.
     pub fn names(&self) -> Vec<&'a str> {
-        let mut names: Vec<&str> = self.bundle.iter().map(|(a, _)| a.filename.as_str()).collect();
+        let mut names: Vec<&str> = self
+            .bundle
+            .iter()
+            .map(|(a, _)| a.filename.as_str())
+            .collect();
         for (c, s) in &self.configs {
             names.push(&c.filename);
             names.push(&s.filename);
@@ -119,9 +123,15 @@ mod tests {
              "artifacts": [artifact("merchant.toml", 5), artifact("merchant.toml.sig", 89)]}
         ]));
         let plan = Plan::of(&d).expect("plan");
-        assert_eq!(plan.bundle.map(|(a, v)| (a.filename.as_str(), v)), Some(("pos.raucb", "1.2.0")));
+        assert_eq!(
+            plan.bundle.map(|(a, v)| (a.filename.as_str(), v)),
+            Some(("pos.raucb", "1.2.0"))
+        );
         assert_eq!(plan.configs.len(), 1);
-        assert_eq!(plan.names(), ["pos.raucb", "merchant.toml", "merchant.toml.sig"]);
+        assert_eq!(
+            plan.names(),
+            ["pos.raucb", "merchant.toml", "merchant.toml.sig"]
+        );
     }
 
     #[test]
@@ -135,20 +145,36 @@ mod tests {
             {"part": "os", "artifacts": [artifact("a.raucb", 1)]},
             {"part": "os", "artifacts": [artifact("b.raucb", 1)]}
         ]));
-        assert!(Plan::of(&two).expect_err("two").contains("more than one RAUC bundle"));
+        assert!(
+            Plan::of(&two)
+                .expect_err("two")
+                .contains("more than one RAUC bundle")
+        );
         let stranger = deployment(serde_json::json!([
             {"part": "application", "name": "x", "artifacts": [artifact("app.tar", 1)]}
         ]));
-        assert!(Plan::of(&stranger).expect_err("stranger").contains("app.tar"));
+        assert!(
+            Plan::of(&stranger)
+                .expect_err("stranger")
+                .contains("app.tar")
+        );
         let orphan = deployment(serde_json::json!([
             {"part": "os", "artifacts": [artifact("a.raucb", 1), artifact("b.toml.sig", 1)]}
         ]));
-        assert!(Plan::of(&orphan).expect_err("orphan").contains("b.toml.sig"));
+        assert!(
+            Plan::of(&orphan)
+                .expect_err("orphan")
+                .contains("b.toml.sig")
+        );
         let bundle_sig = deployment(serde_json::json!([
             {"part": "os", "artifacts": [artifact("a.raucb", 1)]},
             {"part": "other", "artifacts": [artifact("a.raucb.sig", 1)]}
         ]));
-        assert!(Plan::of(&bundle_sig).expect_err("bundle sig").contains("a.raucb.sig"));
+        assert!(
+            Plan::of(&bundle_sig)
+                .expect_err("bundle sig")
+                .contains("a.raucb.sig")
+        );
         let huge = deployment(serde_json::json!([
             {"part": "merchant-config", "artifacts": [artifact("m.toml", 2 << 20), artifact("m.toml.sig", 89)]}
         ]));
