@@ -44,7 +44,10 @@ fn status_kib(pid: u32, key: &str) -> u64 {
 /// preempted, which on an idle daemon does not happen).
 fn wakeups(pid: u32) -> u64 {
     let mut n = 0;
-    for task in std::fs::read_dir(format!("/proc/{pid}/task")).expect("tasks").flatten() {
+    for task in std::fs::read_dir(format!("/proc/{pid}/task"))
+        .expect("tasks")
+        .flatten()
+    {
         let s = std::fs::read_to_string(task.path().join("status")).unwrap_or_default();
         for l in s.lines() {
             for key in ["voluntary_ctxt_switches:", "nonvoluntary_ctxt_switches:"] {
@@ -58,7 +61,10 @@ fn wakeups(pid: u32) -> u64 {
 }
 
 fn port_of(url: &str) -> u16 {
-    url.rsplit(':').next().and_then(|p| p.parse().ok()).expect("port")
+    url.rsplit(':')
+        .next()
+        .and_then(|p| p.parse().ok())
+        .expect("port")
 }
 
 async fn otad(bus: &TestBus, config: &Path) -> Daemon {
@@ -158,8 +164,11 @@ async fn idle(seconds: u64) {
     let config = otad_config(bus.dir(), None, "pos-idle", &[], 30);
     // The tests poll every second; a terminal in the field keeps the shipped 300 s.
     let text = std::fs::read_to_string(&config).expect("config");
-    std::fs::write(&config, text.replace("default_sleep_s = 1\n", "default_sleep_s = 300\n"))
-        .expect("config");
+    std::fs::write(
+        &config,
+        text.replace("default_sleep_s = 1\n", "default_sleep_s = 300\n"),
+    )
+    .expect("config");
     let daemon = otad(&bus, &config).await;
     let pid = daemon.child.id();
     tokio::time::sleep(Duration::from_secs(2)).await;
@@ -222,7 +231,11 @@ async fn main() {
     }
     println!(
         "profile: {}",
-        if cfg!(debug_assertions) { "debug" } else { "release" }
+        if cfg!(debug_assertions) {
+            "debug"
+        } else {
+            "release"
+        }
     );
     for mib in sizes.into_iter().filter(|m| *m > 0) {
         one_update(mib).await;
