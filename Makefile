@@ -7,7 +7,7 @@ PREFIX ?= /usr
 DESTDIR ?=
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: all deps deps-build build build-test lint test test-unit fuzz system-test yocto-check demo install bench-decode bench-payment bench-net bench-scanner-idle clean help
+.PHONY: all deps deps-build build build-test lint test test-unit fuzz system-test yocto-check demo install bench-decode bench-payment bench-net bench-scanner-idle bench-update clean help
 
 all: build
 
@@ -23,6 +23,7 @@ help:
 	@echo "make bench-net     - CPU per probe; a sale's network step, fresh vs kept-alive connection"
 	@echo "make bench-scanner-idle - scannerd's CPU with the camera streaming and no session armed"
 	@echo "make bench-netd-idle - smartpos-netd's RSS and CPU per hour with the default schedule (10 min)"
+	@echo "make bench-update  - one remote update (5 and 50 MiB bundles): bytes, time, otad CPU and peak RSS; otad idle"
 
 deps:
 	@tools/deps.sh test
@@ -95,6 +96,10 @@ bench-scanner-idle: deps-build
 .PHONY: bench-netd-idle
 bench-netd-idle: deps-build
 	tools/netd-idle.sh
+
+bench-update: deps-build
+	$(CARGO) build --release -p smartpos-otad -p smartpos-tests --bin smartpos-otad --bin bench-update
+	target/release/bench-update 5 50
 
 clean:
 	$(CARGO) clean

@@ -101,6 +101,11 @@ pub const COMPATIBLE: &str = "test-pos-x86";
 
 impl RaucEnv {
     pub fn new(dir: &Path) -> RaucEnv {
+        RaucEnv::with_slot_size(dir, 8 * 1024 * 1024)
+    }
+
+    /// Slots of `slot_bytes` each (sparse files), for bundles bigger than the tests' own.
+    pub fn with_slot_size(dir: &Path, slot_bytes: u64) -> RaucEnv {
         let dir = dir.join("rauc");
         for d in ["slots", "mnt", "boot", "ca"] {
             std::fs::create_dir_all(dir.join(d)).expect("mkdir");
@@ -114,7 +119,7 @@ impl RaucEnv {
         );
         for s in ["a", "b"] {
             let f = std::fs::File::create(dir.join(format!("slots/{s}.img"))).expect("slot");
-            f.set_len(8 * 1024 * 1024).expect("truncate");
+            f.set_len(slot_bytes).expect("truncate");
         }
         let boot = dir.join("boot");
         // RAUC's custom bootloader interface: get-primary, set-primary, get-state, set-state.
@@ -530,15 +535,44 @@ pub fn otad_config(
     selfcheck: &[&str],
     deadline_s: u64,
 ) -> PathBuf {
+    let server = server.map(|g| Fleet {
+        url: &g.url,
+        ca: &g.ca,
+        token: None,
+    });
+    otad_config_for(dir, server, device, selfcheck, deadline_s)
+}
+
+/// The fleet server otad is pointed at, and the token it shows.
+pub struct Fleet<'a> {
+    pub url: &'a str,
+    pub ca: &'a Path,
+    /// `("target_token_file" | "gateway_token_file", token)`.
+    pub token: Option<(&'a str, &'a str)>,
+}
+
+/// otad's configuration for a test, for any DDI server.
+pub fn otad_config_for(
+    dir: &Path,
+    server: Option<Fleet<'_>>,
+    device: &str,
+    selfcheck: &[&str],
+    deadline_s: u64,
+) -> PathBuf {
     let state = dir.join("otad-state");
     std::fs::create_dir_all(&state).expect("mkdir");
     let version = write_file(dir, "factory-version", b"1.0.0\n");
     let names: Vec<String> = selfcheck.iter().map(|n| format!("{n:?}")).collect();
-    let server = server.map_or(String::new(), |g| {
+    let server = server.map_or(String::new(), |f| {
+        let token = f.token.map_or(String::new(), |(key, token)| {
+            let file = write_file(dir, "fleet-token", token.as_bytes());
+            crate::set_mode(&file, 0o600);
+            format!("{key} = \"{}\"\n", file.display())
+        });
         format!(
-            "[server]\nurl = \"{}\"\ncontroller_id = \"{device}\"\nca_file = \"{}\"\n",
-            g.url,
-            g.ca.display()
+            "[server]\nurl = \"{}\"\ncontroller_id = \"{device}\"\nca_file = \"{}\"\n{token}",
+            f.url,
+            f.ca.display()
         )
     });
     write_file(dir, "otad.toml", format!(
@@ -711,4 +745,153 @@ pub async fn demo(step: impl Fn(u32, &str)) -> bool {
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+}
+
+/// HTTPS in front of a plain-HTTP DDI server on loopback (hawkbit_mock serves plain HTTP: its
+/// HTTPS feature would bring a second crypto library the project bans). otad follows only
+/// `https://` links to its own server, so the `http://` links in the DDI answers (JSON) are
+/// rewritten to this front; every other body (the artifacts) streams through untouched.
+/// Its CA is a throwaway one made here, the only CA otad trusts for the server.
+pub struct TlsFront {
+    pub url: String,
+    pub ca: PathBuf,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl Drop for TlsFront {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+type FrontBody = http_body_util::combinators::BoxBody<bytes::Bytes, hyper::Error>;
+
+impl TlsFront {
+    /// `upstream` is the plain server's base URL, `http://127.0.0.1:PORT`.
+    pub fn start(dir: &Path, upstream: &str) -> TlsFront {
+        use std::sync::Arc;
+        let dir = dir.join("tls-front");
+        let ca = Ca::new(&dir, "fleet-ca");
+        let (cert, key) = ca.leaf(
+            &dir,
+            "fleet",
+            "/CN=127.0.0.1",
+            "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
+        );
+        let certs: Vec<_> =
+            rustls_pemfile::certs(&mut std::fs::read(&cert).expect("cert").as_slice())
+                .collect::<Result<_, _>>()
+                .expect("certs");
+        let key = rustls_pemfile::private_key(&mut std::fs::read(&key).expect("key").as_slice())
+            .expect("key")
+            .expect("a key");
+        let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .expect("versions")
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .expect("server config");
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        listener.set_nonblocking(true).expect("nonblocking");
+        let url = format!(
+            "https://127.0.0.1:{}",
+            listener.local_addr().expect("addr").port()
+        );
+        let upstream_port: u16 = upstream
+            .rsplit(':')
+            .next()
+            .and_then(|p| p.trim_end_matches('/').parse().ok())
+            .expect("upstream port");
+        let rewrite = (upstream.trim_end_matches('/').to_owned(), url.clone());
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("runtime");
+            rt.block_on(async move {
+                let listener = tokio::net::TcpListener::from_std(listener).expect("listener");
+                let rewrite = Arc::new(rewrite);
+                let serve = async {
+                    loop {
+                        let Ok((tcp, _)) = listener.accept().await else {
+                            continue;
+                        };
+                        let (acceptor, rewrite) = (acceptor.clone(), rewrite.clone());
+                        tokio::spawn(async move {
+                            let Ok(tls) = acceptor.accept(tcp).await else {
+                                return;
+                            };
+                            let svc = hyper::service::service_fn(move |req| {
+                                forward(req, upstream_port, rewrite.clone())
+                            });
+                            let _ = hyper::server::conn::http1::Builder::new()
+                                .serve_connection(hyper_util::rt::TokioIo::new(tls), svc)
+                                .await;
+                        });
+                    }
+                };
+                tokio::select! {
+                    () = serve => {}
+                    _ = stopped => {}
+                }
+            });
+        });
+        TlsFront {
+            url,
+            ca: ca.cert,
+            stop: Some(stop),
+        }
+    }
+}
+
+/// One request to the plain server; a JSON answer has its links rewritten.
+async fn forward(
+    req: hyper::Request<hyper::body::Incoming>,
+    upstream: u16,
+    rewrite: std::sync::Arc<(String, String)>,
+) -> Result<hyper::Response<FrontBody>, hyper::Error> {
+    use http_body_util::{BodyExt, Full};
+    let tcp = match tokio::net::TcpStream::connect(("127.0.0.1", upstream)).await {
+        Ok(t) => t,
+        Err(e) => {
+            let mut r = hyper::Response::new(
+                Full::new(bytes::Bytes::from(e.to_string()))
+                    .map_err(|n| match n {})
+                    .boxed(),
+            );
+            *r.status_mut() = hyper::StatusCode::BAD_GATEWAY;
+            return Ok(r);
+        }
+    };
+    let (mut sender, conn) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tcp)).await?;
+    tokio::spawn(conn);
+    let (parts, body) = req.into_parts();
+    let body = body.collect().await?.to_bytes();
+    let answer = sender
+        .send_request(hyper::Request::from_parts(parts, Full::new(body)))
+        .await?;
+    let json = answer
+        .headers()
+        .get(hyper::header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+    if !json {
+        return Ok(answer.map(BodyExt::boxed));
+    }
+    let (mut parts, body) = answer.into_parts();
+    let text =
+        String::from_utf8_lossy(&body.collect().await?.to_bytes()).replace(&rewrite.0, &rewrite.1);
+    parts.headers.remove(hyper::header::CONTENT_LENGTH);
+    Ok(hyper::Response::from_parts(
+        parts,
+        Full::new(bytes::Bytes::from(text))
+            .map_err(|n| match n {})
+            .boxed(),
+    ))
 }

@@ -19,8 +19,9 @@ use crate::ddi::{
     self, Artifact, Base, CancelAction, ConfigData, DeploymentBase, Execution, Feedback, Finished,
     Handling, MaintenanceWindow,
 };
-use crate::http::{Auth, Client, HttpError};
+use crate::fleet::{Auth, Client, HttpError};
 use crate::payment::{self, Window};
+use crate::plan::Plan;
 use crate::rauc::{self, InstallerProxy, Outcome};
 use crate::state::{LOCAL, Phase, Record, Store};
 use crate::verify::Hasher;
@@ -94,6 +95,9 @@ pub struct Engine {
     reported: HashSet<(String, u32)>,
     /// Actions closed in this run (a server may still list one until it has caught up).
     closed: HashSet<String>,
+    /// Cancel requests answered in this run: a server that still lists one is not answered
+    /// again at every poll.
+    cancels_answered: HashSet<String>,
 }
 
 /// Read a token file: one line, whitespace trimmed.
@@ -148,6 +152,7 @@ impl Engine {
             config_data_sent: false,
             reported: HashSet::new(),
             closed: HashSet::new(),
+            cancels_answered: HashSet::new(),
         })
     }
 
@@ -202,7 +207,17 @@ impl Engine {
         shutdown: impl std::future::Future<Output = ()>,
     ) {
         tokio::pin!(shutdown);
-        self.set_state(states::IDLE, "");
+        // Right after the reboot into a new slot the first state is `verifying`, never `idle`:
+        // `idle` with the new version would read as "done" before the self-check ran.
+        if let Ok(Some(Record {
+            phase: Phase::AwaitingReboot { .. },
+            ..
+        })) = self.store.load()
+        {
+            self.set_state(states::VERIFYING, "checking the new system");
+        } else {
+            self.set_state(states::IDLE, "");
+        }
         self.refresh_current().await;
         tokio::select! {
             () = &mut shutdown => return,
@@ -524,8 +539,11 @@ impl Engine {
         {
             self.send_config_data(&client, &link.href).await?;
         }
-        if let Some(link) = &base.links.cancel_action {
+        if let Some(link) = &base.links.cancel_action
+            && !self.cancels_answered.contains(&link.href)
+        {
             self.cancel(&client, &link.href, pending.as_ref()).await?;
+            self.cancels_answered.insert(link.href.clone());
             return Ok(active);
         }
         if let Some(link) = &base.links.deployment_base {
@@ -640,53 +658,96 @@ impl Engine {
             self.set_state(states::IDLE, "the server holds the download back");
             return Ok(Progress::Open);
         }
-        let mut bundle: Option<(&Artifact, &str)> = None;
-        for chunk in &dep.chunks {
-            for a in &chunk.artifacts {
-                let is_bundle = chunk.part == "os" || a.filename.ends_with(".raucb");
-                if !is_bundle {
-                    return Err(ActionError::Refused(format!(
-                        "chunk {:?} part {:?}: artifact {} is not a RAUC bundle; this terminal installs only those",
-                        chunk.name, chunk.part, a.filename
-                    )));
-                }
-                if bundle.is_some() {
-                    return Err(ActionError::Refused(
-                        "more than one OS bundle in one deployment".into(),
-                    ));
-                }
-                bundle = Some((a, chunk.version.as_str()));
-            }
+        let plan = Plan::of(dep).map_err(ActionError::Refused)?;
+        if let Some((_, version)) = plan.bundle {
+            self.set(|s| s.pending = version.to_owned());
         }
-        let Some((artifact, chunk_version)) = bundle else {
-            return Err(ActionError::Refused(
-                "the deployment holds no artifact".into(),
-            ));
-        };
-        self.set(|s| s.pending = chunk_version.to_owned());
         let dir = self.action_dir(action);
-        let file = self.download(client, action, &dir, artifact).await?;
+        let names = plan.names().join(", ");
+        self.step(action, 1, &format!("downloading {names}")).await;
+        let mut bundle_file = None;
+        if let Some((artifact, _)) = plan.bundle {
+            bundle_file = Some(self.download(client, &dir, artifact).await?);
+        }
+        let mut configs = Vec::new();
+        for (config, signature) in &plan.configs {
+            configs.push((
+                config.filename.as_str(),
+                self.download(client, &dir, config).await?,
+                self.download(client, &dir, signature).await?,
+            ));
+        }
         let in_window = dep.update != Handling::Skip
             && dep.maintenance_window != Some(MaintenanceWindow::Unavailable);
-        self.step(
-            action,
-            2,
-            &format!("downloaded and verified {}", artifact.filename),
-        )
-        .await;
+        self.step(action, 2, &format!("downloaded and verified {names}"))
+            .await;
         if !in_window {
             self.set_state(states::DOWNLOADED, "waiting for the maintenance window");
             return Ok(Progress::Open);
         }
-        self.install(action, &file, dep.update == Handling::Forced)
+        if let Some(file) = &bundle_file
+            && !configs.is_empty()
+        {
+            // A bundle RAUC or the version rule refuses fails the whole action: find that out
+            // before the configurations change what the till sells.
+            self.vet(&file.to_string_lossy(), dep.update == Handling::Forced)
+                .await?;
+        }
+        let mut applied = Vec::new();
+        for (name, file, signature) in &configs {
+            applied.push(self.apply_config(&dir, name, file, signature).await?);
+        }
+        match bundle_file {
+            Some(file) => {
+                self.install(action, &file, dep.update == Handling::Forced)
+                    .await
+            }
+            None => {
+                // Only configuration: nothing to reboot into, the action is done.
+                let _ = std::fs::remove_dir_all(&dir);
+                self.close(action, true, &applied.join("; ")).await;
+                Ok(Progress::Done)
+            }
+        }
+    }
+
+    /// Hand a verified merchant configuration to the payment daemon, once per action (a
+    /// marker remembers it, so an action still waiting for its bundle's install does not
+    /// offer the same version again). Returns what was applied.
+    async fn apply_config(
+        &mut self,
+        dir: &Path,
+        name: &str,
+        file: &Path,
+        signature: &Path,
+    ) -> Result<String, ActionError> {
+        let marker = dir.join(format!(".{name}.applied"));
+        if let Ok(done) = std::fs::read_to_string(&marker) {
+            return Ok(done);
+        }
+        let read = |p: &Path| {
+            std::fs::read(p)
+                .map_err(|e| ActionError::Refused(format!("cannot read {}: {e}", p.display())))
+        };
+        let (config, sig) = (read(file)?, read(signature)?);
+        self.set_state(states::INSTALLING, &format!("applying {name}"));
+        let (version, synced_at) = payment::apply_config(&self.bus, &config, &sig)
             .await
+            .map_err(|why| {
+                ActionError::Refused(format!("merchant configuration {name} refused: {why}"))
+            })?;
+        let done = format!("merchant configuration {name} version {version} applied ({synced_at})");
+        tracing::info!("{done}");
+        if let Err(e) = std::fs::write(&marker, &done) {
+            tracing::warn!("cannot remember that {name} was applied: {e}");
+        }
+        Ok(done)
     }
 
     /// Download `artifact` into `dir`, resuming a partial file, and verify it.
     async fn download(
         &mut self,
         client: &Client,
-        action: &str,
         dir: &Path,
         artifact: &Artifact,
     ) -> Result<PathBuf, ActionError> {
@@ -743,7 +804,6 @@ impl Engine {
                 left -= n as u64;
             }
         }
-        self.step(action, 1, &format!("downloading {name}")).await;
         self.set_state(states::DOWNLOADING, &format!("downloading {name}"));
         let size = artifact.size.max(1);
         let status = self.status.clone();

@@ -1,7 +1,8 @@
 //! The install window held on the payment daemon (`org.smartpos.Payment1`): RAUC writes a
 //! slot only while no sale is in flight, and the payment daemon refuses new sales until the
 //! window is released (`EndInstallWindow`, our bus name leaving the bus, or its own
-//! 15-minute limit).
+//! 15-minute limit); and the merchant configurations a deployment carries
+//! (`ApplyMerchantConfig`).
 
 #[zbus::proxy(
     interface = "org.smartpos.Payment1",
@@ -75,4 +76,32 @@ pub async fn end(conn: &zbus::Connection) {
     if let Err(e) = r {
         tracing::warn!("cannot release the install window: {e}");
     }
+}
+
+/// Hand a merchant configuration and its detached signature (the `.sig` file's bytes) to the
+/// payment daemon, which checks the signature and the version, writes it atomically and
+/// reloads it without disturbing a sale in flight. Ok((version, synced_at)); Err(why it was
+/// refused, in the payment daemon's words: the running configuration stays).
+pub async fn apply_config(
+    conn: &zbus::Connection,
+    config: &[u8],
+    signature: &[u8],
+) -> Result<(u32, String), String> {
+    let proxy = InstallWindowProxy::new(conn)
+        .await
+        .map_err(|e| format!("payment daemon: {e}"))?;
+    proxy
+        .apply_merchant_config(config, signature)
+        .await
+        .map_err(|e| match (&e, error_name(&e)) {
+            (
+                _,
+                Some(
+                    "org.freedesktop.DBus.Error.ServiceUnknown"
+                    | "org.freedesktop.DBus.Error.NameHasNoOwner",
+                ),
+            ) => "no payment daemon is running to take it".to_owned(),
+            (zbus::Error::MethodError(_, Some(msg), _), _) => msg.clone(),
+            _ => e.to_string(),
+        })
 }
