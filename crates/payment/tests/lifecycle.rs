@@ -43,12 +43,25 @@ impl Scripted {
     fn calls(&self) -> Vec<String> {
         self.calls.lock().expect("lock").clone()
     }
+    /// Script the next pay answer.
+    fn will_pay(&self, outcome: PayOutcome) {
+        self.pays.lock().expect("lock").push_back(outcome);
+    }
     fn count(&self, prefix: &str) -> usize {
         self.calls()
             .iter()
             .filter(|c| c.starts_with(prefix))
             .count()
     }
+}
+
+/// The acquirer's evidence of a payment: its trade number and the amount.
+fn paid(trade_no: &str, fen: i64) -> PayOutcome {
+    PayOutcome::Paid(Paid {
+        trade_no: Some(trade_no.into()),
+        paid_fen: Some(fen),
+        funding: vec![],
+    })
 }
 
 fn next<T: Clone>(q: &Mutex<VecDeque<T>>, default: T) -> T {
@@ -525,15 +538,7 @@ async fn a_refused_payment_leaves_no_sale_behind() {
 #[tokio::test]
 async fn an_app_retrying_after_no_reply_gets_the_same_sale_never_a_second() {
     let direct = Scripted::new("alipay-direct");
-    direct
-        .pays
-        .lock()
-        .expect("lock")
-        .push_back(PayOutcome::Paid(Paid {
-            trade_no: Some("T1".into()),
-            paid_fen: Some(1_999),
-            funding: vec![],
-        }));
+    direct.will_pay(paid("T1", 1_999));
     let svc = service(&[&direct, &Scripted::new("aggregator")]);
     // The app's Sale reached the daemon, which died before replying; the app asks again.
     let first = svc
@@ -651,15 +656,7 @@ async fn two_tills_racing_for_the_last_of_the_daily_limit_cannot_both_pass() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_refund_the_resolver_also_finds_open_is_sent_once_and_reported_done() {
     let direct = Scripted::new("alipay-direct");
-    direct
-        .pays
-        .lock()
-        .expect("lock")
-        .push_back(PayOutcome::Paid(Paid {
-            trade_no: Some("T1".into()),
-            paid_fen: Some(1_999),
-            funding: vec![],
-        }));
+    direct.will_pay(paid("T1", 1_999));
     direct
         .refunds
         .lock()
@@ -907,15 +904,7 @@ fn a_payment_just_journaled_is_not_taken_by_the_resolver_for_a_crashed_one() {
 async fn a_resolver_sweeping_all_the_time_never_takes_a_sale_from_the_task_paying_it() {
     let direct = Scripted::new("alipay-direct");
     let aggregator = Scripted::new("aggregator");
-    direct
-        .pays
-        .lock()
-        .expect("lock")
-        .push_back(PayOutcome::Paid(Paid {
-            trade_no: Some("T1".into()),
-            paid_fen: Some(1_999),
-            funding: vec![],
-        }));
+    direct.will_pay(paid("T1", 1_999));
     let mut config = config();
     config.risk.velocity_max_sales = 1_000_000;
     config.risk.max_daily_fen = i64::MAX / 2;
